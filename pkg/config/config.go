@@ -1,0 +1,439 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// VarError is a start-up error about one variable.
+type VarError struct {
+	Name string
+	Msg  string
+}
+
+func (e *VarError) Error() string { return e.Name + ": " + e.Msg }
+
+// CacheMode selects what the filter does to the cache for each event.
+type CacheMode string
+
+// Cache modes (DESIGN §1).
+const (
+	CacheOff  CacheMode = "off"  // Mapping drain: no cache
+	CacheBust CacheMode = "bust" // CacheBusting: bump the invalidation index
+	CacheWarm CacheMode = "warm" // Caching: bump and publish a warm request
+)
+
+// NATS is how to reach NATS.
+type NATS struct {
+	URL     string
+	Creds   string
+	TLSCA   string
+	TLSCert string
+	TLSKey  string
+}
+
+// Streams are the JetStream settings shared by every stream the drain declares.
+type Streams struct {
+	Prefix          string
+	Replicas        int
+	MaxAge          time.Duration
+	MemoryStorage   bool
+	DuplicateWindow time.Duration
+}
+
+// Receiver configures the ingest HTTP receiver.
+type Receiver struct {
+	Tokens         []string
+	Addr           string
+	Path           string
+	MaxBody        int64
+	MaxEvents      int
+	MaxInflight    int
+	PublishTimeout time.Duration
+	RetryAfter     int
+	TLSCert        string
+	TLSKey         string
+	SiphonTopics   []string
+}
+
+// Consumer configures a durable JetStream consumer shared by a service's replicas.
+type Consumer struct {
+	Concurrency     int
+	MaxAckPending   int
+	MaxDeliver      int
+	AckWait         time.Duration
+	RetryBackoff    time.Duration
+	RetryBackoffMax time.Duration
+}
+
+// Breaker is the circuit breaker setting for one host (or the default).
+type Breaker struct {
+	SleepWindow     time.Duration
+	TimeWindow      time.Duration
+	VolumeThreshold int
+	ErrorThreshold  int // percent
+}
+
+// AuthRule is one entry of ROUTEMASTER_CACHE_AUTH: hosts matching Host get Basic auth.
+type AuthRule struct {
+	Host     *regexp.Regexp // anchored: matches the whole host name
+	User     string
+	Password string
+}
+
+// Fetch configures the API client the warmer and cache use to reach origins.
+type Fetch struct {
+	Auth           []AuthRule
+	Timeout        time.Duration
+	VerifyTLS      bool
+	UserAgent      string
+	CircuitEnabled bool
+	Breaker        Breaker
+	HostBreakers   map[string]Breaker
+	AllowHosts     []string
+	MaxBody        int64
+}
+
+// Warm configures the warmer service.
+type Warm struct {
+	QueueName       string
+	HostConcurrency int
+	Coalesce        time.Duration
+}
+
+// Sweep configures the sweeper.
+type Sweep struct {
+	Interval   time.Duration
+	Batch      int
+	Lease      time.Duration
+	Publish    bool
+	WebhookURL string
+}
+
+// Config is everything a drain process reads from its environment.
+type Config struct {
+	NATS            NATS
+	Streams         Streams
+	LogLevel        string
+	ShutdownTimeout time.Duration
+	AdminAddr       string
+
+	DrainRedis  Redis
+	CacheRedis  Redis
+	CacheExpiry time.Duration
+
+	Ingest    Receiver
+	CacheMode CacheMode
+	Dirty     bool
+	Consumer  Consumer
+	Fetch     Fetch
+	Warm      Warm
+	Sweep     Sweep
+	IngestURL string
+}
+
+var defaultAdmin = map[Service]string{Filter: ":9091", Warmer: ":9092", Sweeper: ":9093"}
+
+var prefixRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+// Load reads the configuration of service from environ (os.Environ() form: "KEY=value").
+// It returns the first problem found as a *VarError.
+func Load(service Service, environ []string) (*Config, error) {
+	env := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	r := reader{env: env, service: service}
+	c := &Config{}
+
+	c.NATS = NATS{URL: r.str("NATS_URL"), Creds: r.str("NATS_CREDS"), TLSCA: r.str("NATS_TLS_CA"), TLSCert: r.str("NATS_TLS_CERT"), TLSKey: r.str("NATS_TLS_KEY")}
+	if (c.NATS.TLSCert == "") != (c.NATS.TLSKey == "") {
+		r.fail("NATS_TLS_CERT", "NATS_TLS_CERT and NATS_TLS_KEY must be set together")
+	}
+	c.Streams.Prefix = r.str("DRAIN_PREFIX")
+	if !prefixRE.MatchString(c.Streams.Prefix) {
+		r.fail("DRAIN_PREFIX", fmt.Sprintf("%q must match [A-Za-z0-9_-]+", c.Streams.Prefix))
+	}
+	c.Streams.Replicas = r.intIn("DRAIN_STREAM_REPLICAS", 1, 5)
+	c.Streams.MaxAge = r.duration("DRAIN_STREAM_MAX_AGE")
+	switch s := r.str("DRAIN_STREAM_STORAGE"); s {
+	case "file":
+	case "memory":
+		c.Streams.MemoryStorage = true
+	default:
+		r.fail("DRAIN_STREAM_STORAGE", fmt.Sprintf("%q must be file or memory", s))
+	}
+	c.Streams.DuplicateWindow = r.duration("DRAIN_DUPLICATE_WINDOW")
+	c.LogLevel = r.oneOf("DRAIN_LOG_LEVEL", "debug", "info", "warn", "error")
+	c.ShutdownTimeout = r.duration("DRAIN_SHUTDOWN_TIMEOUT")
+	c.AdminAddr = r.str("DRAIN_ADMIN_ADDR")
+	if c.AdminAddr == "" {
+		c.AdminAddr = defaultAdmin[service]
+	}
+
+	if service != Ingest {
+		c.DrainRedis = r.redis("ROUTEMASTER_DRAIN_REDIS", r.str("ROUTEMASTER_DRAIN_REDIS"))
+		cache := r.str("ROUTEMASTER_CACHE_REDIS")
+		if cache == "" {
+			cache = r.str("ROUTEMASTER_DRAIN_REDIS")
+		}
+		c.CacheRedis = r.redis("ROUTEMASTER_CACHE_REDIS", cache)
+		c.CacheExpiry = time.Duration(r.intIn("ROUTEMASTER_CACHE_EXPIRY", 1, 1<<31)) * time.Second
+	}
+
+	c.Ingest = Receiver{
+		Tokens:         r.list("ROUTEMASTER_DRAIN_TOKENS"),
+		Addr:           r.str("DRAIN_INGEST_ADDR"),
+		Path:           strings.TrimSuffix(r.str("DRAIN_INGEST_PATH"), "/"),
+		MaxBody:        int64(r.intIn("DRAIN_INGEST_MAX_BODY", 1024, 1<<30)),
+		MaxEvents:      r.intIn("DRAIN_INGEST_MAX_EVENTS", 1, 1<<20),
+		MaxInflight:    r.intIn("DRAIN_INGEST_MAX_INFLIGHT", 1, 1<<16),
+		PublishTimeout: r.duration("DRAIN_INGEST_PUBLISH_TIMEOUT"),
+		RetryAfter:     r.intIn("DRAIN_INGEST_RETRY_AFTER", 1, 3600),
+		TLSCert:        r.str("DRAIN_INGEST_TLS_CERT"),
+		TLSKey:         r.str("DRAIN_INGEST_TLS_KEY"),
+		SiphonTopics:   r.list("DRAIN_SIPHON_TOPICS"),
+	}
+	if service == Ingest && len(c.Ingest.Tokens) == 0 {
+		r.fail("ROUTEMASTER_DRAIN_TOKENS", "is required: a comma-separated list of the tokens the bus authenticates with")
+	}
+	if c.Ingest.Path == "" || c.Ingest.Path[0] != '/' {
+		r.fail("DRAIN_INGEST_PATH", fmt.Sprintf("%q must start with /", r.str("DRAIN_INGEST_PATH")))
+	}
+	if (c.Ingest.TLSCert == "") != (c.Ingest.TLSKey == "") {
+		r.fail("DRAIN_INGEST_TLS_CERT", "DRAIN_INGEST_TLS_CERT and DRAIN_INGEST_TLS_KEY must be set together")
+	}
+
+	c.CacheMode = CacheMode(r.oneOf("DRAIN_CACHE_MODE", "off", "bust", "warm"))
+	c.Dirty = r.boolean("DRAIN_FILTER_DIRTY")
+	c.Consumer = Consumer{
+		Concurrency:     r.intIn("DRAIN_CONCURRENCY", 1, 4096),
+		MaxAckPending:   r.intIn("DRAIN_MAX_ACK_PENDING", 1, 1<<20),
+		MaxDeliver:      r.intIn("DRAIN_MAX_DELIVER", 1, 10000),
+		AckWait:         r.duration("DRAIN_ACK_WAIT"),
+		RetryBackoff:    r.duration("DRAIN_RETRY_BACKOFF"),
+		RetryBackoffMax: r.duration("DRAIN_RETRY_BACKOFF_MAX"),
+	}
+
+	c.Fetch = Fetch{
+		Auth:           r.auth("ROUTEMASTER_CACHE_AUTH"),
+		Timeout:        r.seconds("ROUTEMASTER_CACHE_TIMEOUT"),
+		VerifyTLS:      r.str("ROUTEMASTER_CACHE_VERIFY_SSL") == "true",
+		UserAgent:      r.str("ROUTEMASTER_API_CLIENT_USER_AGENT"),
+		CircuitEnabled: yes(r.str("ROUTEMASTER_ENABLE_API_CLIENT_CIRCUIT")),
+		Breaker:        r.breaker(""),
+		HostBreakers:   map[string]Breaker{},
+		AllowHosts:     r.list("DRAIN_WARM_ALLOW_HOSTS"),
+		MaxBody:        int64(r.intIn("DRAIN_WARM_MAX_BODY", 1024, 1<<30)),
+	}
+	for k := range env {
+		if host, _, ok := strings.Cut(k, ".ROUTEMASTER_CIRCUIT_BREAKER_"); ok && host != "" {
+			if _, done := c.Fetch.HostBreakers[host]; !done {
+				c.Fetch.HostBreakers[host] = r.breaker(host + ".")
+			}
+		}
+	}
+	c.Warm = Warm{
+		QueueName:       r.str("ROUTEMASTER_QUEUE_NAME"),
+		HostConcurrency: r.intIn("DRAIN_WARM_HOST_CONCURRENCY", 1, 4096),
+		Coalesce:        r.duration("DRAIN_WARM_COALESCE"),
+	}
+	if !prefixRE.MatchString(c.Warm.QueueName) {
+		r.fail("ROUTEMASTER_QUEUE_NAME", fmt.Sprintf("%q must match [A-Za-z0-9_-]+", c.Warm.QueueName))
+	}
+	c.Sweep = Sweep{
+		Interval:   r.duration("DRAIN_SWEEP_INTERVAL"),
+		Batch:      r.intIn("DRAIN_SWEEP_BATCH", 1, 100000),
+		Lease:      r.duration("DRAIN_SWEEP_LEASE"),
+		Publish:    r.boolean("DRAIN_SWEEP_PUBLISH"),
+		WebhookURL: r.httpURL("DRAIN_SWEEP_WEBHOOK_URL"),
+	}
+	if service == Sweeper && !c.Sweep.Publish && c.Sweep.WebhookURL == "" {
+		r.fail("DRAIN_SWEEP_PUBLISH", "is false and DRAIN_SWEEP_WEBHOOK_URL is empty: swept URLs would have nowhere to go")
+	}
+	c.IngestURL = r.httpURL("DRAIN_INGEST_URL")
+	return c, r.err
+}
+
+// Default returns the configuration of service with every variable at its default (and the
+// given overrides, "KEY=value"). It panics on a bad override; it is meant for tests and tools.
+func Default(service Service, overrides ...string) *Config {
+	c, err := Load(service, overrides)
+	if err != nil {
+		panic(err)
+	}
+	return c
+}
+
+type reader struct {
+	env     map[string]string
+	service Service
+	err     error
+}
+
+func (r *reader) fail(name, msg string) {
+	if r.err == nil {
+		r.err = &VarError{Name: name, Msg: msg}
+	}
+}
+
+func lookupVar(name string) Var {
+	for _, v := range Vars {
+		if v.Name == name {
+			return v
+		}
+	}
+	panic("config: undeclared variable " + name)
+}
+
+// str returns the trimmed value of name, or its declared default when unset or blank.
+func (r *reader) str(name string) string {
+	if v := strings.TrimSpace(r.env[name]); v != "" {
+		return v
+	}
+	return lookupVar(name).Default
+}
+
+func (r *reader) list(name string) []string {
+	var out []string
+	for _, p := range strings.Split(r.str(name), ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (r *reader) intIn(name string, lo, hi int) int {
+	s := r.str(name)
+	n, err := strconv.Atoi(s)
+	if err != nil || n < lo || n > hi {
+		r.fail(name, fmt.Sprintf("%q must be a whole number from %d to %d", s, lo, hi))
+		return lo
+	}
+	return n
+}
+
+func (r *reader) duration(name string) time.Duration {
+	s := r.str(name)
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		r.fail(name, fmt.Sprintf("%q must be a positive Go duration such as 500ms, 30s or 5m", s))
+		return time.Second
+	}
+	return d
+}
+
+func (r *reader) seconds(name string) time.Duration {
+	s := r.str(name)
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f <= 0 || f > 3600 {
+		r.fail(name, fmt.Sprintf("%q must be a number of seconds above 0 and at most 3600", s))
+		return time.Second
+	}
+	return time.Duration(f * float64(time.Second))
+}
+
+func (r *reader) boolean(name string) bool {
+	s := r.str(name)
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		r.fail(name, fmt.Sprintf("%q must be true or false", s))
+	}
+	return b
+}
+
+func (r *reader) oneOf(name string, allowed ...string) string {
+	s := r.str(name)
+	for _, a := range allowed {
+		if s == a {
+			return s
+		}
+	}
+	r.fail(name, fmt.Sprintf("%q must be one of %s", s, strings.Join(allowed, ", ")))
+	return allowed[0]
+}
+
+func (r *reader) httpURL(name string) string {
+	s := r.str(name)
+	if s == "" {
+		return ""
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		r.fail(name, fmt.Sprintf("%q must be an absolute http(s) URL", s))
+	}
+	return s
+}
+
+func (r *reader) redis(name, raw string) Redis {
+	rc, err := ParseRedisURL(raw)
+	if err != nil {
+		r.fail(name, err.Error())
+	}
+	return rc
+}
+
+func (r *reader) auth(name string) []AuthRule {
+	var rules []AuthRule
+	for _, entry := range r.list(name) {
+		parts := strings.SplitN(entry, ":", 3)
+		if len(parts) != 3 || parts[0] == "" {
+			r.fail(name, fmt.Sprintf("entry %q must be host-regexp:user:password", entry))
+			return nil
+		}
+		re, err := regexp.Compile(`^(?:` + parts[0] + `)$`)
+		if err != nil {
+			r.fail(name, fmt.Sprintf("entry %q: bad host pattern: %v", entry, err))
+			return nil
+		}
+		rules = append(rules, AuthRule{Host: re, User: parts[1], Password: parts[2]})
+	}
+	return rules
+}
+
+// breaker reads the four circuit-breaker knobs, with prefix "" for the defaults or
+// "<host>." for a host's overrides (unset overrides fall back to the defaults).
+func (r *reader) breaker(prefix string) Breaker {
+	get := func(knob string, lo, hi int) int {
+		name := "ROUTEMASTER_CIRCUIT_BREAKER_" + knob
+		s := strings.TrimSpace(r.env[prefix+name])
+		if s == "" {
+			s = r.str(name)
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil || n < lo || n > hi {
+			r.fail(prefix+name, fmt.Sprintf("%q must be a whole number from %d to %d", s, lo, hi))
+			return lo
+		}
+		return n
+	}
+	return Breaker{
+		SleepWindow:     time.Duration(get("SLEEP_WINDOW", 1, 86400)) * time.Second,
+		TimeWindow:      time.Duration(get("TIME_WINDOW", 1, 86400)) * time.Second,
+		VolumeThreshold: get("VOLUME_THRESHOLD", 1, 1<<20),
+		ErrorThreshold:  get("ERROR_THRESHOLD", 1, 100),
+	}
+}
+
+// BreakerFor returns the breaker settings of host: its override if any, else the default.
+func (f Fetch) BreakerFor(host string) Breaker {
+	if b, ok := f.HostBreakers[host]; ok {
+		return b
+	}
+	return f.Breaker
+}
+
+func yes(s string) bool {
+	switch strings.ToLower(s) {
+	case "yes", "true", "on", "1":
+		return true
+	}
+	return false
+}

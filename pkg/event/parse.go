@@ -1,0 +1,492 @@
+package event
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/url"
+	"strconv"
+	"unicode/utf8"
+)
+
+// ParseError says why a batch was rejected. Index is the position of the first bad event in
+// the batch, or -1 when the batch as a whole is not a JSON array of objects; Field names the
+// offending field when there is one.
+type ParseError struct {
+	Index int
+	Field string
+	Msg   string
+}
+
+func (e *ParseError) Error() string {
+	switch {
+	case e.Index < 0:
+		return e.Msg
+	case e.Field == "":
+		return fmt.Sprintf("event %d: %s", e.Index, e.Msg)
+	default:
+		return fmt.Sprintf("event %d: %s: %s", e.Index, e.Field, e.Msg)
+	}
+}
+
+// maxDepth bounds how deeply data objects may nest, so a hostile body cannot exhaust the stack.
+const maxDepth = 64
+
+// MaxTopicLength is the longest topic accepted; the bus allows 64 characters.
+const MaxTopicLength = 64
+
+// Parse decodes a batch: a JSON array of event objects. It reads the body once; each returned
+// Event's Raw aliases body, so body must not be modified while the events are in use.
+//
+// Rules (DESIGN §3.3): topic is a non-empty string of letters, digits, '_' or '-' (it becomes a
+// NATS subject token); type is create, update, delete or noop; url is an absolute http(s) URL;
+// t is a non-negative JSON number of milliseconds (fractions are truncated); data, when present
+// and not null, is an object. Unknown fields are kept in Raw. Duplicate keys: the last wins.
+func Parse(body []byte) ([]Event, error) {
+	s := scanner{b: body}
+	s.ws()
+	if !s.eat('[') {
+		if s.i >= len(s.b) {
+			return nil, &ParseError{Index: -1, Msg: "empty body: expected a JSON array of events"}
+		}
+		if err := s.skipValue(0); err != nil {
+			return nil, err
+		}
+		return nil, &ParseError{Index: -1, Msg: "body must be a JSON array of events"}
+	}
+	events := make([]Event, 0, 1+len(body)/160)
+	s.ws()
+	if s.eat(']') {
+		return events, s.end()
+	}
+	for idx := 0; ; idx++ {
+		s.ws()
+		start := s.i
+		if s.peek() != '{' {
+			if err := s.skipValue(0); err != nil {
+				return nil, err
+			}
+			return nil, &ParseError{Index: idx, Msg: "must be a JSON object"}
+		}
+		ev, err := s.object(idx)
+		if err != nil {
+			return nil, err
+		}
+		ev.Raw = body[start:s.i:s.i]
+		events = append(events, ev)
+		s.ws()
+		if s.eat(',') {
+			continue
+		}
+		if s.eat(']') {
+			return events, s.end()
+		}
+		return nil, s.syntax("expected ',' or ']' after an event")
+	}
+}
+
+// parseEvent parses a single event object (used by Event.UnmarshalJSON).
+func parseEvent(b []byte, idx int) (Event, error) {
+	s := scanner{b: b}
+	if s.peek() != '{' {
+		return Event{}, &ParseError{Index: idx, Msg: "must be a JSON object"}
+	}
+	ev, err := s.object(idx)
+	if err != nil {
+		return Event{}, err
+	}
+	if err := s.end(); err != nil {
+		return Event{}, err
+	}
+	ev.Raw = b
+	return ev, nil
+}
+
+type span struct{ start, end int }
+
+type scanner struct {
+	b []byte
+	i int
+}
+
+func (s *scanner) syntax(msg string) error {
+	return &ParseError{Index: -1, Msg: fmt.Sprintf("malformed JSON at byte %d: %s", s.i, msg)}
+}
+
+func (s *scanner) peek() byte {
+	if s.i < len(s.b) {
+		return s.b[s.i]
+	}
+	return 0
+}
+
+func (s *scanner) eat(c byte) bool {
+	if s.i < len(s.b) && s.b[s.i] == c {
+		s.i++
+		return true
+	}
+	return false
+}
+
+func (s *scanner) ws() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+func (s *scanner) end() error {
+	s.ws()
+	if s.i != len(s.b) {
+		return s.syntax("unexpected data after the top-level value")
+	}
+	return nil
+}
+
+// object parses one event object starting at '{' and validates its fields.
+func (s *scanner) object(idx int) (Event, error) {
+	s.i++ // '{'
+	var topic, typ, u, t, data span
+	var have [5]bool
+	s.ws()
+	if !s.eat('}') {
+		for {
+			s.ws()
+			if s.peek() != '"' {
+				return Event{}, s.syntax("expected a string key")
+			}
+			ks, esc, err := s.str()
+			if err != nil {
+				return Event{}, err
+			}
+			key := s.b[ks.start:ks.end]
+			if esc {
+				var k string
+				if json.Unmarshal(s.b[ks.start-1:ks.end+1], &k) == nil {
+					key = []byte(k)
+				}
+			}
+			s.ws()
+			if !s.eat(':') {
+				return Event{}, s.syntax("expected ':' after a key")
+			}
+			s.ws()
+			vs := s.i
+			if err := s.skipValue(0); err != nil {
+				return Event{}, err
+			}
+			v := span{vs, s.i}
+			switch string(key) {
+			case "topic":
+				topic, have[0] = v, true
+			case "type":
+				typ, have[1] = v, true
+			case "url":
+				u, have[2] = v, true
+			case "t":
+				t, have[3] = v, true
+			case "data":
+				data, have[4] = v, true
+			}
+			s.ws()
+			if s.eat(',') {
+				continue
+			}
+			if s.eat('}') {
+				break
+			}
+			return Event{}, s.syntax("expected ',' or '}' in an event")
+		}
+	}
+
+	var ev Event
+	var err error
+	if ev.Topic, err = s.stringField(idx, "topic", topic, have[0]); err != nil {
+		return ev, err
+	}
+	if !validTopic(ev.Topic) {
+		return ev, &ParseError{Index: idx, Field: "topic", Msg: fmt.Sprintf("must be 1 to %d letters, digits, '_' or '-'", MaxTopicLength)}
+	}
+	typeStr, err := s.stringField(idx, "type", typ, have[1])
+	if err != nil {
+		return ev, err
+	}
+	ev.Type = Type(typeStr)
+	if !ev.Type.Valid() {
+		return ev, &ParseError{Index: idx, Field: "type", Msg: "must be one of create, update, delete, noop"}
+	}
+	if ev.URL, err = s.stringField(idx, "url", u, have[2]); err != nil {
+		return ev, err
+	}
+	if !validURL(ev.URL) {
+		return ev, &ParseError{Index: idx, Field: "url", Msg: "must be an absolute http(s) URL"}
+	}
+	if !have[3] || s.b[t.start] == 'n' {
+		return ev, &ParseError{Index: idx, Field: "t", Msg: "is required"}
+	}
+	if ev.T, err = parseMillis(s.b[t.start:t.end]); err != nil {
+		return ev, &ParseError{Index: idx, Field: "t", Msg: err.Error()}
+	}
+	if have[4] {
+		switch s.b[data.start] {
+		case '{':
+			ev.Data = s.b[data.start:data.end:data.end]
+		case 'n': // null: the bus never sends it; treat it as absent
+		default:
+			return ev, &ParseError{Index: idx, Field: "data", Msg: "must be a JSON object"}
+		}
+	}
+	return ev, nil
+}
+
+func (s *scanner) stringField(idx int, name string, v span, present bool) (string, error) {
+	if !present || s.b[v.start] == 'n' {
+		return "", &ParseError{Index: idx, Field: name, Msg: "is required"}
+	}
+	if s.b[v.start] != '"' {
+		return "", &ParseError{Index: idx, Field: name, Msg: "must be a string"}
+	}
+	raw := s.b[v.start+1 : v.end-1]
+	if !utf8.Valid(raw) {
+		return "", &ParseError{Index: idx, Field: name, Msg: "must be valid UTF-8"}
+	}
+	for _, c := range raw {
+		if c == '\\' {
+			var out string
+			if err := json.Unmarshal(s.b[v.start:v.end], &out); err != nil {
+				return "", &ParseError{Index: idx, Field: name, Msg: "bad string"}
+			}
+			return out, nil
+		}
+	}
+	return string(raw), nil
+}
+
+// str scans a string starting at '"' and returns the span of its contents (quotes excluded)
+// and whether it contains escapes.
+func (s *scanner) str() (span, bool, error) {
+	s.i++ // '"'
+	start := s.i
+	esc := false
+	for s.i < len(s.b) {
+		c := s.b[s.i]
+		switch {
+		case c == '"':
+			sp := span{start, s.i}
+			s.i++
+			return sp, esc, nil
+		case c == '\\':
+			esc = true
+			s.i++
+			if s.i >= len(s.b) {
+				return span{}, false, s.syntax("unterminated string")
+			}
+			switch s.b[s.i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				s.i++
+			case 'u':
+				if s.i+4 >= len(s.b) {
+					return span{}, false, s.syntax("bad \\u escape")
+				}
+				for _, h := range s.b[s.i+1 : s.i+5] {
+					if !isHex(h) {
+						return span{}, false, s.syntax("bad \\u escape")
+					}
+				}
+				s.i += 5
+			default:
+				return span{}, false, s.syntax("bad escape in string")
+			}
+		case c < 0x20:
+			return span{}, false, s.syntax("control character in string")
+		default:
+			s.i++
+		}
+	}
+	return span{}, false, s.syntax("unterminated string")
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// skipValue validates and skips any JSON value.
+func (s *scanner) skipValue(depth int) error {
+	if depth > maxDepth {
+		return s.syntax("nested too deeply")
+	}
+	switch c := s.peek(); {
+	case c == '"':
+		_, _, err := s.str()
+		return err
+	case c == '{':
+		s.i++
+		s.ws()
+		if s.eat('}') {
+			return nil
+		}
+		for {
+			s.ws()
+			if s.peek() != '"' {
+				return s.syntax("expected a string key")
+			}
+			if _, _, err := s.str(); err != nil {
+				return err
+			}
+			s.ws()
+			if !s.eat(':') {
+				return s.syntax("expected ':' after a key")
+			}
+			s.ws()
+			if err := s.skipValue(depth + 1); err != nil {
+				return err
+			}
+			s.ws()
+			if s.eat(',') {
+				continue
+			}
+			if s.eat('}') {
+				return nil
+			}
+			return s.syntax("expected ',' or '}' in an object")
+		}
+	case c == '[':
+		s.i++
+		s.ws()
+		if s.eat(']') {
+			return nil
+		}
+		for {
+			s.ws()
+			if err := s.skipValue(depth + 1); err != nil {
+				return err
+			}
+			s.ws()
+			if s.eat(',') {
+				continue
+			}
+			if s.eat(']') {
+				return nil
+			}
+			return s.syntax("expected ',' or ']' in an array")
+		}
+	case c == '-' || isDigit(c):
+		return s.number()
+	case c == 't':
+		return s.literal("true")
+	case c == 'f':
+		return s.literal("false")
+	case c == 'n':
+		return s.literal("null")
+	case c == 0 && s.i >= len(s.b):
+		return s.syntax("unexpected end of input")
+	default:
+		return s.syntax("unexpected character")
+	}
+}
+
+func (s *scanner) literal(lit string) error {
+	if len(s.b)-s.i < len(lit) || string(s.b[s.i:s.i+len(lit)]) != lit {
+		return s.syntax("bad literal")
+	}
+	s.i += len(lit)
+	return nil
+}
+
+func (s *scanner) number() error {
+	s.eat('-')
+	switch {
+	case s.eat('0'):
+	case isDigit(s.peek()):
+		for isDigit(s.peek()) {
+			s.i++
+		}
+	default:
+		return s.syntax("bad number")
+	}
+	if s.eat('.') {
+		if !isDigit(s.peek()) {
+			return s.syntax("bad number")
+		}
+		for isDigit(s.peek()) {
+			s.i++
+		}
+	}
+	if c := s.peek(); c == 'e' || c == 'E' {
+		s.i++
+		if c := s.peek(); c == '+' || c == '-' {
+			s.i++
+		}
+		if !isDigit(s.peek()) {
+			return s.syntax("bad number")
+		}
+		for isDigit(s.peek()) {
+			s.i++
+		}
+	}
+	return nil
+}
+
+// parseMillis converts a JSON value that must be a number into whole milliseconds.
+func parseMillis(b []byte) (int64, error) {
+	if len(b) == 0 || !(b[0] == '-' || isDigit(b[0])) {
+		return 0, fmt.Errorf("must be a number of milliseconds")
+	}
+	if n, err := strconv.ParseInt(string(b), 10, 64); err == nil {
+		if n < 0 {
+			return 0, fmt.Errorf("must not be negative")
+		}
+		return n, nil
+	}
+	f, err := strconv.ParseFloat(string(b), 64)
+	if err != nil || math.IsInf(f, 0) || f >= math.MaxInt64 {
+		return 0, fmt.Errorf("out of range")
+	}
+	if f < 0 {
+		return 0, fmt.Errorf("must not be negative")
+	}
+	return int64(f), nil
+}
+
+func validTopic(t string) bool {
+	if len(t) == 0 || len(t) > MaxTopicLength {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || isDigit(c) || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func validURL(s string) bool {
+	if len(s) < len("http://x") || !(hasPrefixFold(s, "http://") || hasPrefixFold(s, "https://")) {
+		return false
+	}
+	u, err := url.Parse(s)
+	return err == nil && u.Host != "" && (u.Scheme == "http" || u.Scheme == "https")
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	if len(s) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != prefix[i] {
+			return false
+		}
+	}
+	return true
+}

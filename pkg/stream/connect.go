@@ -1,0 +1,117 @@
+package stream
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/routemaster-drain/drain/config"
+)
+
+// Connect opens a NATS connection for the named client with the credentials and TLS settings
+// of cfg, and returns it with its JetStream context. The connection reconnects forever (a
+// drain process outlives NATS restarts); disconnections and reconnections are logged.
+func Connect(cfg config.NATS, name string, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
+	opts := []nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.ReconnectJitter(100*time.Millisecond, time.Second),
+		nats.RetryOnFailedConnect(true),
+		nats.ReconnectBufSize(-1), // fail publishes fast while disconnected instead of buffering them
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			log.Warn("nats disconnected", "err", err)
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			log.Info("nats reconnected", "server", c.ConnectedUrlRedacted())
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subject := ""
+			if sub != nil {
+				subject = sub.Subject
+			}
+			log.Warn("nats async error", "subject", subject, "err", err)
+		}),
+	}
+	if cfg.Creds != "" {
+		opts = append(opts, nats.UserCredentials(cfg.Creds))
+	}
+	if cfg.TLSCA != "" {
+		opts = append(opts, nats.RootCAs(cfg.TLSCA))
+	}
+	if cfg.TLSCert != "" {
+		opts = append(opts, nats.ClientCert(cfg.TLSCert, cfg.TLSKey))
+	}
+	nc, err := nats.Connect(cfg.URL, opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to NATS: %w", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return nc, js, nil
+}
+
+// StreamConfig returns the configuration the drain declares for the stream of kind k.
+func StreamConfig(n Names, k Kind, s config.Streams) jetstream.StreamConfig {
+	storage := jetstream.FileStorage
+	if s.MemoryStorage {
+		storage = jetstream.MemoryStorage
+	}
+	return jetstream.StreamConfig{
+		Name:        n.Stream(k),
+		Description: "routemaster-drain " + string(k),
+		Subjects:    n.Subjects(k),
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      s.MaxAge,
+		Storage:     storage,
+		Replicas:    s.Replicas,
+		Duplicates:  s.DuplicateWindow,
+		Discard:     jetstream.DiscardOld,
+	}
+}
+
+// Declare creates every drain stream, or updates it to the configured settings. It is
+// idempotent and safe to run from every replica of every service at start.
+func Declare(ctx context.Context, js jetstream.JetStream, n Names, s config.Streams) error {
+	for _, k := range Kinds {
+		if _, err := js.CreateOrUpdateStream(ctx, StreamConfig(n, k, s)); err != nil {
+			return fmt.Errorf("declare stream %s: %w", n.Stream(k), err)
+		}
+	}
+	return nil
+}
+
+// Ready reports nil when the connection is up and every drain stream exists.
+func Ready(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, n Names) error {
+	if !nc.IsConnected() {
+		return errors.New("nats: not connected")
+	}
+	for _, k := range Kinds {
+		if _, err := js.Stream(ctx, n.Stream(k)); err != nil {
+			return fmt.Errorf("stream %s: %w", n.Stream(k), err)
+		}
+	}
+	return nil
+}
+
+// MsgID returns the content-derived Nats-Msg-Id of a message: a hash of its subject and body.
+// A byte-identical re-send (a bus retry) gets the same id, so JetStream stores it once inside
+// the duplicate window.
+func MsgID(subject string, body []byte) string {
+	h := sha256.New()
+	h.Write([]byte(subject))
+	h.Write([]byte{0})
+	h.Write(body)
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(h.Sum(sum[:0])[:16])
+}

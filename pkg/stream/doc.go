@@ -1,0 +1,27 @@
+// Package stream is the drain's JetStream wiring: subject and stream names under a prefix,
+// idempotent stream declaration, content-addressed publishing, and durable pull consumers with
+// River-style handler results.
+//
+// Subjects are part of the public interface (DESIGN §3.4; docs/subjects.md):
+//
+//	<prefix>.events.<topic>   every accepted event: one message per (batch, topic), a JSON array
+//	<prefix>.siphon.<topic>   siphoned topics, never filtered
+//	<prefix>.changed.<topic>  events the filter found fresh
+//	<prefix>.warm             warm requests (internal)
+//	<prefix>.swept            URLs handed on by the sweeper
+//	<prefix>.dlq.<stage>      dead letters
+//
+// An app adds its own durable consumer with Listen (the gem's Basic-drain listener) or, for
+// full control, Consume:
+//
+//	err := stream.Listen(ctx, js, names, "audit", func(ctx context.Context, b stream.Batch) error {
+//		for _, e := range b.Events { log.Println(e.Type, e.URL) }
+//		return nil // ack; stream.Retry(err) retries with backoff; stream.Permanent(err) dead-letters
+//	})
+//
+// A handler's result decides the message's fate: nil acks it; an error retries it after an
+// exponential backoff (NakWithDelay), or after the delay of RetryAfter; Permanent(err), or any
+// error once the delivery count reaches MaxDeliver, and a handler panic, publish it to <prefix>.dlq.<stage> and
+// terminates it. A message is terminated only after its dead letter is stored, so nothing is
+// lost.
+package stream

@@ -1,0 +1,194 @@
+package stream_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/routemaster-drain/drain/config"
+	"github.com/routemaster-drain/drain/draintest"
+	"github.com/routemaster-drain/drain/stream"
+)
+
+func testStreams() config.Streams {
+	return config.Default(config.Filter).Streams
+}
+
+func declare(t *testing.T, js jetstream.JetStream, n stream.Names) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := stream.Declare(ctx, js, n, testStreams()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDeclareIdempotent declares the streams twice, then with changed settings, against the
+// embedded server and against the nats-server 2.9 binary when it is installed.
+func TestDeclareIdempotent(t *testing.T) {
+	servers := map[string]func(testing.TB) *draintest.NATS{
+		"embedded":   draintest.StartNATS,
+		"binary-2.9": func(tb testing.TB) *draintest.NATS { return draintest.StartNATSBinary(tb, "nats-server") },
+	}
+	for name, start := range servers {
+		t.Run(name, func(t *testing.T) {
+			srv := start(t)
+			nc, js := srv.Connect(t)
+			n := stream.Names{Prefix: "rmtest"}
+			declare(t, js, n)
+			declare(t, js, n)
+			s := testStreams()
+			s.MaxAge = time.Hour
+			if err := stream.Declare(context.Background(), js, n, s); err != nil {
+				t.Fatal(err)
+			}
+			info, err := js.Stream(context.Background(), "rmtest_events")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := info.CachedInfo().Config; got.MaxAge != time.Hour || got.Subjects[0] != "rmtest.events.>" {
+				t.Errorf("events stream config = %+v", got)
+			}
+			if err := stream.Ready(context.Background(), nc, js, n); err != nil {
+				t.Errorf("Ready = %v", err)
+			}
+			// Publishing the same content twice stores it once.
+			body := []byte(`[{"topic":"a","type":"create","url":"http://x.test/1","t":1}]`)
+			subj := n.Subject(stream.Events, "a")
+			for i := 0; i < 2; i++ {
+				m := nats.NewMsg(subj)
+				m.Data = body
+				if _, err := js.PublishMsg(context.Background(), m, jetstream.WithMsgID(stream.MsgID(subj, body))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			info, _ = js.Stream(context.Background(), "rmtest_events")
+			if msgs := info.CachedInfo().State.Msgs; msgs != 1 {
+				t.Errorf("stored %d messages, want 1", msgs)
+			}
+			// A consumer works on this server version too.
+			got := make(chan stream.Batch, 1)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go stream.Listen(ctx, js, n, "app", func(_ context.Context, b stream.Batch) error {
+				got <- b
+				return nil
+			})
+			select {
+			case b := <-got:
+				if b.Topic != "a" || len(b.Events) != 1 || b.Events[0].URL != "http://x.test/1" {
+					t.Errorf("batch = %+v", b)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("listener got nothing")
+			}
+		})
+	}
+}
+
+// TestConsumeRetryAndDeadLetter: a failing handler is retried with backoff, then
+// dead-lettered with its body, headers and reason once MaxDeliver is reached.
+func TestConsumeRetryAndDeadLetter(t *testing.T) {
+	srv := draintest.StartNATS(t)
+	_, js := srv.Connect(t)
+	n := stream.Names{Prefix: "rmtest"}
+	declare(t, js, n)
+
+	subj := n.Subject(stream.Warm, "")
+	m := nats.NewMsg(subj)
+	m.Data = []byte(`{"url":"http://x.test/1"}`)
+	m.Header.Set("X-Test", "kept")
+	if _, err := js.PublishMsg(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+
+	var calls atomic.Int32
+	var outcomes sync.Map
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- stream.Consume(ctx, js, n.Subject(stream.DLQ, ""), stream.ConsumerConfig{
+			Stream: n.Stream(stream.Warm), Durable: n.Durable("t"), Stage: "warm",
+			MaxDeliver: 3, Backoff: 20 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
+			Observe: func(outcome string, _ uint64, _ time.Duration) {
+				v, _ := outcomes.LoadOrStore(outcome, new(atomic.Int32))
+				v.(*atomic.Int32).Add(1)
+			},
+		}, func(context.Context, stream.Msg) error {
+			calls.Add(1)
+			return errors.New("origin down")
+		})
+	}()
+
+	dlq, err := js.CreateOrUpdateConsumer(context.Background(), n.Stream(stream.DLQ), jetstream.ConsumerConfig{Durable: "check"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead, err := dlq.Next(jetstream.FetchMaxWait(10 * time.Second))
+	if err != nil {
+		t.Fatalf("no dead letter: %v", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if calls.Load() != 3 {
+		t.Errorf("handler ran %d times, want 3", calls.Load())
+	}
+	if dead.Subject() != "rmtest.dlq.warm" || string(dead.Data()) != `{"url":"http://x.test/1"}` {
+		t.Errorf("dead letter %s %s", dead.Subject(), dead.Data())
+	}
+	h := dead.Headers()
+	if h.Get("X-Test") != "kept" || h.Get(stream.HeaderError) != "origin down" || h.Get(stream.HeaderDeliveries) != "3" ||
+		h.Get(stream.HeaderOrigSubject) != subj || h.Get(stream.HeaderOrigSequence) != "1" {
+		t.Errorf("dead letter headers = %v", h)
+	}
+	retries, _ := outcomes.Load("retry")
+	dl, _ := outcomes.Load("dead_letter")
+	if retries == nil || retries.(*atomic.Int32).Load() != 2 || dl == nil || dl.(*atomic.Int32).Load() != 1 {
+		t.Errorf("outcomes retry=%v dead_letter=%v", retries, dl)
+	}
+}
+
+// TestConsumePermanentAndPanic: Permanent errors and panics dead-letter at the first delivery.
+func TestConsumePermanentAndPanic(t *testing.T) {
+	srv := draintest.StartNATS(t)
+	_, js := srv.Connect(t)
+	n := stream.Names{Prefix: "rmtest"}
+	declare(t, js, n)
+	for _, body := range []string{"permanent", "panic"} {
+		if _, err := js.Publish(context.Background(), n.Subject(stream.Swept, ""), []byte(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go stream.Consume(ctx, js, n.Subject(stream.DLQ, ""), stream.ConsumerConfig{Stream: n.Stream(stream.Swept), Durable: "p", Stage: "swept"},
+		func(_ context.Context, m stream.Msg) error {
+			if string(m.Data()) == "panic" {
+				panic("boom")
+			}
+			return stream.Permanent(errors.New("bad message"))
+		})
+	dlq, _ := js.CreateOrUpdateConsumer(context.Background(), n.Stream(stream.DLQ), jetstream.ConsumerConfig{Durable: "check"})
+	batch, err := dlq.Fetch(2, jetstream.FetchMaxWait(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reasons := map[string]string{}
+	for m := range batch.Messages() {
+		reasons[string(m.Data())] = m.Headers().Get(stream.HeaderError)
+		if m.Headers().Get(stream.HeaderDeliveries) != "1" {
+			t.Errorf("%s dead-lettered after %s deliveries, want 1", m.Data(), m.Headers().Get(stream.HeaderDeliveries))
+		}
+	}
+	if reasons["permanent"] != "bad message" || reasons["panic"] != "handler panic: boom" {
+		t.Errorf("reasons = %v", reasons)
+	}
+}
