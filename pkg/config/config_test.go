@@ -1,0 +1,172 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaults(t *testing.T) {
+	c, err := Load(Filter, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"NATS URL", c.NATS.URL, "nats://127.0.0.1:4222"},
+		{"prefix", c.Streams.Prefix, "routemaster"},
+		{"drain redis addr", c.DrainRedis.Options.Addr, "127.0.0.1:6379"},
+		{"drain redis namespace", c.DrainRedis.Namespace, "rm"},
+		{"cache redis defaults to drain redis", c.CacheRedis.Options.Addr, "127.0.0.1:6379"},
+		{"cache expiry 90 days", c.CacheExpiry, 90 * 24 * time.Hour},
+		{"cache mode", c.CacheMode, CacheOff},
+		{"admin addr", c.AdminAddr, ":9091"},
+		{"ingest path", c.Ingest.Path, "/events"},
+		{"max body", c.Ingest.MaxBody, int64(1 << 20)},
+		{"sweep interval", c.Sweep.Interval, 5 * time.Minute},
+		{"circuit off", c.Fetch.CircuitEnabled, false},
+		{"verify tls off", c.Fetch.VerifyTLS, false},
+		{"timeout 1s", c.Fetch.Timeout, time.Second},
+		{"breaker sleep", c.Fetch.Breaker.SleepWindow, 60 * time.Second},
+		{"queue name", c.Warm.QueueName, "routemaster"},
+	}
+	for _, ch := range checks {
+		if ch.got != ch.want {
+			t.Errorf("%s = %v, want %v", ch.name, ch.got, ch.want)
+		}
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	tests := []struct {
+		service Service
+		env     []string
+		name    string // variable the error must name
+	}{
+		{Ingest, nil, "ROUTEMASTER_DRAIN_TOKENS"},
+		{Ingest, []string{"ROUTEMASTER_DRAIN_TOKENS= , ,"}, "ROUTEMASTER_DRAIN_TOKENS"},
+		{Ingest, []string{"ROUTEMASTER_DRAIN_TOKENS=a", "DRAIN_INGEST_MAX_BODY=lots"}, "DRAIN_INGEST_MAX_BODY"},
+		{Ingest, []string{"ROUTEMASTER_DRAIN_TOKENS=a", "DRAIN_INGEST_PATH=events"}, "DRAIN_INGEST_PATH"},
+		{Ingest, []string{"ROUTEMASTER_DRAIN_TOKENS=a", "DRAIN_INGEST_TLS_CERT=/c.pem"}, "DRAIN_INGEST_TLS_CERT"},
+		{Filter, []string{"DRAIN_PREFIX=a.b"}, "DRAIN_PREFIX"},
+		{Filter, []string{"DRAIN_CACHE_MODE=warmish"}, "DRAIN_CACHE_MODE"},
+		{Filter, []string{"ROUTEMASTER_DRAIN_REDIS=http://x"}, "ROUTEMASTER_DRAIN_REDIS"},
+		{Filter, []string{"ROUTEMASTER_CACHE_REDIS=redis://h/notadb"}, "ROUTEMASTER_CACHE_REDIS"},
+		{Filter, []string{"ROUTEMASTER_CACHE_EXPIRY=1e5"}, "ROUTEMASTER_CACHE_EXPIRY"},
+		{Filter, []string{"DRAIN_ACK_WAIT=30"}, "DRAIN_ACK_WAIT"},
+		{Filter, []string{"DRAIN_FILTER_DIRTY=maybe"}, "DRAIN_FILTER_DIRTY"},
+		{Warmer, []string{"ROUTEMASTER_CACHE_AUTH=nocolons"}, "ROUTEMASTER_CACHE_AUTH"},
+		{Warmer, []string{"ROUTEMASTER_CACHE_AUTH=(bad:u:p"}, "ROUTEMASTER_CACHE_AUTH"},
+		{Warmer, []string{"ROUTEMASTER_CACHE_TIMEOUT=0"}, "ROUTEMASTER_CACHE_TIMEOUT"},
+		{Warmer, []string{"api.test.ROUTEMASTER_CIRCUIT_BREAKER_ERROR_THRESHOLD=150"}, "api.test.ROUTEMASTER_CIRCUIT_BREAKER_ERROR_THRESHOLD"},
+		{Sweeper, []string{"DRAIN_SWEEP_WEBHOOK_URL=ftp://x"}, "DRAIN_SWEEP_WEBHOOK_URL"},
+		{Sweeper, []string{"DRAIN_SWEEP_PUBLISH=false"}, "DRAIN_SWEEP_PUBLISH"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(tc.service, tc.env)
+			var ve *VarError
+			if !errors.As(err, &ve) || ve.Name != tc.name {
+				t.Fatalf("Load(%v) error = %v, want a VarError naming %s", tc.env, err, tc.name)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error spans lines: %q", err)
+			}
+		})
+	}
+}
+
+func TestTokensTrimmedAndEmptyIgnored(t *testing.T) {
+	c, err := Load(Ingest, []string{"ROUTEMASTER_DRAIN_TOKENS=a, b,,c ,"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.Ingest.Tokens, "|"); got != "a|b|c" {
+		t.Errorf("tokens = %q", got)
+	}
+}
+
+func TestRedisURL(t *testing.T) {
+	tests := []struct {
+		url, addr, user, pass, ns string
+		db                        int
+		tls                       bool
+	}{
+		{"redis://localhost/12", "localhost:6379", "", "", "rm", 12, false},
+		{"redis://user:s3cr3t@myhost:1234/12/ns", "myhost:1234", "user", "s3cr3t", "ns", 12, false},
+		{"redis://:s3cr3t@myhost:1234", "myhost:1234", "", "s3cr3t", "rm", 0, false},
+		{"rediss://cache.example:6380/2/app", "cache.example:6380", "", "", "app", 2, true},
+		{"redis://a:1/3/x,redis://b:2/4", "a:1", "", "", "x", 3, false},
+	}
+	for _, tc := range tests {
+		r, err := ParseRedisURL(tc.url)
+		if err != nil {
+			t.Errorf("%s: %v", tc.url, err)
+			continue
+		}
+		o := r.Options
+		if o.Addr != tc.addr || o.Username != tc.user || o.Password != tc.pass || o.DB != tc.db || r.Namespace != tc.ns || (o.TLSConfig != nil) != tc.tls {
+			t.Errorf("%s = addr %s user %q pass %q db %d ns %s tls %v", tc.url, o.Addr, o.Username, o.Password, o.DB, r.Namespace, o.TLSConfig != nil)
+		}
+	}
+	r, _ := ParseRedisURL("redis://user:s3cr3t@myhost:1234/12/ns")
+	if strings.Contains(r.Redacted(), "s3cr3t") {
+		t.Errorf("Redacted leaks the password: %s", r.Redacted())
+	}
+}
+
+func TestCircuitBreakerOverrides(t *testing.T) {
+	c, err := Load(Warmer, []string{
+		"ROUTEMASTER_ENABLE_API_CLIENT_CIRCUIT=yes",
+		"ROUTEMASTER_CIRCUIT_BREAKER_VOLUME_THRESHOLD=10",
+		"api.test.ROUTEMASTER_CIRCUIT_BREAKER_SLEEP_WINDOW=5",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Fetch.CircuitEnabled {
+		t.Error("circuit not enabled by yes")
+	}
+	b := c.Fetch.BreakerFor("api.test")
+	if b.SleepWindow != 5*time.Second || b.VolumeThreshold != 10 || b.TimeWindow != 120*time.Second {
+		t.Errorf("api.test breaker = %+v", b)
+	}
+	if d := c.Fetch.BreakerFor("other.test"); d.SleepWindow != 60*time.Second {
+		t.Errorf("default breaker = %+v", d)
+	}
+}
+
+func TestAuthRulesMatchWholeHost(t *testing.T) {
+	c, err := Load(Warmer, []string{"ROUTEMASTER_CACHE_AUTH=example.com:u:p:with:colons,.*\\.internal:v:q"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.Fetch.Auth
+	if len(r) != 2 || r[0].Password != "p:with:colons" {
+		t.Fatalf("rules = %+v", r)
+	}
+	if !r[0].Host.MatchString("example.com") || r[0].Host.MatchString("example.com.evil.test") || r[0].Host.MatchString("notexample.com") {
+		t.Error("rule 0 does not match exactly the whole host")
+	}
+	if !r[1].Host.MatchString("api.internal") {
+		t.Error("rule 1 does not match api.internal")
+	}
+}
+
+func TestUsageListsEveryVariableOfTheService(t *testing.T) {
+	var b bytes.Buffer
+	Usage(&b, Ingest)
+	out := b.String()
+	for _, v := range Vars {
+		if v.readBy(Ingest) != strings.Contains(out, v.Name+" ") {
+			t.Errorf("ingest usage and %s disagree (read by ingest: %v)", v.Name, v.readBy(Ingest))
+		}
+	}
+	if !strings.Contains(out, "ROUTEMASTER_DRAIN_TOKENS") || !strings.Contains(out, "(required)") {
+		t.Errorf("usage does not mark the tokens required:\n%s", out)
+	}
+}
