@@ -1,0 +1,28 @@
+package config
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+// TestREADMEListsEveryVariable keeps the README's configuration table true: every variable
+// the code reads is documented there with its default.
+func TestREADMEListsEveryVariable(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Skipf("README not found: %v", err)
+	}
+	readme := string(b)
+	for _, v := range Vars {
+		row := "| `" + v.Name + "` | "
+		i := strings.Index(readme, row)
+		if i < 0 {
+			t.Errorf("README has no row for %s", v.Name)
+			continue
+		}
+		if v.Default != "" && !strings.HasPrefix(readme[i+len(row):], "`"+v.Default+"`") {
+			t.Errorf("README row of %s does not show the default %q", v.Name, v.Default)
+		}
+	}
+}
