@@ -27,7 +27,9 @@ func Connect(cfg config.NATS, name string, log *slog.Logger) (*nats.Conn, jetstr
 		nats.RetryOnFailedConnect(true),
 		nats.ReconnectBufSize(-1), // fail publishes fast while disconnected instead of buffering them
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			log.Warn("nats disconnected", "err", err)
+			if err != nil { // nil when the connection was closed on purpose
+				log.Warn("nats disconnected", "err", err)
+			}
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) {
 			log.Info("nats reconnected", "server", c.ConnectedUrlRedacted())
