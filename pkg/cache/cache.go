@@ -1,0 +1,377 @@
+package cache
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+)
+
+var (
+	//go:embed store.lua
+	storeLua    string
+	storeScript = redis.NewScript(storeLua)
+
+	//go:embed bust.lua
+	bustLua    string
+	bustScript = redis.NewScript(bustLua)
+)
+
+// DefaultExpiry is the TTL of cache hashes when Config.Expiry is zero: 90 days, the gem's
+// ROUTEMASTER_CACHE_EXPIRY default.
+const DefaultExpiry = 90 * 24 * time.Hour
+
+// ErrNoFetcher is returned by Get on a miss when the Cache has no Fetcher.
+var ErrNoFetcher = errors.New("cache: miss and no fetcher configured")
+
+// ErrTooLarge is returned (wrapped) when a fetched body exceeds Config.MaxBody; nothing is stored.
+var ErrTooLarge = errors.New("cache: body too large")
+
+// Response is a representation of a resource: fetched from the origin or read from the cache.
+type Response struct {
+	Status    int         // the origin's status (a hit replays it, unlike the gem's constant 200)
+	Header    http.Header // on a hit, only the StoredHeaders
+	Body      []byte
+	FetchedAt time.Time // when the fetch that produced it started
+	Index     int64     // the invalidation index it was fetched under
+	Cached    bool      // true when served from the cache
+}
+
+// Fetcher gets a representation from the origin. A non-2xx answer must be returned as an
+// error (the API client's *StatusError); the cache stores only what Fetch returns without error.
+type Fetcher interface {
+	Fetch(ctx context.Context, url string, v Variant) (*Response, error)
+}
+
+// FetcherFunc adapts a function to Fetcher.
+type FetcherFunc func(ctx context.Context, url string, v Variant) (*Response, error)
+
+// Fetch calls f.
+func (f FetcherFunc) Fetch(ctx context.Context, url string, v Variant) (*Response, error) {
+	return f(ctx, url, v)
+}
+
+// Hooks are called after cache events (the gem's :cache_hit, :cache_miss and :cache_bust).
+// Each may be nil. They run on the caller's goroutine and must be quick.
+type Hooks struct {
+	OnHit  func(url string)
+	OnMiss func(url string)
+	OnBust func(url string)
+}
+
+// Config configures a Cache. Redis is required; everything else has a default.
+type Config struct {
+	// Redis is the cache Redis (ROUTEMASTER_CACHE_REDIS). A *redis.ClusterClient works: every
+	// script touches one key.
+	Redis redis.UniversalClient
+	// Namespace prefixes every key (the URL's namespace segment; default "rm").
+	Namespace string
+	// Expiry is the TTL set on every write (ROUTEMASTER_CACHE_EXPIRY; default DefaultExpiry).
+	Expiry time.Duration
+	// Fetcher reads the origin on a miss. Without one, Get fails with ErrNoFetcher on a miss.
+	Fetcher Fetcher
+	// MaxBody is the largest body stored (default 4 MiB, as DRAIN_WARM_MAX_BODY).
+	MaxBody int64
+	// Parallel bounds the fetches GetMany runs at once (default 16).
+	Parallel int
+	// Hooks are called on hits, misses and busts.
+	Hooks Hooks
+	// Registerer, when set, receives the cache's counters (drain_cache_*_total).
+	Registerer prometheus.Registerer
+}
+
+// Cache is a read-through HTTP cache in Redis with race-safe invalidation. It is safe for
+// concurrent use.
+type Cache struct {
+	cfg     Config
+	metrics *metrics
+}
+
+type metrics struct {
+	hits, misses, busts prometheus.Counter
+	stores              *prometheus.CounterVec
+}
+
+// New returns a Cache.
+func New(cfg Config) (*Cache, error) {
+	if cfg.Redis == nil {
+		return nil, errors.New("cache: Config.Redis is required")
+	}
+	if cfg.Namespace == "" {
+		cfg.Namespace = "rm"
+	}
+	if cfg.Expiry <= 0 {
+		cfg.Expiry = DefaultExpiry
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = 4 << 20
+	}
+	if cfg.Parallel <= 0 {
+		cfg.Parallel = 16
+	}
+	c := &Cache{cfg: cfg}
+	if cfg.Registerer != nil {
+		m := &metrics{
+			hits:   prometheus.NewCounter(prometheus.CounterOpts{Name: "drain_cache_hits_total", Help: "Cache reads served from Redis."}),
+			misses: prometheus.NewCounter(prometheus.CounterOpts{Name: "drain_cache_misses_total", Help: "Cache reads that went to the origin."}),
+			busts:  prometheus.NewCounter(prometheus.CounterOpts{Name: "drain_cache_busts_total", Help: "URLs busted."}),
+			stores: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "drain_cache_stores_total", Help: "Conditional stores of fetched representations, by result (stored, superseded: the index moved during the fetch)."}, []string{"result"}),
+		}
+		for _, col := range []prometheus.Collector{m.hits, m.misses, m.busts, m.stores} {
+			if err := cfg.Registerer.Register(col); err != nil {
+				return nil, fmt.Errorf("cache: register metrics: %w", err)
+			}
+		}
+		c.metrics = m
+	}
+	return c, nil
+}
+
+// Namespace is the key namespace of the cache.
+func (c *Cache) Namespace() string { return c.cfg.Namespace }
+
+// Key returns the Redis key of url.
+func (c *Cache) Key(url string) string { return Key(c.cfg.Namespace, url) }
+
+func (c *Cache) ttlMillis() int64 { return c.cfg.Expiry.Milliseconds() }
+
+// Entry is what Peek finds for one variant of a URL.
+type Entry struct {
+	// Current is the URL's invalidation index (0 when the URL has none).
+	Current int64
+	// Stored is the variant's stored representation, or nil. Stored.Index is the index it was
+	// fetched under.
+	Stored *Response
+}
+
+// Fresh reports whether the stored representation may be served: it was fetched under the
+// current index.
+func (e Entry) Fresh() bool { return e.Stored != nil && e.Stored.Index == e.Current }
+
+// Peek reads url's invalidation index and the variant's stored representation in one HMGET,
+// without fetching and without calling hooks.
+func (c *Cache) Peek(ctx context.Context, url string, v Variant) (Entry, error) {
+	fields := append([]string{FieldCurrentIndex}, v.fields()...)
+	vals, err := c.cfg.Redis.HMGet(ctx, c.Key(url), fields...).Result()
+	if err != nil {
+		return Entry{}, fmt.Errorf("cache: read %s: %w", url, err)
+	}
+	var e Entry
+	if s, ok := vals[0].(string); ok {
+		if e.Current, err = strconv.ParseInt(s, 10, 64); err != nil {
+			return Entry{}, fmt.Errorf("cache: %s: bad %s %q", url, FieldCurrentIndex, s)
+		}
+	}
+	idx, ok1 := vals[1].(string)
+	status, ok2 := vals[2].(string)
+	headers, ok3 := vals[3].(string)
+	body, ok4 := vals[4].(string)
+	if !ok1 || !ok2 || !ok3 || !ok4 {
+		return e, nil // no complete variant stored
+	}
+	r := &Response{Body: []byte(body), Header: http.Header{}, Cached: true}
+	if r.Index, err = strconv.ParseInt(idx, 10, 64); err != nil {
+		return e, nil
+	}
+	if r.Status, err = strconv.Atoi(status); err != nil {
+		return e, nil
+	}
+	var h map[string]string
+	if err := json.Unmarshal([]byte(headers), &h); err != nil {
+		return e, nil
+	}
+	for k, val := range h {
+		r.Header.Set(k, val)
+	}
+	if s, ok := vals[5].(string); ok {
+		if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
+			r.FetchedAt = time.UnixMilli(ms)
+		}
+	}
+	e.Stored = r
+	return e, nil
+}
+
+// Get returns the variant of url: from Redis when the stored entry was fetched under the
+// current invalidation index (a hit makes no HTTP request), otherwise from the origin through
+// the Fetcher, storing the answer if no invalidation happened meanwhile. Origin errors are
+// returned as the Fetcher returned them, and nothing is stored.
+func (c *Cache) Get(ctx context.Context, url string, v Variant) (*Response, error) {
+	e, err := c.Peek(ctx, url, v)
+	if err != nil {
+		return nil, err
+	}
+	if e.Fresh() {
+		c.hit(url)
+		return e.Stored, nil
+	}
+	c.miss(url)
+	if c.cfg.Fetcher == nil {
+		return nil, ErrNoFetcher
+	}
+	r, _, err := c.fetchAndStore(ctx, url, v, e.Current)
+	return r, err
+}
+
+// Lookup returns the fresh stored variant of url, or nil on a miss. It never fetches.
+func (c *Cache) Lookup(ctx context.Context, url string, v Variant) (*Response, error) {
+	e, err := c.Peek(ctx, url, v)
+	if err != nil {
+		return nil, err
+	}
+	if e.Fresh() {
+		c.hit(url)
+		return e.Stored, nil
+	}
+	c.miss(url)
+	return nil, nil
+}
+
+// Refresh fetches the variant of url from the origin whatever the cache holds, and stores it
+// if the invalidation index did not move during the fetch. It reports whether the answer was
+// stored; r.Index is the index it was fetched under. This is what the warmer runs.
+func (c *Cache) Refresh(ctx context.Context, url string, v Variant) (r *Response, stored bool, err error) {
+	if c.cfg.Fetcher == nil {
+		return nil, false, ErrNoFetcher
+	}
+	cur, err := c.Index(ctx, url)
+	if err != nil {
+		return nil, false, err
+	}
+	return c.fetchAndStore(ctx, url, v, cur)
+}
+
+// Index returns url's current invalidation index (0 when none).
+func (c *Cache) Index(ctx context.Context, url string) (int64, error) {
+	n, err := c.cfg.Redis.HGet(ctx, c.Key(url), FieldCurrentIndex).Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("cache: read index of %s: %w", url, err)
+	}
+	return n, nil
+}
+
+func (c *Cache) fetchAndStore(ctx context.Context, url string, v Variant, index int64) (*Response, bool, error) {
+	started := time.Now()
+	r, err := c.cfg.Fetcher.Fetch(ctx, url, v)
+	if err != nil {
+		return nil, false, err
+	}
+	r.FetchedAt = started
+	r.Index = index
+	r.Cached = false
+	if r.Status < 200 || r.Status > 299 {
+		return r, false, fmt.Errorf("cache: %s answered %d: not stored", url, r.Status)
+	}
+	if int64(len(r.Body)) > c.cfg.MaxBody {
+		return r, false, fmt.Errorf("%w: %s is %d bytes, limit %d", ErrTooLarge, url, len(r.Body), c.cfg.MaxBody)
+	}
+	stored, err := c.store(ctx, url, v, r)
+	return r, stored, err
+}
+
+// store saves r (fetched under r.Index) as the variant of url, only if url's index is still
+// r.Index. It reports whether it stored.
+func (c *Cache) store(ctx context.Context, url string, v Variant, r *Response) (bool, error) {
+	h := make(map[string]string, len(StoredHeaders))
+	for _, name := range StoredHeaders {
+		if vals := r.Header.Values(name); len(vals) > 0 {
+			h[name] = joinValues(vals)
+		}
+	}
+	hj, _ := json.Marshal(h)
+	res, err := storeScript.Run(ctx, c.cfg.Redis, []string{c.Key(url)},
+		r.Index, v.Prefix(), r.Status, hj, r.Body, r.FetchedAt.UnixMilli(), c.ttlMillis()).Int64Slice()
+	if err != nil {
+		return false, fmt.Errorf("cache: store %s: %w", url, err)
+	}
+	stored := len(res) > 0 && res[0] == 1
+	if c.metrics != nil {
+		result := "stored"
+		if !stored {
+			result = "superseded"
+		}
+		c.metrics.stores.WithLabelValues(result).Inc()
+	}
+	return stored, nil
+}
+
+func joinValues(vals []string) string {
+	s := vals[0]
+	for _, v := range vals[1:] {
+		s += ", " + v
+	}
+	return s
+}
+
+// Invalidate bumps the invalidation index of every URL (HINCRBY current_index 1) and resets
+// its TTL, in one round trip for the whole batch (one MULTI/EXEC). Stored variants stay but
+// are stale from now on, and a fetch that started before cannot store. It returns each URL's
+// new index, in order.
+func (c *Cache) Invalidate(ctx context.Context, urls ...string) ([]int64, error) {
+	if len(urls) == 0 {
+		return nil, nil
+	}
+	cmds := make([]*redis.IntCmd, len(urls))
+	ttl := c.cfg.Expiry
+	_, err := c.cfg.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for i, u := range urls {
+			k := c.Key(u)
+			cmds[i] = p.HIncrBy(ctx, k, FieldCurrentIndex, 1)
+			p.PExpire(ctx, k, ttl)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cache: invalidate %d URLs: %w", len(urls), err)
+	}
+	out := make([]int64, len(urls))
+	for i, cmd := range cmds {
+		out[i] = cmd.Val()
+	}
+	return out, nil
+}
+
+// Bust deletes every stored variant of url, keeps its invalidation index and bumps it (so a
+// fetch that started before the bust cannot store afterwards), and resets the TTL. It returns
+// the new index.
+func (c *Cache) Bust(ctx context.Context, url string) (int64, error) {
+	n, err := bustScript.Run(ctx, c.cfg.Redis, []string{c.Key(url)}, c.ttlMillis()).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("cache: bust %s: %w", url, err)
+	}
+	if c.metrics != nil {
+		c.metrics.busts.Inc()
+	}
+	if c.cfg.Hooks.OnBust != nil {
+		c.cfg.Hooks.OnBust(url)
+	}
+	return n, nil
+}
+
+func (c *Cache) hit(url string) {
+	if c.metrics != nil {
+		c.metrics.hits.Inc()
+	}
+	if c.cfg.Hooks.OnHit != nil {
+		c.cfg.Hooks.OnHit(url)
+	}
+}
+
+func (c *Cache) miss(url string) {
+	if c.metrics != nil {
+		c.metrics.misses.Inc()
+	}
+	if c.cfg.Hooks.OnMiss != nil {
+		c.cfg.Hooks.OnMiss(url)
+	}
+}

@@ -1,0 +1,80 @@
+package cache
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/routemaster-drain/drain/stream"
+)
+
+// WarmRequest is the body of a message on <prefix>.warm: the filter asks the warmers to bring
+// URL's cache up to date after an event of Type at T changed it. Index is the URL's
+// invalidation index after the filter's bump (the value Invalidate returned): an entry stored
+// at Index or later already covers the request.
+//
+// On the wire it is JSON: {"url":"https://…","type":"create|update|delete","t":<ms>,"index":<n>}.
+type WarmRequest struct {
+	URL   string `json:"url"`
+	Type  string `json:"type"`
+	T     int64  `json:"t"`
+	Index int64  `json:"index"`
+}
+
+// Warm request types.
+const (
+	WarmCreate = "create"
+	WarmUpdate = "update"
+	WarmDelete = "delete"
+)
+
+// ErrBadWarmRequest is wrapped by every validation error of ParseWarmRequest.
+var ErrBadWarmRequest = errors.New("bad warm request")
+
+// Validate reports whether r is well formed: an absolute http(s) URL, a known type, and
+// non-negative t and index.
+func (r WarmRequest) Validate() error {
+	u, err := url.Parse(r.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%w: url %q must be an absolute http(s) URL", ErrBadWarmRequest, r.URL)
+	}
+	switch r.Type {
+	case WarmCreate, WarmUpdate, WarmDelete:
+	default:
+		return fmt.Errorf("%w: type %q must be create, update or delete", ErrBadWarmRequest, r.Type)
+	}
+	if r.T < 0 || r.Index < 0 {
+		return fmt.Errorf("%w: t and index must not be negative", ErrBadWarmRequest)
+	}
+	return nil
+}
+
+// ParseWarmRequest decodes and validates a warm request body.
+func ParseWarmRequest(body []byte) (WarmRequest, error) {
+	var r WarmRequest
+	if err := json.Unmarshal(body, &r); err != nil {
+		return r, fmt.Errorf("%w: %v", ErrBadWarmRequest, err)
+	}
+	return r, r.Validate()
+}
+
+// WarmMsg returns the message that publishes r on subject (Names.Subject(stream.Warm, "")),
+// with its content-derived Nats-Msg-Id "warm-" + stream.MsgID(subject, body), so a redelivered
+// filter message that republishes the same request is stored once.
+func WarmMsg(subject string, r WarmRequest) (*nats.Msg, error) {
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	body, err := json.Marshal(r)
+	if err != nil {
+		return nil, err
+	}
+	m := nats.NewMsg(subject)
+	m.Data = body
+	m.Header.Set(jetstream.MsgIDHeader, "warm-"+stream.MsgID(subject, body))
+	return m, nil
+}
