@@ -1,0 +1,145 @@
+package reorder
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/routemaster-drain/drain/event"
+)
+
+//go:embed reorder.lua
+var reorderLua string
+
+// reorderScript runs a whole batch through the filter in one EVALSHA.
+var reorderScript = redis.NewScript(reorderLua)
+
+// Filter is the reordering filter: it drops every event that is not strictly newer than the
+// newest event seen for its URL. Its state lives in Redis, so any number of Filters (in any
+// number of processes) share it and may run concurrently. A Filter is safe for concurrent use.
+type Filter struct {
+	rdb redis.Scripter
+	ns  string
+	ttl time.Duration
+}
+
+// Result is what Run found in a batch.
+type Result struct {
+	// Fresh is the events handed on: one per URL, the newest of the batch, in the order each
+	// URL was first kept. The events are the batch's own values (Raw included).
+	Fresh []event.Event
+	// NewlyDirty is the URLs of fresh non-noop events that this run added to the dirty set
+	// (empty when marking is off or every such URL was already dirty).
+	NewlyDirty []string
+	// Stale is the number of events of the batch not in Fresh: older than or as old as the
+	// stored state, or superseded by a newer event of the same URL in the batch.
+	Stale int
+}
+
+// ErrInvalidBatch is returned (wrapped) for a batch the filter cannot process, such as an
+// event without a URL. Such a batch is not worth retrying.
+var ErrInvalidBatch = errors.New("reorder: invalid batch")
+
+// New returns a Filter keeping its state in rdb under namespace ns (the Redis URL's namespace,
+// "rm" by default) with the given state TTL (ROUTEMASTER_CACHE_EXPIRY). A ttl below one
+// millisecond means 90 days, the gem's default.
+func New(rdb redis.Scripter, ns string, ttl time.Duration) *Filter {
+	if ttl < time.Millisecond {
+		ttl = 90 * 24 * time.Hour
+	}
+	return &Filter{rdb: rdb, ns: ns, ttl: ttl}
+}
+
+// StateKey returns the Redis key of url's state: {ns}:dirtymap:state:<url>. The value is JSON,
+// {"t":<ms>,"seq":<stream sequence of the message that wrote it>}.
+func StateKey(ns, url string) string { return "{" + ns + "}:dirtymap:state:" + url }
+
+// DirtyKey returns the Redis key of the dirty set: {ns}:dirtymap:items.
+func DirtyKey(ns string) string { return "{" + ns + "}:dirtymap:items" }
+
+// Load loads the script into Redis, so the first Run needs no fallback EVAL. Optional.
+func (f *Filter) Load(ctx context.Context) error {
+	return reorderScript.Load(ctx, f.rdb).Err()
+}
+
+// Run filters one batch atomically, in one Redis round trip (two the first time a Redis server
+// sees the script), whatever the batch size.
+//
+// seq identifies the batch: the stream sequence of the message it came in. The state of every
+// URL the batch advances records seq, and a later Run with the same seq (a redelivery of the
+// same message, after a crash between Run and the hand-off) keeps again the events the first Run
+// kept, as long as no other batch has moved those URLs on since; if one has, that batch carries
+// the newer change. Distinct batches must use distinct seqs; seq 0 is a valid sequence but
+// should be reserved for one-off batches.
+//
+// When markDirty is set, the URL of every fresh non-noop event is added to the dirty set in the
+// same script, except on a replay, whose first run already did. NewlyDirty lists the URLs that
+// were not in the set before.
+func (f *Filter) Run(ctx context.Context, seq uint64, events []event.Event, markDirty bool) (Result, error) {
+	if len(events) == 0 {
+		return Result{}, nil
+	}
+	keys := make([]string, 1, len(events)+1)
+	keys[0] = DirtyKey(f.ns)
+	args := make([]any, 3, 3+2*len(events))
+	args[0] = strconv.FormatInt(f.ttl.Milliseconds(), 10)
+	args[1] = strconv.FormatUint(seq, 10)
+	args[2] = "0"
+	if markDirty {
+		args[2] = "1"
+	}
+	urlNum := make(map[string]int, len(events))
+	for i := range events {
+		e := &events[i]
+		if e.URL == "" {
+			return Result{}, fmt.Errorf("%w: event %d has no url", ErrInvalidBatch, i)
+		}
+		if e.T < 0 {
+			return Result{}, fmt.Errorf("%w: event %d has a negative t", ErrInvalidBatch, i)
+		}
+		n, ok := urlNum[e.URL]
+		if !ok {
+			keys = append(keys, StateKey(f.ns, e.URL))
+			n = len(keys) - 1
+			urlNum[e.URL] = n
+		}
+		if e.Type == event.Noop {
+			n = -n
+		}
+		args = append(args, n, e.T)
+	}
+	raw, err := reorderScript.Run(ctx, f.rdb, keys, args...).Slice()
+	if err != nil {
+		return Result{}, fmt.Errorf("reorder: %w", err)
+	}
+	if len(raw) != 2 {
+		return Result{}, fmt.Errorf("reorder: unexpected script reply %v", raw)
+	}
+	fresh, _ := raw[0].([]any)
+	dirty, _ := raw[1].([]any)
+	res := Result{Fresh: make([]event.Event, 0, len(fresh))}
+	for _, v := range fresh {
+		i, ok := v.(int64)
+		if !ok || i < 1 || int(i) > len(events) {
+			return Result{}, fmt.Errorf("reorder: unexpected event position %v", v)
+		}
+		res.Fresh = append(res.Fresh, events[i-1])
+	}
+	if len(dirty) > 0 {
+		res.NewlyDirty = make([]string, 0, len(dirty))
+		for _, v := range dirty {
+			n, ok := v.(int64)
+			if !ok || n < 1 || int(n) >= len(keys) {
+				return Result{}, fmt.Errorf("reorder: unexpected url number %v", v)
+			}
+			res.NewlyDirty = append(res.NewlyDirty, keys[n][len(StateKey(f.ns, "")):])
+		}
+	}
+	res.Stale = len(events) - len(res.Fresh)
+	return res, nil
+}

@@ -1,0 +1,370 @@
+package reorder_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/routemaster-drain/drain/draintest"
+	"github.com/routemaster-drain/drain/event"
+	"github.com/routemaster-drain/drain/reorder"
+)
+
+const ns = "rm"
+
+// newRedis returns a client of a fresh database of a private Redis server.
+func newRedis(t testing.TB) *redis.Client {
+	t.Helper()
+	srv := draintest.StartRedis(t)
+	return srv.Client(t, 0)
+}
+
+func ev(typ event.Type, url string, t int64) event.Event {
+	return event.Event{Topic: "stuff", Type: typ, URL: url, T: t}
+}
+
+func u(n string) string { return "https://example.com/" + n }
+
+// brief renders events as "url@t" with the URL's last path segment, for readable failures.
+func brief(events []event.Event) []string {
+	out := make([]string, len(events))
+	for i, e := range events {
+		out[i] = fmt.Sprintf("%s@%d", e.URL[len("https://example.com/"):], e.T)
+	}
+	return out
+}
+
+func run(t *testing.T, f *reorder.Filter, seq uint64, events ...event.Event) reorder.Result {
+	t.Helper()
+	res, err := f.Run(context.Background(), seq, events, true)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	return res
+}
+
+func TestWorkedExamples(t *testing.T) {
+	c := newRedis(t)
+	type step struct {
+		in   []event.Event
+		want []string
+	}
+	cases := []struct {
+		name  string
+		steps []step
+	}{
+		{"create on blank redis is kept", []step{{[]event.Event{ev(event.Create, u("u1"), 1234)}, []string{"u1@1234"}}}},
+		{"update on blank redis is kept", []step{{[]event.Event{ev(event.Update, u("u1"), 1234)}, []string{"u1@1234"}}}},
+		{"delete on blank redis is kept", []step{{[]event.Event{ev(event.Delete, u("u1"), 1234)}, []string{"u1@1234"}}}},
+		{"newer later in batch wins", []step{{[]event.Event{ev(event.Update, u("u1"), 1234), ev(event.Update, u("u1"), 1235)}, []string{"u1@1235"}}}},
+		{"older later in batch dropped", []step{{[]event.Event{ev(event.Update, u("u1"), 1234), ev(event.Update, u("u1"), 1233)}, []string{"u1@1234"}}}},
+		{"newer than stored kept", []step{
+			{[]event.Event{ev(event.Update, u("u1"), 1234)}, []string{"u1@1234"}},
+			{[]event.Event{ev(event.Update, u("u1"), 1235)}, []string{"u1@1235"}},
+		}},
+		{"older than stored dropped", []step{
+			{[]event.Event{ev(event.Update, u("u1"), 1234)}, []string{"u1@1234"}},
+			{[]event.Event{ev(event.Update, u("u1"), 1233)}, []string{}},
+		}},
+		{"one per url in first-seen order, then only the new urls", []step{
+			{[]event.Event{ev(event.Create, u("s1"), 1234), ev(event.Create, u("s2"), 1234), ev(event.Create, u("s3"), 1234), ev(event.Create, u("s1"), 1234)}, []string{"s1@1234", "s2@1234", "s3@1234"}},
+			{[]event.Event{ev(event.Create, u("s1"), 1234), ev(event.Create, u("s4"), 1234), ev(event.Create, u("s5"), 1234), ev(event.Create, u("s2"), 1234)}, []string{"s4@1234", "s5@1234"}},
+		}},
+		{"newest per url, position of first keep", []step{
+			{[]event.Event{ev(event.Update, u("u6"), 10), ev(event.Update, u("u7"), 5), ev(event.Update, u("u6"), 12), ev(event.Update, u("u6"), 11), ev(event.Update, u("u7"), 6)}, []string{"u6@12", "u7@6"}},
+			{[]event.Event{ev(event.Update, u("u6"), 12)}, []string{}},
+		}},
+		{"position is the first time the url was kept, not first seen", []step{
+			{[]event.Event{ev(event.Update, u("a"), 6)}, []string{"a@6"}},
+			{[]event.Event{ev(event.Update, u("a"), 5), ev(event.Update, u("b"), 7), ev(event.Update, u("a"), 9)}, []string{"b@7", "a@9"}},
+		}},
+		{"equal t dropped whatever the type", []step{
+			{[]event.Event{ev(event.Noop, u("u1"), 13), ev(event.Delete, u("u1"), 13)}, []string{"u1@13"}},
+		}},
+		{"noop advances the state", []step{
+			{[]event.Event{ev(event.Noop, u("u1"), 20)}, []string{"u1@20"}},
+			{[]event.Event{ev(event.Update, u("u1"), 19), ev(event.Update, u("u1"), 20)}, []string{}},
+		}},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := reorder.New(c, fmt.Sprintf("ex%d", i), time.Hour)
+			for j, s := range tc.steps {
+				res := run(t, f, uint64(j+1), s.in...)
+				if got := brief(res.Fresh); !slices.Equal(got, s.want) {
+					t.Fatalf("step %d: fresh = %v, want %v", j, got, s.want)
+				}
+				if res.Stale != len(s.in)-len(s.want) {
+					t.Fatalf("step %d: stale = %d, want %d", j, res.Stale, len(s.in)-len(s.want))
+				}
+			}
+		})
+	}
+	t.Run("noop then delete at the same t keeps the noop itself", func(t *testing.T) {
+		f := reorder.New(c, "nd", time.Hour)
+		res := run(t, f, 1, ev(event.Noop, u("u1"), 13), ev(event.Delete, u("u1"), 13))
+		if len(res.Fresh) != 1 || res.Fresh[0].Type != event.Noop {
+			t.Fatalf("fresh = %+v, want the noop", res.Fresh)
+		}
+	})
+}
+
+func TestStateIsJSONWithTTL(t *testing.T) {
+	c := newRedis(t)
+	ctx := context.Background()
+	f := reorder.New(c, "rm", 90*time.Second)
+	run(t, f, 42, ev(event.Update, u("a"), 1700000000123), ev(event.Update, u("b%2Fc"), 7))
+	key := "{rm}:dirtymap:state:https://example.com/a"
+	if got := c.Get(ctx, key).Val(); got != `{"t":1700000000123,"seq":42}` {
+		t.Fatalf("state = %q", got)
+	}
+	if ttl := c.PTTL(ctx, key).Val(); ttl <= 89*time.Second || ttl > 90*time.Second {
+		t.Fatalf("state TTL = %v, want about 90s", ttl)
+	}
+	if got := c.Get(ctx, "{rm}:dirtymap:state:https://example.com/b%2Fc").Val(); got != `{"t":7,"seq":42}` {
+		t.Fatalf("state of a URL with %% = %q", got)
+	}
+	// A stale event does not touch the state or its TTL; a fresh one refreshes both.
+	c.PExpire(ctx, key, 10*time.Second)
+	run(t, f, 43, ev(event.Update, u("a"), 5))
+	if ttl := c.PTTL(ctx, key).Val(); ttl > 10*time.Second {
+		t.Fatalf("a stale event refreshed the TTL: %v", ttl)
+	}
+	run(t, f, 44, ev(event.Update, u("a"), 1700000000124))
+	if ttl := c.PTTL(ctx, key).Val(); ttl <= 89*time.Second {
+		t.Fatalf("a fresh event did not refresh the TTL: %v", ttl)
+	}
+	if got := c.Get(ctx, key).Val(); got != `{"t":1700000000124,"seq":44}` {
+		t.Fatalf("state = %q", got)
+	}
+}
+
+func TestStateWrittenByOthers(t *testing.T) {
+	c := newRedis(t)
+	ctx := context.Background()
+	f := reorder.New(c, "rm", time.Hour)
+	// Another language's writer, fields in another order and no seq: t is honoured.
+	c.Set(ctx, reorder.StateKey("rm", u("a")), `{"seq": 3, "t": 100}`, 0)
+	// Unreadable state (such as the gem's Ruby Marshal data) counts as unknown.
+	c.Set(ctx, reorder.StateKey("rm", u("b")), "\x04\bo:\x16Routemaster", 0)
+	res := run(t, f, 9, ev(event.Update, u("a"), 100), ev(event.Update, u("b"), 1))
+	if got := brief(res.Fresh); !slices.Equal(got, []string{"b@1"}) {
+		t.Fatalf("fresh = %v", got)
+	}
+}
+
+func TestDirtyMarking(t *testing.T) {
+	c := newRedis(t)
+	ctx := context.Background()
+	f := reorder.New(c, "rm", time.Hour)
+	res := run(t, f, 1,
+		ev(event.Create, u("a"), 1), ev(event.Noop, u("n"), 1), ev(event.Update, u("a"), 2),
+		ev(event.Create, u("b"), 1), ev(event.Update, u("c"), 1), ev(event.Noop, u("c"), 2))
+	if !slices.Equal(res.NewlyDirty, []string{u("a"), u("b")}) {
+		t.Fatalf("newly dirty = %v, want a and b (noops, and URLs whose kept event is a noop, are not marked)", res.NewlyDirty)
+	}
+	res = run(t, f, 2, ev(event.Update, u("a"), 3), ev(event.Delete, u("d"), 1), ev(event.Update, u("b"), 1))
+	if !slices.Equal(res.NewlyDirty, []string{u("d")}) {
+		t.Fatalf("newly dirty = %v, want only d (a was already dirty, b@1 is stale)", res.NewlyDirty)
+	}
+	got := c.SMembers(ctx, "{rm}:dirtymap:items").Val()
+	slices.Sort(got)
+	if want := []string{u("a"), u("b"), u("d")}; !slices.Equal(got, want) {
+		t.Fatalf("dirty set = %v, want %v", got, want)
+	}
+	if ttl := c.TTL(ctx, "{rm}:dirtymap:items").Val(); ttl != -1 {
+		t.Fatalf("dirty set TTL = %v, want none", ttl)
+	}
+	// Marking off: state advances, the set is untouched.
+	res, err := f.Run(ctx, 3, []event.Event{ev(event.Update, u("e"), 1)}, false)
+	if err != nil || len(res.Fresh) != 1 || len(res.NewlyDirty) != 0 {
+		t.Fatalf("res = %+v, %v", res, err)
+	}
+	if c.SIsMember(ctx, "{rm}:dirtymap:items", u("e")).Val() {
+		t.Fatal("marked dirty with marking off")
+	}
+}
+
+func TestReplay(t *testing.T) {
+	c := newRedis(t)
+	ctx := context.Background()
+	f := reorder.New(c, "rm", time.Hour)
+	batch := []event.Event{
+		ev(event.Update, u("a"), 5), ev(event.Update, u("b"), 7), ev(event.Noop, u("c"), 3),
+		ev(event.Delete, u("c"), 3), ev(event.Update, u("a"), 9), ev(event.Update, u("a"), 9),
+	}
+	first := run(t, f, 100, batch...)
+	want := []string{"a@9", "b@7", "c@3"}
+	if got := brief(first.Fresh); !slices.Equal(got, want) {
+		t.Fatalf("first run fresh = %v, want %v", got, want)
+	}
+	if !slices.Equal(first.NewlyDirty, []string{u("a"), u("b")}) {
+		t.Fatalf("first run dirty = %v", first.NewlyDirty)
+	}
+	// The sweeper hands b on meanwhile.
+	c.SRem(ctx, "{rm}:dirtymap:items", u("b"))
+
+	// The replay hands on the same events; a URL's position may differ (the state does not
+	// remember where in the batch the first run began keeping it), hence sorted.
+	again := run(t, f, 100, batch...)
+	got := brief(again.Fresh)
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Fatalf("replay fresh = %v, want %v", got, want)
+	}
+	for _, e := range again.Fresh {
+		if e.URL == u("c") && e.Type != event.Noop {
+			t.Fatalf("replay kept the delete of c instead of the noop the first run kept")
+		}
+	}
+	if len(again.NewlyDirty) != 0 || c.SIsMember(ctx, "{rm}:dirtymap:items", u("b")).Val() {
+		t.Fatalf("replay marked dirty again: %v", again.NewlyDirty)
+	}
+
+	// Another message moves a on; a redelivery of message 100 no longer carries a.
+	run(t, f, 101, ev(event.Update, u("a"), 10))
+	again = run(t, f, 100, batch...)
+	if got := brief(again.Fresh); !slices.Equal(got, []string{"b@7", "c@3"}) {
+		t.Fatalf("replay after a moved on: fresh = %v", got)
+	}
+	// Another message's sequence never replays.
+	other := run(t, f, 102, batch...)
+	if len(other.Fresh) != 0 {
+		t.Fatalf("a different message got %v", brief(other.Fresh))
+	}
+}
+
+func TestInvalidBatch(t *testing.T) {
+	c := newRedis(t)
+	f := reorder.New(c, "rm", time.Hour)
+	_, err := f.Run(context.Background(), 1, []event.Event{{Type: event.Update, T: 1}}, true)
+	if err == nil {
+		t.Fatal("no error for an event without a URL")
+	}
+	res, err := f.Run(context.Background(), 1, nil, true)
+	if err != nil || len(res.Fresh) != 0 {
+		t.Fatalf("empty batch: %+v, %v", res, err)
+	}
+}
+
+func TestRedisDown(t *testing.T) {
+	srv := draintest.StartRedis(t)
+	c := srv.Client(t, 0)
+	f := reorder.New(c, "rm", time.Hour)
+	srv.Stop()
+	if _, err := f.Run(context.Background(), 1, []event.Event{ev(event.Update, u("a"), 1)}, true); err == nil {
+		t.Fatal("no error with Redis down")
+	}
+}
+
+// TestConcurrentFilters races many filters over the same URLs with shuffled timestamps, each
+// event delivered twice in different batches: the final state is the newest t per URL and no
+// (url, t) is handed on twice.
+func TestConcurrentFilters(t *testing.T) {
+	c := newRedis(t)
+	ctx := context.Background()
+	const urls, perURL, workers, batchSize = 50, 40, 8, 25
+	var all []event.Event
+	maxT := map[string]int64{}
+	for i := range urls {
+		for j := range perURL {
+			e := ev(event.Update, u(fmt.Sprint("r", i)), int64(1000+j))
+			all = append(all, e, e) // every event twice
+			maxT[e.URL] = max(maxT[e.URL], e.T)
+		}
+	}
+	rand.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
+	var seq atomic.Uint64
+	var mu sync.Mutex
+	handedOn := map[string]int{}
+	dirtied := map[string]int{}
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			f := reorder.New(c, "rm", time.Hour)
+			for i := w * batchSize; i < len(all); i += workers * batchSize {
+				res, err := f.Run(ctx, seq.Add(1), all[i:min(i+batchSize, len(all))], true)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				for _, e := range res.Fresh {
+					handedOn[fmt.Sprintf("%s@%d", e.URL, e.T)]++
+				}
+				for _, d := range res.NewlyDirty {
+					dirtied[d]++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	for k, n := range handedOn {
+		if n != 1 {
+			t.Errorf("%s handed on %d times", k, n)
+		}
+	}
+	for url, want := range maxT {
+		st := c.Get(ctx, reorder.StateKey("rm", url)).Val()
+		var got int64
+		fmt.Sscanf(st, `{"t":%d,`, &got)
+		if got != want {
+			t.Errorf("%s: state %s, want t=%d", url, st, want)
+		}
+		if handedOn[fmt.Sprintf("%s@%d", url, want)] != 1 {
+			t.Errorf("%s: newest event never handed on", url)
+		}
+		if dirtied[url] != 1 {
+			t.Errorf("%s newly dirtied %d times, want once (nothing swept it)", url, dirtied[url])
+		}
+	}
+}
+
+// countHook counts the commands and pipelines a client sends: each is one round trip.
+type countHook struct{ n atomic.Int64 }
+
+func (h *countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
+}
+func (h *countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(1); return next(ctx, cmds) }
+}
+
+func TestRoundTripsIndependentOfBatchSize(t *testing.T) {
+	c := newRedis(t)
+	hook := &countHook{}
+	c.AddHook(hook)
+	f := reorder.New(c, "rm", time.Hour)
+	if err := f.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, size := range []int{1, 10, 100, 1000} {
+		events := make([]event.Event, size)
+		for i := range events {
+			events[i] = ev(event.Update, u(fmt.Sprint("rt", i%(size/2+1))), int64(i))
+		}
+		before := hook.n.Load()
+		run(t, f, uint64(size), events...)
+		if got := hook.n.Load() - before; got != 1 {
+			t.Errorf("batch of %d: %d round trips, want 1", size, got)
+		}
+	}
+}
+
+func TestNamespacesAreIsolated(t *testing.T) {
+	c := newRedis(t)
+	a, b := reorder.New(c, "one", time.Hour), reorder.New(c, "two", time.Hour)
+	run(t, a, 1, ev(event.Update, u("x"), 5))
+	if res := run(t, b, 1, ev(event.Update, u("x"), 5)); len(res.Fresh) != 1 {
+		t.Fatal("namespaces share state")
+	}
+}
