@@ -1,10 +1,10 @@
 module github.com/routemaster-drain/drain/e2e
 
-go 1.26.8
+go 1.26.0
 
 require (
 	github.com/compose-spec/compose-go/v2 v2.16.2
-	github.com/moby/buildkit v0.34.2
+	github.com/moby/buildkit v0.31.1
 	github.com/routemaster-drain/drain v0.0.0
 )
 
