@@ -1,0 +1,4 @@
+package apiclient
+
+// discovery is one memoised Discover result.
+type discovery struct{}
