@@ -1,0 +1,10 @@
+-- Count dirty URLs (Map.Count): those in the dirty set plus those leased and not marked again.
+--
+-- KEYS[1] {ns}:dirtymap:items, KEYS[2] {ns}:dirtymap:leases
+-- Returns {dirty, leased}.
+local n = redis.call('SCARD', KEYS[1])
+local leased = redis.call('ZRANGE', KEYS[2], 0, -1)
+for _, url in ipairs(leased) do
+  if redis.call('SISMEMBER', KEYS[1], url) == 0 then n = n + 1 end
+end
+return {n, #leased}

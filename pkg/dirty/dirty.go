@@ -1,0 +1,228 @@
+package dirty
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	_ "embed"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ErrLeased is returned by SweepOne when another holder's lease on the URL is still running.
+var ErrLeased = errors.New("dirty: URL is leased by another sweeper")
+
+// ErrStop, returned by a sweep function, ends Sweep early without an error. The URL it was
+// called with is removed when the function also returned true, and put back otherwise.
+var ErrStop = errors.New("dirty: stop sweeping")
+
+// ErrPanicked wraps the value of a panic in a sweep function; the URL was put back.
+var ErrPanicked = errors.New("dirty: sweep function panicked")
+
+// DefaultLeaseTTL is how long Sweep and SweepOne hold a URL before it returns to the map if
+// the process dies (see WithLeaseTTL).
+const DefaultLeaseTTL = 60 * time.Second
+
+// recordTTL bounds how long a batch record outlives its last renewal. A record only serves to
+// re-lease a dead holder's batch whole; when it is gone the URLs still return one by one.
+const recordTTL = 24 * time.Hour
+
+// reclaimMax is the most expired leases one Lease call takes back.
+const reclaimMax = 10000
+
+var (
+	//go:embed lease.lua
+	leaseSrc string
+	//go:embed lease_url.lua
+	leaseURLSrc string
+	//go:embed complete.lua
+	completeSrc string
+	//go:embed release.lua
+	releaseSrc string
+	//go:embed renew.lua
+	renewSrc string
+	//go:embed count.lua
+	countSrc string
+	//go:embed next_expiry.lua
+	nextExpirySrc string
+
+	leaseScript      = redis.NewScript(leaseSrc)
+	leaseURLScript   = redis.NewScript(leaseURLSrc)
+	completeScript   = redis.NewScript(completeSrc)
+	releaseScript    = redis.NewScript(releaseSrc)
+	renewScript      = redis.NewScript(renewSrc)
+	countScript      = redis.NewScript(countSrc)
+	nextExpiryScript = redis.NewScript(nextExpirySrc)
+)
+
+// Keys are the Redis keys of one namespace's dirty map. They share the hash tag {ns}, so the
+// scripts work on Redis Cluster.
+type Keys struct {
+	Items  string // SET of dirty URLs, no TTL (the gem's dirtymap:items)
+	Leases string // ZSET leased URL -> lease expiry in ms (Redis clock), no TTL
+	Owners string // HASH leased URL -> lease token, no TTL
+	Batch  string // prefix of batch records: Batch+<batch id> is the SET of a lease's URLs
+}
+
+// KeysFor returns the keys of namespace ns.
+func KeysFor(ns string) Keys {
+	p := "{" + ns + "}:dirtymap:"
+	return Keys{Items: p + "items", Leases: p + "leases", Owners: p + "owners", Batch: p + "lease:"}
+}
+
+// Token identifies one lease: "<batch id>.<generation>". The batch id stays the same when a
+// dead holder's whole batch is leased again; the generation grows, so the old holder's token
+// no longer completes anything.
+type Token string
+
+// Batch returns the batch id of the token: the same for every generation of one batch. Derive
+// idempotency keys from it (with the content), never from the full token.
+func (t Token) Batch() string {
+	if i := strings.LastIndexByte(string(t), '.'); i > 0 {
+		return string(t[:i])
+	}
+	return string(t)
+}
+
+// Generation returns how many times the batch was taken over after its lease expired
+// (0 for a fresh lease).
+func (t Token) Generation() int {
+	var g int
+	if i := strings.LastIndexByte(string(t), '.'); i > 0 {
+		_, _ = fmt.Sscanf(string(t[i+1:]), "%d", &g)
+	}
+	return g
+}
+
+// Map is the dirty map of one Redis namespace: a set of URLs whose resources changed and have
+// not been handed on yet. It is safe for concurrent use, by any number of processes.
+type Map struct {
+	rdb     redis.UniversalClient
+	keys    Keys
+	onDirty func(url string)
+	ttl     time.Duration
+	chunk   int
+}
+
+// Option configures New.
+type Option func(*Map)
+
+// WithOnDirty calls fn with each URL that Mark finds newly dirty (the gem's :dirty_entity
+// event). It runs synchronously in Mark's goroutine. URLs marked by the filter's own script
+// do not pass through it.
+func WithOnDirty(fn func(url string)) Option { return func(m *Map) { m.onDirty = fn } }
+
+// WithLeaseTTL sets how long Sweep and SweepOne hold a URL (default DefaultLeaseTTL). A process
+// that dies mid-sweep gives its URLs back after this long; a sweep function slower than this
+// may see its URL leased again by another sweeper.
+func WithLeaseTTL(d time.Duration) Option {
+	return func(m *Map) {
+		if d > 0 {
+			m.ttl = d
+		}
+	}
+}
+
+// New returns the dirty map of namespace ns ("rm" is the gem's) on rdb.
+func New(rdb redis.UniversalClient, ns string, opts ...Option) *Map {
+	m := &Map{rdb: rdb, keys: KeysFor(ns), ttl: DefaultLeaseTTL, chunk: 100}
+	for _, o := range opts {
+		o(m)
+	}
+	return m
+}
+
+// Keys returns the map's Redis keys.
+func (m *Map) Keys() Keys { return m.keys }
+
+// Mark adds url to the map (SADD). It reports whether the URL was newly dirty, and only then
+// calls the WithOnDirty hook. A URL that is leased (being handed on) is newly dirty again: it
+// changed after the sweeper took it, so it will be handed on once more.
+func (m *Map) Mark(ctx context.Context, url string) (bool, error) {
+	n, err := m.rdb.SAdd(ctx, m.keys.Items, url).Result()
+	if err != nil {
+		return false, fmt.Errorf("dirty: mark: %w", err)
+	}
+	if n == 1 && m.onDirty != nil {
+		m.onDirty(url)
+	}
+	return n == 1, nil
+}
+
+// Count returns how many URLs are dirty: marked and not yet handed on, leased ones included.
+func (m *Map) Count(ctx context.Context) (int64, error) {
+	res, err := countScript.Run(ctx, m.rdb, []string{m.keys.Items, m.keys.Leases}).Int64Slice()
+	if err != nil {
+		return 0, fmt.Errorf("dirty: count: %w", err)
+	}
+	return res[0], nil
+}
+
+// Leased returns how many URLs are leased right now (expired leases not yet taken back
+// included).
+func (m *Map) Leased(ctx context.Context) (int64, error) {
+	n, err := m.rdb.ZCard(ctx, m.keys.Leases).Result()
+	if err != nil {
+		return 0, fmt.Errorf("dirty: leased: %w", err)
+	}
+	return n, nil
+}
+
+// List returns dirty URLs, leased ones included, each once: all of them when limit ≤ 0 (one
+// SMEMBERS: use a limit on a large map), otherwise at most limit found by SSCAN. The order is
+// unspecified.
+func (m *Map) List(ctx context.Context, limit int) ([]string, error) {
+	seen := map[string]bool{}
+	var out []string
+	add := func(urls []string) {
+		for _, u := range urls {
+			if !seen[u] && (limit <= 0 || len(out) < limit) {
+				seen[u] = true
+				out = append(out, u)
+			}
+		}
+	}
+	if limit <= 0 {
+		items, err := m.rdb.SMembers(ctx, m.keys.Items).Result()
+		if err != nil {
+			return nil, fmt.Errorf("dirty: list: %w", err)
+		}
+		add(items)
+		leased, err := m.rdb.ZRange(ctx, m.keys.Leases, 0, -1).Result()
+		if err != nil {
+			return nil, fmt.Errorf("dirty: list: %w", err)
+		}
+		add(leased)
+		return out, nil
+	}
+	var cursor uint64
+	for len(out) < limit {
+		page, next, err := m.rdb.SScan(ctx, m.keys.Items, cursor, "", int64(min(limit, 1000))).Result()
+		if err != nil {
+			return nil, fmt.Errorf("dirty: list: %w", err)
+		}
+		add(page)
+		if cursor = next; cursor == 0 {
+			break
+		}
+	}
+	if len(out) < limit {
+		leased, err := m.rdb.ZRange(ctx, m.keys.Leases, 0, int64(limit)-1).Result()
+		if err != nil {
+			return nil, fmt.Errorf("dirty: list: %w", err)
+		}
+		add(leased)
+	}
+	return out, nil
+}
+
+func newBatchID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,491 @@
+package dirty_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/routemaster-drain/drain/dirty"
+	"github.com/routemaster-drain/drain/draintest"
+)
+
+var ctx = context.Background()
+
+func newRedis(t *testing.T) *redis.Client {
+	t.Helper()
+	return draintest.StartRedis(t).Client(t, 0)
+}
+
+func u(n int) string { return fmt.Sprintf("https://example.com/r/%d", n) }
+
+func mark(t *testing.T, m *dirty.Map, urls ...string) {
+	t.Helper()
+	for _, url := range urls {
+		if _, err := m.Mark(ctx, url); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func count(t *testing.T, m *dirty.Map) int64 {
+	t.Helper()
+	n, err := m.Count(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func members(t *testing.T, c *redis.Client) []string {
+	t.Helper()
+	got := c.SMembers(ctx, "{rm}:dirtymap:items").Val()
+	slices.Sort(got)
+	return got
+}
+
+// leaseEventually polls Lease until it returns URLs (an expired lease comes back).
+func leaseEventually(t *testing.T, m *dirty.Map, n int) ([]string, dirty.Token) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		urls, tok, err := m.Lease(ctx, n, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(urls) > 0 {
+			return urls, tok
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("no lease came back within 10s")
+	return nil, ""
+}
+
+func TestMark(t *testing.T) {
+	c := newRedis(t)
+	var hooked []string
+	m := dirty.New(c, "rm", dirty.WithOnDirty(func(url string) { hooked = append(hooked, url) }))
+	for i, want := range []bool{true, false} {
+		got, err := m.Mark(ctx, u(1))
+		if err != nil || got != want {
+			t.Fatalf("mark #%d = %v, %v; want %v", i+1, got, err, want)
+		}
+	}
+	if !slices.Equal(hooked, []string{u(1)}) {
+		t.Fatalf("OnDirty saw %v, want one call", hooked)
+	}
+	if got := members(t, c); !slices.Equal(got, []string{u(1)}) {
+		t.Fatalf("items = %v", got)
+	}
+	if ttl := c.TTL(ctx, "{rm}:dirtymap:items").Val(); ttl != -1 {
+		t.Fatalf("dirty set TTL = %v, want none", ttl)
+	}
+	// Other namespaces do not see it.
+	if n := count(t, dirty.New(c, "other")); n != 0 {
+		t.Fatalf("namespace other counts %d", n)
+	}
+}
+
+func TestCountAndList(t *testing.T) {
+	c := newRedis(t)
+	m := dirty.New(c, "rm")
+	for i := range 10 {
+		mark(t, m, u(i))
+	}
+	urls, _, err := m.Lease(ctx, 3, time.Minute)
+	if err != nil || len(urls) != 3 {
+		t.Fatalf("lease = %v, %v", urls, err)
+	}
+	mark(t, m, urls[0]) // marked again while leased: still one URL
+	if n := count(t, m); n != 10 {
+		t.Fatalf("count = %d, want 10 (leased URLs are still dirty)", n)
+	}
+	all, err := m.List(ctx, 0)
+	if err != nil || len(all) != 10 {
+		t.Fatalf("list all = %d URLs, %v", len(all), err)
+	}
+	some, err := m.List(ctx, 4)
+	if err != nil || len(some) != 4 {
+		t.Fatalf("list 4 = %v, %v", some, err)
+	}
+	if len(slices.Compact(slices.Sorted(slices.Values(all)))) != 10 {
+		t.Fatalf("list repeats URLs: %v", all)
+	}
+}
+
+func TestSweepLimit(t *testing.T) {
+	for _, tc := range []struct {
+		limit, want int
+	}{{0, 7}, {-1, 7}, {3, 3}, {7, 7}, {100, 7}} {
+		t.Run(fmt.Sprint(tc.limit), func(t *testing.T) {
+			c := newRedis(t)
+			m := dirty.New(c, "rm")
+			for i := range 7 {
+				mark(t, m, u(i))
+			}
+			var got []string
+			err := m.Sweep(ctx, tc.limit, func(url string) (bool, error) {
+				got = append(got, url)
+				return true, nil
+			})
+			if err != nil || len(got) != tc.want {
+				t.Fatalf("swept %d, %v; want %d", len(got), err, tc.want)
+			}
+			if n := count(t, m); n != int64(7-tc.want) {
+				t.Fatalf("left %d, want %d", n, 7-tc.want)
+			}
+			if c.ZCard(ctx, "{rm}:dirtymap:leases").Val() != 0 {
+				t.Fatal("leases left behind")
+			}
+		})
+	}
+}
+
+func TestSweepPutsBackFalseErrorsAndPanics(t *testing.T) {
+	c := newRedis(t)
+	m := dirty.New(c, "rm")
+	for i := range 250 { // more than one lease chunk
+		mark(t, m, u(i))
+	}
+	seen := map[string]int{}
+	err := m.Sweep(ctx, 0, func(url string) (bool, error) {
+		seen[url]++
+		var n int
+		fmt.Sscanf(url, "https://example.com/r/%d", &n)
+		return n%2 == 0, nil // odd ones are refused
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 250 {
+		t.Fatalf("yielded %d distinct URLs, want 250", len(seen))
+	}
+	for url, k := range seen {
+		if k != 1 {
+			t.Fatalf("%s yielded %d times in one sweep", url, k)
+		}
+	}
+	if n := count(t, m); n != 125 {
+		t.Fatalf("left %d, want the 125 refused", n)
+	}
+	if c.SCard(ctx, "{rm}:dirtymap:items").Val() != 125 || c.ZCard(ctx, "{rm}:dirtymap:leases").Val() != 0 {
+		t.Fatal("refused URLs are not back in the dirty set")
+	}
+
+	// An error ends the sweep; the URL and the unswept rest stay dirty.
+	boom := errors.New("boom")
+	calls := 0
+	err = m.Sweep(ctx, 0, func(string) (bool, error) {
+		calls++
+		if calls == 3 {
+			return true, boom
+		}
+		return true, nil
+	})
+	if !errors.Is(err, boom) || calls != 3 {
+		t.Fatalf("sweep = %v after %d calls; want boom after 3", err, calls)
+	}
+	if n := count(t, m); n != 123 {
+		t.Fatalf("left %d, want 123 (2 removed, the failed one back)", n)
+	}
+
+	// A panic is returned as ErrPanicked and puts the URL back.
+	err = m.Sweep(ctx, 0, func(string) (bool, error) { panic("kaboom") })
+	if !errors.Is(err, dirty.ErrPanicked) {
+		t.Fatalf("sweep after panic = %v", err)
+	}
+	if n := count(t, m); n != 123 || c.ZCard(ctx, "{rm}:dirtymap:leases").Val() != 0 {
+		t.Fatalf("after panic count %d, leases %d", n, c.ZCard(ctx, "{rm}:dirtymap:leases").Val())
+	}
+
+	// ErrStop ends the sweep without an error, honouring the result.
+	calls = 0
+	err = m.Sweep(ctx, 0, func(string) (bool, error) {
+		calls++
+		return true, dirty.ErrStop
+	})
+	if err != nil || calls != 1 || count(t, m) != 122 {
+		t.Fatalf("stop: err %v, calls %d, left %d", err, calls, count(t, m))
+	}
+}
+
+func TestSweepOne(t *testing.T) {
+	c := newRedis(t)
+	m := dirty.New(c, "rm")
+	mark(t, m, u(1), u(2))
+	yes := func(string) (bool, error) { return true, nil }
+	no := func(string) (bool, error) { return false, nil }
+
+	// Not dirty: fn runs anyway (the gem), nothing removed.
+	ran := false
+	removed, err := m.SweepOne(ctx, u(9), func(string) (bool, error) { ran = true; return true, nil })
+	if !ran || removed || err != nil {
+		t.Fatalf("sweep one of a clean URL: ran %v removed %v err %v", ran, removed, err)
+	}
+	if removed, err := m.SweepOne(ctx, u(1), no); removed || err != nil || count(t, m) != 2 {
+		t.Fatalf("false result removed it: %v %v", removed, err)
+	}
+	if removed, err := m.SweepOne(ctx, u(1), yes); !removed || err != nil || count(t, m) != 1 {
+		t.Fatalf("true result: removed %v err %v count %d", removed, err, count(t, m))
+	}
+	if _, err := m.SweepOne(ctx, u(2), func(string) (bool, error) { panic("x") }); !errors.Is(err, dirty.ErrPanicked) {
+		t.Fatalf("panic = %v", err)
+	}
+	if got := members(t, c); !slices.Equal(got, []string{u(2)}) {
+		t.Fatalf("after panic items = %v", got)
+	}
+	// Leased by someone else: fn does not run.
+	if _, _, err := m.Lease(ctx, 1, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	ran = false
+	if _, err := m.SweepOne(ctx, u(2), func(string) (bool, error) { ran = true; return true, nil }); !errors.Is(err, dirty.ErrLeased) || ran {
+		t.Fatalf("leased URL: err %v, ran %v", err, ran)
+	}
+}
+
+// A sweeper killed between Lease and Complete loses nothing: the lease expires back into the
+// map, the whole batch is leased again under the same batch id, and the dead holder's token no
+// longer completes anything.
+func TestKilledHolderLosesNothing(t *testing.T) {
+	c := newRedis(t)
+	m := dirty.New(c, "rm")
+	for i := range 5 {
+		mark(t, m, u(i))
+	}
+	urls, dead, err := m.Lease(ctx, 10, 200*time.Millisecond)
+	if err != nil || len(urls) != 5 || dead.Generation() != 0 {
+		t.Fatalf("lease = %v %q %v", urls, dead, err)
+	}
+	if n := count(t, m); n != 5 {
+		t.Fatalf("count during lease = %d", n)
+	}
+	if again, _, _ := m.Lease(ctx, 10, time.Minute); len(again) != 0 {
+		t.Fatalf("leased twice: %v", again)
+	}
+	// The holder "dies" here. After expiry the batch comes back whole.
+	back, tok := leaseEventually(t, m, 10)
+	if !slices.Equal(slices.Sorted(slices.Values(back)), slices.Sorted(slices.Values(urls))) {
+		t.Fatalf("re-leased %v, want %v", back, urls)
+	}
+	if tok.Batch() != dead.Batch() || tok.Generation() != 1 {
+		t.Fatalf("token %q, dead %q: want same batch, generation 1", tok, dead)
+	}
+	if done, err := m.Complete(ctx, dead, urls...); err != nil || len(done) != 0 {
+		t.Fatalf("the dead holder completed %v, %v", done, err)
+	}
+	if released, _ := m.Release(ctx, dead, urls...); len(released) != 0 {
+		t.Fatalf("the dead holder released %v", released)
+	}
+	if done, err := m.Complete(ctx, tok, back...); err != nil || len(done) != 5 {
+		t.Fatalf("complete = %v, %v", done, err)
+	}
+	if n := count(t, m); n != 0 {
+		t.Fatalf("left %d", n)
+	}
+	if keys := c.Keys(ctx, "*").Val(); len(keys) != 0 {
+		t.Fatalf("keys left behind: %v", keys)
+	}
+}
+
+// A batch partly completed before its holder died comes back URL by URL.
+func TestPartlyCompletedBatchReturnsURLs(t *testing.T) {
+	c := newRedis(t)
+	m := dirty.New(c, "rm")
+	mark(t, m, u(1), u(2), u(3))
+	urls, dead, _ := m.Lease(ctx, 3, 150*time.Millisecond)
+	if _, err := m.Complete(ctx, dead, urls[0]); err != nil {
+		t.Fatal(err)
+	}
+	back, tok := leaseEventually(t, m, 10)
+	if tok.Batch() == dead.Batch() || len(back) != 2 || slices.Contains(back, urls[0]) {
+		t.Fatalf("re-leased %v as %q (dead %q)", back, tok, dead)
+	}
+}
+
+func TestRemarkDuringLease(t *testing.T) {
+	c := newRedis(t)
+	m := dirty.New(c, "rm")
+	mark(t, m, u(1))
+	urls, tok, _ := m.Lease(ctx, 10, time.Minute)
+	if !slices.Equal(urls, []string{u(1)}) {
+		t.Fatalf("lease = %v", urls)
+	}
+	if newly, _ := m.Mark(ctx, u(1)); !newly {
+		t.Fatal("a URL changed after it was leased must be newly dirty")
+	}
+	if again, _, _ := m.Lease(ctx, 10, time.Minute); len(again) != 0 {
+		t.Fatalf("a URL marked again while leased was leased twice: %v", again)
+	}
+	if n := count(t, m); n != 1 {
+		t.Fatalf("count = %d", n)
+	}
+	if done, _ := m.Complete(ctx, tok, u(1)); len(done) != 1 {
+		t.Fatal("complete failed")
+	}
+	// Dirtied again during the lease: handed on once more.
+	again, _, _ := m.Lease(ctx, 10, time.Minute)
+	if !slices.Equal(again, []string{u(1)}) {
+		t.Fatalf("after complete lease = %v, want the URL again", again)
+	}
+}
+
+func TestReleaseAndRenew(t *testing.T) {
+	c := newRedis(t)
+	m := dirty.New(c, "rm")
+	mark(t, m, u(1), u(2))
+	urls, tok, _ := m.Lease(ctx, 2, 300*time.Millisecond)
+	if back, err := m.Release(ctx, tok, urls[0]); err != nil || len(back) != 1 {
+		t.Fatalf("release = %v %v", back, err)
+	}
+	if got := members(t, c); !slices.Equal(got, []string{urls[0]}) {
+		t.Fatalf("items after release = %v", got)
+	}
+	if held, err := m.Renew(ctx, tok, time.Minute, urls...); err != nil || !slices.Equal(held, urls[1:]) {
+		t.Fatalf("renew = %v %v", held, err)
+	}
+	time.Sleep(400 * time.Millisecond) // past the original lease: the renewal must hold
+	got, _, _ := m.Lease(ctx, 10, time.Minute)
+	if !slices.Equal(got, urls[:1]) {
+		t.Fatalf("lease after renew = %v, want only the released %v", got, urls[:1])
+	}
+	if d, ok, err := m.NextExpiry(ctx); err != nil || !ok || d <= 50*time.Second {
+		t.Fatalf("next expiry = %v %v %v", d, ok, err)
+	}
+}
+
+// Concurrent holders never hold one URL at once, and together they take every URL once.
+func TestConcurrentLeasers(t *testing.T) {
+	c := newRedis(t)
+	m := dirty.New(c, "rm")
+	const total = 5000
+	pipe := c.Pipeline()
+	for i := range total {
+		pipe.SAdd(ctx, "{rm}:dirtymap:items", u(i))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	holding := map[string]bool{}
+	handed := map[string]int{}
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for range 4 {
+		wg.Go(func() {
+			for {
+				urls, tok, err := m.Lease(ctx, 37, time.Minute)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if len(urls) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, url := range urls {
+					if holding[url] {
+						errs <- fmt.Errorf("%s held twice at once", url)
+					}
+					holding[url] = true
+					handed[url]++
+				}
+				mu.Unlock()
+				mu.Lock()
+				for _, url := range urls {
+					delete(holding, url)
+				}
+				mu.Unlock()
+				if _, err := m.Complete(ctx, tok, urls...); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if len(handed) != total {
+		t.Fatalf("handed %d URLs, want %d", len(handed), total)
+	}
+	for url, n := range handed {
+		if n != 1 {
+			t.Fatalf("%s handed %d times", url, n)
+		}
+	}
+	if n := count(t, m); n != 0 {
+		t.Fatalf("left %d", n)
+	}
+}
+
+// Two Sweeps at once on one map (the gem's API): every URL is yielded once in total.
+func TestConcurrentSweeps(t *testing.T) {
+	c := newRedis(t)
+	m := dirty.New(c, "rm")
+	for i := range 600 {
+		mark(t, m, u(i))
+	}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			err := m.Sweep(ctx, 0, func(url string) (bool, error) {
+				mu.Lock()
+				seen[url]++
+				mu.Unlock()
+				return true, nil
+			})
+			if err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if len(seen) != 600 {
+		t.Fatalf("yielded %d URLs", len(seen))
+	}
+	for url, n := range seen {
+		if n != 1 {
+			t.Fatalf("%s yielded %d times", url, n)
+		}
+	}
+}
+
+func TestBadArguments(t *testing.T) {
+	m := dirty.New(newRedis(t), "rm")
+	if _, _, err := m.Lease(ctx, 0, time.Minute); err == nil {
+		t.Fatal("n = 0 accepted")
+	}
+	if _, _, err := m.Lease(ctx, 1, 0); err == nil {
+		t.Fatal("ttl = 0 accepted")
+	}
+}
+
+func TestToken(t *testing.T) {
+	tok := dirty.Token("abc.def.12")
+	if tok.Batch() != "abc.def" || tok.Generation() != 12 {
+		t.Fatalf("batch %q gen %d", tok.Batch(), tok.Generation())
+	}
+}
+
+func TestRedisDown(t *testing.T) {
+	r := draintest.StartRedis(t)
+	m := dirty.New(r.Client(t, 0), "rm")
+	r.Stop()
+	if _, err := m.Mark(ctx, u(1)); err == nil {
+		t.Fatal("mark with Redis down succeeded")
+	}
+	if err := m.Sweep(ctx, 0, func(string) (bool, error) { return true, nil }); err == nil {
+		t.Fatal("sweep with Redis down succeeded")
+	}
+}

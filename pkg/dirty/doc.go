@@ -1,0 +1,41 @@
+// Package dirty is the drain's dirty map: the set of URLs whose resources changed and have not
+// been handed on yet (the gem's Routemaster::Dirty::Map), made safe for many sweepers and for
+// crashes.
+//
+// The filter marks a URL dirty when a fresh create/update/delete arrives for it; apps (or the
+// sweeper service) sweep the map later and learn each changed URL once, however many events
+// arrived for it in between:
+//
+//	m := dirty.New(rdb, "rm", dirty.WithOnDirty(func(url string) { log.Println("dirty", url) }))
+//	m.Mark(ctx, "https://orders.example.com/api/orders/1")
+//	err := m.Sweep(ctx, 0, func(url string) (bool, error) {
+//		return refresh(url) == nil, nil // true: done, the URL leaves the map
+//	})
+//
+// # Semantics kept from the gem
+//
+// Mark is a SADD and reports whether the URL was newly dirty; only then does the WithOnDirty
+// hook run. Sweep(limit ≤ 0) is unlimited; a false result, an error or a panic puts the URL
+// back, after the sweep, so no URL is yielded twice in one sweep. SweepOne runs its function
+// even for a URL that is not dirty. Order is random.
+//
+// # What is better than the gem
+//
+// The gem pops URLs (SPOP) before yielding them, so a process that dies mid-sweep loses them.
+// Here URLs are leased: one Lua script moves them from the dirty set {ns}:dirtymap:items into
+// the lease set {ns}:dirtymap:leases (scored by lease expiry, by the Redis clock) under an
+// owner token, and they leave the map only when the holder confirms the hand-off (Complete). An
+// expired lease goes back into the map at the next Lease call of any process. Two holders never
+// lease the same URL at once: a URL marked again while leased stays in the dirty set but is not
+// leased again until the first lease ends; then it is handed on once more, since it changed
+// again. A holder whose lease expired cannot complete or release the new holder's lease.
+//
+// A batch whose holder died between leasing and completing is leased again whole, under the
+// same batch id (Token.Batch) with a higher generation: a hand-off keyed on the batch id and
+// the content, like the sweeper's Nats-Msg-Id, then repeats the dead holder's message exactly
+// and the receiver can drop the copy.
+//
+// Lease, Complete, Release and Renew are the batch API the sweeper service uses; Sweep and
+// SweepOne are the gem's API built on them. Every key carries the hash tag {ns}, so the scripts
+// run on Redis Cluster too. See docs/redis.md for the key layout.
+package dirty
