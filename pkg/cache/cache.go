@@ -345,9 +345,24 @@ func (c *Cache) Invalidate(ctx context.Context, urls ...string) ([]int64, error)
 // fetch that started before the bust cannot store afterwards), and resets the TTL. It returns
 // the new index.
 func (c *Cache) Bust(ctx context.Context, url string) (int64, error) {
-	n, err := bustScript.Run(ctx, c.cfg.Redis, []string{c.Key(url)}, c.ttlMillis()).Int64()
-	if err != nil {
-		return 0, fmt.Errorf("cache: bust %s: %w", url, err)
+	_, n, err := c.bust(ctx, url, "")
+	return n, err
+}
+
+// BustIf is Bust only while url's invalidation index is at most index: the warmer busts for a
+// delete (or a 404) seen at index, unless a newer event has invalidated the URL since, in
+// which case that event decides. It reports whether it busted, and the index after the call.
+func (c *Cache) BustIf(ctx context.Context, url string, index int64) (bool, int64, error) {
+	return c.bust(ctx, url, strconv.FormatInt(index, 10))
+}
+
+func (c *Cache) bust(ctx context.Context, url, atMost string) (bool, int64, error) {
+	res, err := bustScript.Run(ctx, c.cfg.Redis, []string{c.Key(url)}, c.ttlMillis(), atMost).Int64Slice()
+	if err != nil || len(res) != 2 {
+		return false, 0, fmt.Errorf("cache: bust %s: %w", url, err)
+	}
+	if res[0] != 1 {
+		return false, res[1], nil
 	}
 	if c.metrics != nil {
 		c.metrics.busts.Inc()
@@ -355,7 +370,33 @@ func (c *Cache) Bust(ctx context.Context, url string) (int64, error) {
 	if c.cfg.Hooks.OnBust != nil {
 		c.cfg.Hooks.OnBust(url)
 	}
-	return n, nil
+	return true, res[1], nil
+}
+
+// State is the invalidation state of one variant of a URL, without its body.
+type State struct {
+	Current   int64 // the URL's invalidation index
+	Stored    int64 // the index the stored variant was fetched under (when HasStored)
+	HasStored bool
+}
+
+// State reads url's invalidation index and the index of the variant's stored entry, without
+// the body (one HMGET of two fields).
+func (c *Cache) State(ctx context.Context, url string, v Variant) (State, error) {
+	vals, err := c.cfg.Redis.HMGet(ctx, c.Key(url), FieldCurrentIndex, v.Prefix()+suffixIndex).Result()
+	if err != nil {
+		return State{}, fmt.Errorf("cache: read %s: %w", url, err)
+	}
+	var s State
+	if v, ok := vals[0].(string); ok {
+		s.Current, _ = strconv.ParseInt(v, 10, 64)
+	}
+	if v, ok := vals[1].(string); ok {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			s.Stored, s.HasStored = n, true
+		}
+	}
+	return s, nil
 }
 
 func (c *Cache) hit(url string) {

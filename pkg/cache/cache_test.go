@@ -522,3 +522,28 @@ func TestFixTTL(t *testing.T) {
 		t.Fatalf("second run fixed %d", rep.Fixed)
 	}
 }
+
+func TestBustIfAndState(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	u := e.url("/b")
+	mustGet(t, e.cache, u, cache.Variant{})
+	if s, err := e.cache.State(ctx, u, cache.Variant{}); err != nil || s != (cache.State{Current: 0, Stored: 0, HasStored: true}) {
+		t.Fatalf("State %+v %v", s, err)
+	}
+	e.cache.Invalidate(ctx, u) // 1
+	e.cache.Invalidate(ctx, u) // 2
+	// A delete seen at index 1 is overtaken by the event at index 2: nothing busted.
+	if busted, n, err := e.cache.BustIf(ctx, u, 1); err != nil || busted || n != 2 {
+		t.Fatalf("BustIf(1): %v %d %v", busted, n, err)
+	}
+	if s, _ := e.cache.State(ctx, u, cache.Variant{}); !s.HasStored {
+		t.Fatal("BustIf busted despite a newer index")
+	}
+	if busted, n, err := e.cache.BustIf(ctx, u, 2); err != nil || !busted || n != 3 {
+		t.Fatalf("BustIf(2): %v %d %v", busted, n, err)
+	}
+	if s, _ := e.cache.State(ctx, u, cache.Variant{}); s.HasStored || s.Current != 3 {
+		t.Fatalf("after BustIf: %+v", s)
+	}
+}
