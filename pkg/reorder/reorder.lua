@@ -12,20 +12,54 @@
 -- in the order each URL was first kept; dirty is the URL numbers newly added to the dirty set.
 local ttl = ARGV[1]
 local seq = tonumber(ARGV[2])
+local state_prefix, seq_suffix = '{"t":', ',"seq":' .. ARGV[2] .. '}'
 local mark = ARGV[3] == "1"
 local nurls = #KEYS - 1
 -- State keys are the dirty set's key with "items" replaced by "state:<url>".
 local url_from = #KEYS[1] - #"items" + #"state:" + 1
 
+-- call runs cmd over items in chunks (unpack has a stack limit) and returns the replies,
+-- concatenated, in order (multi-bulk replies only).
+local function call(cmd, key, items)
+  local out = {}
+  for from = 1, #items, 1000 do
+    local to = math.min(from + 999, #items)
+    local reply
+    if key then
+      reply = redis.call(cmd, key, unpack(items, from, to))
+    else
+      reply = redis.call(cmd, unpack(items, from, to))
+    end
+    if type(reply) == "table" then
+      for j = 1, #reply do
+        out[#out + 1] = reply[j]
+      end
+    end
+  end
+  return out
+end
+
+local state_keys = {}
+for u = 1, nurls do
+  state_keys[u] = KEYS[u + 1]
+end
+local states = call("MGET", nil, state_keys)
 local cur_t, replayable = {}, {}
 for u = 1, nurls do
-  local v = redis.call("GET", KEYS[u + 1])
+  local v = states[u]
   local t, s = 0, -1
   if v then
-    local ok, st = pcall(cjson.decode, v)
-    if ok and type(st) == "table" then
-      t = tonumber(st["t"]) or 0
-      s = tonumber(st["seq"]) or -1
+    -- Fast path for the form this script writes; any other JSON goes through cjson, and a
+    -- value that is not a JSON object (such as the gem's Ruby Marshal data) counts as unknown.
+    local ts, ss = string.match(v, '^{"t":(%d+),"seq":(%d+)}$')
+    if ts then
+      t, s = tonumber(ts), tonumber(ss)
+    else
+      local ok, st = pcall(cjson.decode, v)
+      if ok and type(st) == "table" then
+        t = tonumber(st["t"]) or 0
+        s = tonumber(st["seq"]) or -1
+      end
     end
   end
   cur_t[u] = t
@@ -37,10 +71,12 @@ local order = {}     -- URL numbers in the order they were first kept
 local advanced = {}  -- URL number -> true when this run moved its state forward
 local replayed = {}  -- URL number -> true when its kept event is a replay of an earlier run
 local noop = {}     -- batch position -> true for noop events
+local new_t = {}    -- URL number -> its kept t as sent (a decimal string, written back as is)
 local n = (#ARGV - 3) / 2
 for i = 1, n do
   local u = tonumber(ARGV[2 + 2 * i])
-  local t = tonumber(ARGV[3 + 2 * i])
+  local traw = ARGV[3 + 2 * i]
+  local t = tonumber(traw)
   if u < 0 then
     u = -u
     noop[i] = true
@@ -59,6 +95,7 @@ for i = 1, n do
   if keep then
     replayable[u] = false
     cur_t[u] = t
+    new_t[u] = traw
     if kept[u] == nil then
       order[#order + 1] = u
     end
@@ -66,17 +103,29 @@ for i = 1, n do
   end
 end
 
-local fresh, dirty = {}, {}
+local fresh, to_mark, marked_url = {}, {}, {}
 for j = 1, #order do
   local u = order[j]
   local i = kept[u]
   fresh[j] = i
   if advanced[u] then
-    redis.call("SET", KEYS[u + 1], string.format('{"t":%d,"seq":%d}', cur_t[u], seq), "PX", ttl)
+    redis.call("SET", KEYS[u + 1], state_prefix .. new_t[u] .. seq_suffix, "PX", ttl)
   end
   if mark and not replayed[u] and not noop[i] then
-    if redis.call("SADD", KEYS[1], string.sub(KEYS[u + 1], url_from)) == 1 then
-      dirty[#dirty + 1] = u
+    to_mark[#to_mark + 1] = string.sub(KEYS[u + 1], url_from)
+    marked_url[#to_mark] = u
+  end
+end
+
+-- Which URLs are newly dirty: those not in the set before the SADD (the script is atomic, so
+-- nobody adds them in between).
+local dirty = {}
+if #to_mark > 0 then
+  local present = call("SMISMEMBER", KEYS[1], to_mark)
+  call("SADD", KEYS[1], to_mark)
+  for j = 1, #to_mark do
+    if present[j] == 0 then
+      dirty[#dirty + 1] = marked_url[j]
     end
   end
 end
