@@ -29,3 +29,30 @@ fuzz: ## run the batch parser's fuzz target for 60 s
 
 clean: ## remove build output
 	rm -rf bin
+
+COMPOSE ?= docker compose -f deploy/compose.yaml
+
+up: ## run the stack under docker compose (needs ROUTEMASTER_DRAIN_TOKENS; more warmers: add --scale warmer=4)
+	@test -n "$$ROUTEMASTER_DRAIN_TOKENS" || { echo "export ROUTEMASTER_DRAIN_TOKENS=<token the bus posts with> first"; exit 2; }
+	$(COMPOSE) up --build --detach --wait
+
+down: ## stop the docker compose stack (volumes are kept; add -v by hand to drop them)
+	$(COMPOSE) down
+
+run: ## run the whole pipeline locally without Docker: NATS, Redis, the four services and a demo origin
+	cd e2e && $(GO) run ./devstack
+
+chaos: ## kill services, NATS and Redis under a simulated bus (50,000 events, at most 10 minutes)
+	@$(MAKE) --no-print-directory build
+	cd e2e && $(GO) run ./cmd/chaos -bin ../bin -events 50000 -urls 2000 -timeout 10m
+
+bench: ## run every e2e/bench/<stage> program and write the table to docs/benchmarks.md
+	@mkdir -p docs tmp
+	@{ echo "# Benchmarks"; echo; \
+	  echo "Measured $$(date -u +%Y-%m-%d) on $$(nproc) cores ($$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $$(free -g | awk '/Mem:/{print $$2}') GiB), $$($(GO) version | cut -d' ' -f3)."; \
+	  echo "Command: \`make bench\` (each \`cd e2e && go run ./bench/<stage>\`). Each row sits beside a reference measured in the same run."; echo; \
+	  echo "| stage | case | result | reference | ratio |"; echo "|---|---|---|---|---|"; } > tmp/benchmarks.md
+	@set -e; for s in ingest filter warm; do \
+	  if [ -d e2e/bench/$$s ]; then echo "== bench $$s" >&2; (cd e2e && $(GO) run ./bench/$$s) | grep '^|' >> tmp/benchmarks.md; \
+	  else echo "== bench $$s: e2e/bench/$$s does not exist yet, skipped" >&2; fi; done
+	@mv tmp/benchmarks.md docs/benchmarks.md && cat docs/benchmarks.md
