@@ -196,7 +196,9 @@ func run(build, quiet bool) error {
 			w = io.MultiWriter(logFile, &stack.PrefixWriter{W: os.Stdout, Prefix: fmt.Sprintf("%-8s| ", name), Mu: &outMu})
 		}
 		p := &stack.Proc{Name: name, Path: filepath.Join(bin, name), Env: pe.list(), Health: health, Log: w,
-			Exited: func(p *stack.Proc, err error) { exited <- fmt.Sprintf("%s exited: %v (log: tmp/devstack/%s.log)", p.Name, err, p.Name) }}
+			Exited: func(p *stack.Proc, err error) {
+				exited <- fmt.Sprintf("%s exited: %v (log: tmp/devstack/%s.log)", p.Name, err, p.Name)
+			}}
 		if err := p.Start(); err != nil {
 			return err
 		}
