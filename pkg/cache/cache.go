@@ -234,18 +234,29 @@ func (c *Cache) Lookup(ctx context.Context, url string, v Variant) (*Response, e
 	return nil, nil
 }
 
+// Refreshed is the outcome of Refresh.
+type Refreshed struct {
+	// Index is the invalidation index read before the fetch started.
+	Index int64
+	// Stored reports whether the answer was stored: false when the index moved during the fetch.
+	Stored bool
+	// Response is the origin's answer (nil when the fetch failed).
+	Response *Response
+}
+
 // Refresh fetches the variant of url from the origin whatever the cache holds, and stores it
-// if the invalidation index did not move during the fetch. It reports whether the answer was
-// stored; r.Index is the index it was fetched under. This is what the warmer runs.
-func (c *Cache) Refresh(ctx context.Context, url string, v Variant) (r *Response, stored bool, err error) {
+// if the invalidation index did not move during the fetch. This is what the warmer runs. On a
+// fetch error, the result still carries the index read before the fetch.
+func (c *Cache) Refresh(ctx context.Context, url string, v Variant) (Refreshed, error) {
 	if c.cfg.Fetcher == nil {
-		return nil, false, ErrNoFetcher
+		return Refreshed{}, ErrNoFetcher
 	}
 	cur, err := c.Index(ctx, url)
 	if err != nil {
-		return nil, false, err
+		return Refreshed{}, err
 	}
-	return c.fetchAndStore(ctx, url, v, cur)
+	r, stored, err := c.fetchAndStore(ctx, url, v, cur)
+	return Refreshed{Index: cur, Stored: stored, Response: r}, err
 }
 
 // Index returns url's current invalidation index (0 when none).

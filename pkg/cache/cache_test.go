@@ -547,3 +547,25 @@ func TestBustIfAndState(t *testing.T) {
 		t.Fatalf("after BustIf: %+v", s)
 	}
 }
+
+func TestRefresh(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	u := e.url("/r")
+	mustGet(t, e.cache, u, cache.Variant{})
+	e.origin.version.Store(2)
+	// Refresh fetches even though the entry is fresh, and stores the new answer.
+	res, err := e.cache.Refresh(ctx, u, cache.Variant{})
+	if err != nil || !res.Stored || res.Index != 0 || string(res.Response.Body) != "/r v2 application/json " {
+		t.Fatalf("Refresh: %+v %v", res, err)
+	}
+	if r := mustGet(t, e.cache, u, cache.Variant{}); !r.Cached || string(r.Body) != "/r v2 application/json " {
+		t.Fatalf("after Refresh: %+v", r)
+	}
+	e.origin.status.Store(410)
+	e.cache.Invalidate(ctx, u)
+	res, err = e.cache.Refresh(ctx, u, cache.Variant{})
+	if err == nil || res.Index != 1 || res.Stored {
+		t.Fatalf("Refresh on 410: %+v %v", res, err)
+	}
+}
