@@ -1,0 +1,112 @@
+package warmer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/routemaster-drain/drain/apiclient"
+	"github.com/routemaster-drain/drain/cache"
+	"github.com/routemaster-drain/drain/config"
+	"github.com/routemaster-drain/drain/internal/service"
+	"github.com/routemaster-drain/drain/stream"
+)
+
+// Summary is the one-line description -h prints.
+const Summary = "warmer: fetches the resources named by warm requests (<prefix>.warm) into the Redis cache."
+
+// Main runs the warmer service with cfg until ctx is cancelled (SIGTERM): it connects to
+// NATS and Redis, declares the streams, serves /healthz, /readyz and /metrics on
+// DRAIN_ADMIN_ADDR and consumes warm requests. On cancellation it stops pulling and waits up
+// to DRAIN_SHUTDOWN_TIMEOUT for the messages it holds; any it has not finished are
+// redelivered to another replica.
+func Main(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	return run(ctx, cfg, log, service.NewRegistry(), nil)
+}
+
+// run is Main with the registry given, and started (when not nil) called with the admin
+// address once the consumer is about to run.
+func run(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prometheus.Registry, started func(admin string)) error {
+	nc, js, err := stream.Connect(cfg.NATS, "warmer", log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	names := stream.Names{Prefix: cfg.Streams.Prefix}
+	for {
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err = stream.Declare(dctx, js, names, cfg.Streams)
+		cancel()
+		if err == nil {
+			break
+		}
+		log.Warn("declaring streams failed; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+
+	rdb := service.NewRedis(cfg.CacheRedis)
+	defer rdb.Close()
+	client, err := apiclient.New(cfg.Fetch, apiclient.WithRegisterer(reg), apiclient.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	c, err := cache.New(cache.Config{
+		Redis: rdb, Namespace: cfg.CacheRedis.Namespace, Expiry: cfg.CacheExpiry,
+		Fetcher: cache.APIFetcher(client), MaxBody: cfg.Fetch.MaxBody, Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
+	w, err := New(Options{
+		JS: js, Names: names, Cache: c, QueueName: cfg.Warm.QueueName, Consumer: cfg.Consumer,
+		HostConcurrency: cfg.Warm.HostConcurrency, Coalesce: cfg.Warm.Coalesce, Log: log, Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
+	ready := func(ctx context.Context) error {
+		if err := stream.Ready(ctx, nc, js, names); err != nil {
+			return err
+		}
+		if err := rdb.Ping(ctx).Err(); err != nil {
+			return fmt.Errorf("cache redis: %w", err)
+		}
+		return nil
+	}
+	admin, err := service.StartAdmin(cfg.AdminAddr, reg, ready, nil, log)
+	if err != nil {
+		return err
+	}
+	log.Info("warmer running", "consumer", w.Durable(), "concurrency", cfg.Consumer.Concurrency,
+		"host_concurrency", cfg.Warm.HostConcurrency, "coalesce", cfg.Warm.Coalesce,
+		"cache_redis", cfg.CacheRedis.Redacted(), "circuit", cfg.Fetch.CircuitEnabled)
+	if started != nil {
+		started(admin.Addr())
+	}
+
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		admin.Stopping()
+		log.Info("stopping: finishing the messages in hand", "timeout", cfg.ShutdownTimeout)
+		select {
+		case err = <-done:
+		case <-time.After(cfg.ShutdownTimeout):
+			err = errors.New("shutdown timeout: unfinished warm requests will be redelivered")
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = admin.Shutdown(sctx)
+	return err
+}
