@@ -1,0 +1,227 @@
+package filter_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/routemaster-drain/drain/cache"
+	"github.com/routemaster-drain/drain/event"
+	"github.com/routemaster-drain/drain/reorder"
+	"github.com/routemaster-drain/drain/services/filter/filter"
+	"github.com/routemaster-drain/drain/stream"
+)
+
+func TestBatchesEndToEnd(t *testing.T) {
+	// One message at a time, so batches are filtered in stream order (with more, a later batch
+	// may be filtered first: each event is still judged by its t alone).
+	e := newEnv(t, "DRAIN_CONCURRENCY=1")
+	inst := e.startFilter()
+	s1 := e.publish("stuff", ev{"create", url("s1"), 1234}, ev{"create", url("s2"), 1234}, ev{"create", url("s3"), 1234}, ev{"create", url("s1"), 1234})
+	s2 := e.publish("stuff", ev{"create", url("s1"), 1234}, ev{"create", url("s4"), 1234}, ev{"create", url("s5"), 1234}, ev{"create", url("s2"), 1234})
+	e.publish("stuff", ev{"update", url("s1"), 1233}) // stale: nothing published
+	s4 := e.publish("other", ev{"update", url("u6"), 10}, ev{"noop", url("u7"), 5}, ev{"update", url("u6"), 12}, ev{"update", url("u6"), 11}, ev{"noop", url("u7"), 6})
+	e.waitDone(10 * time.Second)
+
+	got := e.changed()
+	want := []struct {
+		subject, events string
+		seq             uint64
+	}{
+		{"ft.changed.stuff", "create s1@1234, create s2@1234, create s3@1234", s1},
+		{"ft.changed.stuff", "create s4@1234, create s5@1234", s2},
+		{"ft.changed.other", "update u6@12, noop u7@6", s4},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("changed messages: %d, want %d: %+v", len(got), len(want), got)
+	}
+	for i, w := range want {
+		g := got[i]
+		if g.Subject != w.subject || brief(g.Events) != w.events {
+			t.Errorf("changed %d = %s [%s], want %s [%s]", i, g.Subject, brief(g.Events), w.subject, w.events)
+		}
+		if id := g.Header.Get(jetstream.MsgIDHeader); id != filter.ChangedMsgID("ft_events", w.seq, strings.TrimPrefix(w.subject, "ft.changed.")) {
+			t.Errorf("changed %d: Nats-Msg-Id %q", i, id)
+		}
+		if g.Header.Get(filter.HeaderSourceStream) != "ft_events" || g.Header.Get(filter.HeaderSourceSequence) == "" {
+			t.Errorf("changed %d: source headers %v", i, g.Header)
+		}
+	}
+	// The events travel byte for byte.
+	if raw := string(got[0].Events[0].Raw); raw != `{"topic":"stuff","type":"create","url":"https://example.com/s1","t":1234}` {
+		t.Errorf("raw event changed: %s", raw)
+	}
+	for u, wt := range map[string]int64{"s1": 1234, "s5": 1234, "u6": 12, "u7": 6} {
+		if st := e.state(url(u)); st != wt {
+			t.Errorf("state of %s = %d, want %d", u, st, wt)
+		}
+	}
+	d := e.dirty()
+	for _, u := range []string{"s1", "s2", "s3", "s4", "s5", "u6"} {
+		if !d[url(u)] {
+			t.Errorf("%s not dirty", u)
+		}
+	}
+	if d[url("u7")] || len(d) != 6 {
+		t.Errorf("dirty = %v, want s1..s5 and u6 (noops never mark)", d)
+	}
+	for name, want := range map[string]float64{
+		"drain_filter_events_in_total":    14,
+		"drain_filter_events_fresh_total": 7,
+		"drain_filter_events_stale_total": 7,
+		"drain_filter_newly_dirty_total":  6,
+	} {
+		if got := inst.counter(name); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+}
+
+func TestDirtyMarkingOff(t *testing.T) {
+	e := newEnv(t, "DRAIN_FILTER_DIRTY=false")
+	e.startFilter()
+	e.publish("stuff", ev{"create", url("a"), 1})
+	e.waitDone(10 * time.Second)
+	if len(e.changed()) != 1 || len(e.dirty()) != 0 {
+		t.Fatalf("changed %d, dirty %v", len(e.changed()), e.dirty())
+	}
+}
+
+func TestUndecodableBatchIsDeadLettered(t *testing.T) {
+	e := newEnv(t)
+	inst := e.startFilter()
+	e.publishRaw("stuff", []byte(`{"not":"a batch"}`))
+	e.publish("stuff", ev{"create", url("a"), 1})
+	e.waitDone(10 * time.Second)
+	dl := e.messages(stream.DLQ)
+	if len(dl) != 1 || !strings.Contains(string(dl[0].Events[0].Raw), "not") || dl[0].Subject != "ft.dlq.filter" {
+		t.Fatalf("dead letters = %+v", dl)
+	}
+	if dl[0].Header.Get(stream.HeaderError) == "" {
+		t.Errorf("dead letter without a reason: %v", dl[0].Header)
+	}
+	if len(e.changed()) != 1 {
+		t.Fatalf("the good batch after the bad one was not processed")
+	}
+	if inst.counter("drain_filter_dead_letters_total") != 1 {
+		t.Errorf("dead letters metric = %v", inst.counter("drain_filter_dead_letters_total"))
+	}
+}
+
+// TestRedeliveryAfterCrashBeforePublish reproduces a filter that ran the reorder script for a
+// message and died before publishing: the redelivery must publish the same fresh events.
+func TestRedeliveryAfterCrashBeforePublish(t *testing.T) {
+	e := newEnv(t)
+	batch := []ev{{"create", url("a"), 5}, {"update", url("b"), 7}, {"update", url("a"), 9}}
+	seq := e.publish("stuff", batch...)
+	events, err := event.Parse(body("stuff", batch...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first delivery's script run.
+	first, err := reorder.New(e.rdb, "rm", time.Hour).Run(context.Background(), seq, events, true)
+	if err != nil || len(first.Fresh) != 2 {
+		t.Fatalf("first run: %+v %v", first, err)
+	}
+	e.startFilter()
+	e.waitDone(10 * time.Second)
+	got := e.changed()
+	if len(got) != 1 || len(got[0].Events) != 2 {
+		t.Fatalf("changed = %+v, want the two fresh events of the first run", got)
+	}
+	seen := map[string]bool{}
+	for _, ev := range got[0].Events {
+		seen[brief([]event.Event{ev})] = true
+	}
+	if !seen["update a@9"] || !seen["update b@7"] {
+		t.Fatalf("changed = %s", brief(got[0].Events))
+	}
+	if d := e.dirty(); len(d) != 2 {
+		t.Fatalf("dirty = %v", d)
+	}
+}
+
+// TestRedeliveryAfterCrashBeforeAck: everything was done but the ack; the redelivery stores
+// nothing new on the changed stream.
+func TestRedeliveryAfterCrashBeforeAck(t *testing.T) {
+	e := newEnv(t)
+	inst := e.startFilter()
+	seq := e.publish("stuff", ev{"create", url("a"), 5}, ev{"update", url("b"), 7})
+	e.waitDone(10 * time.Second)
+	if len(e.changed()) != 1 {
+		t.Fatalf("changed = %d messages", len(e.changed()))
+	}
+	// Deliver the same message again, as JetStream would after a lost ack.
+	s, _ := e.js.Stream(context.Background(), "ft_events")
+	raw, err := s.GetMsg(context.Background(), seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := inst.f.Handle(context.Background(), redelivered{raw}); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.changed(); len(got) != 1 {
+		t.Fatalf("changed = %d messages after the redelivery, want 1", len(got))
+	}
+}
+
+// redelivered is a stored message handed to Handle as its second delivery.
+type redelivered struct{ raw *jetstream.RawStreamMsg }
+
+func (r redelivered) Metadata() (*jetstream.MsgMetadata, error) {
+	return &jetstream.MsgMetadata{Sequence: jetstream.SequencePair{Stream: r.raw.Sequence}, NumDelivered: 2, Stream: "ft_events"}, nil
+}
+func (r redelivered) Data() []byte                     { return r.raw.Data }
+func (r redelivered) Headers() nats.Header             { return r.raw.Header }
+func (r redelivered) Subject() string                  { return r.raw.Subject }
+func (r redelivered) Reply() string                    { return "" }
+func (r redelivered) Ack() error                       { return nil }
+func (r redelivered) DoubleAck(context.Context) error  { return nil }
+func (r redelivered) Nak() error                       { return nil }
+func (r redelivered) NakWithDelay(time.Duration) error { return nil }
+func (r redelivered) InProgress() error                { return nil }
+func (r redelivered) Term() error                      { return nil }
+func (r redelivered) TermWithReason(string) error      { return nil }
+
+func TestCacheModes(t *testing.T) {
+	for _, mode := range []string{"bust", "warm"} {
+		t.Run(mode, func(t *testing.T) {
+			e := newEnv(t, "DRAIN_CACHE_MODE="+mode, "DRAIN_CONCURRENCY=1")
+			e.startFilter()
+			e.publish("stuff", ev{"create", url("a"), 5}, ev{"noop", url("n"), 5}, ev{"update", url("a"), 6})
+			e.publish("stuff", ev{"update", url("a"), 4}) // stale, still busts
+			e.waitDone(10 * time.Second)
+			ctx := context.Background()
+			idx, err := e.rdb.HGet(ctx, cache.Key("rm", url("a")), cache.FieldCurrentIndex).Int64()
+			if err != nil || idx != 3 {
+				t.Fatalf("index of a = %d (%v), want 3: every non-noop event bumps, fresh or stale", idx, err)
+			}
+			if n := e.rdb.Exists(ctx, cache.Key("rm", url("n"))).Val(); n != 0 {
+				t.Fatalf("a noop bumped the index")
+			}
+			warms := e.messages(stream.Warm)
+			if mode == "bust" {
+				if len(warms) != 0 {
+					t.Fatalf("bust mode published %d warm requests", len(warms))
+				}
+				return
+			}
+			if len(warms) != 3 {
+				t.Fatalf("warm requests = %d, want 3 (one per bump)", len(warms))
+			}
+			for i, w := range warms {
+				r, err := cache.ParseWarmRequest(w.Events[0].Raw)
+				if err != nil || r.URL != url("a") || r.Index != int64(i+1) {
+					t.Errorf("warm request %d = %+v %v", i, r, err)
+				}
+				if !strings.HasPrefix(w.Header.Get(jetstream.MsgIDHeader), "warm-") {
+					t.Errorf("warm request %d: Nats-Msg-Id %q", i, w.Header.Get(jetstream.MsgIDHeader))
+				}
+			}
+		})
+	}
+}
