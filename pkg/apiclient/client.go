@@ -454,6 +454,10 @@ func classOf(status int) string {
 // restyLogger sends resty's own messages to slog at debug level.
 type restyLogger struct{ l *slog.Logger }
 
-func (r restyLogger) Errorf(format string, v ...any) { r.l.Debug("resty: " + fmt.Sprintf(format, v...)) }
-func (r restyLogger) Warnf(format string, v ...any)  { r.l.Debug("resty: " + fmt.Sprintf(format, v...)) }
-func (r restyLogger) Debugf(format string, v ...any) { r.l.Debug("resty: " + fmt.Sprintf(format, v...)) }
+func (r restyLogger) Errorf(format string, v ...any) {
+	r.l.Debug("resty: " + fmt.Sprintf(format, v...))
+}
+func (r restyLogger) Warnf(format string, v ...any) { r.l.Debug("resty: " + fmt.Sprintf(format, v...)) }
+func (r restyLogger) Debugf(format string, v ...any) {
+	r.l.Debug("resty: " + fmt.Sprintf(format, v...))
+}
