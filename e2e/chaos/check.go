@@ -1,0 +1,314 @@
+package chaos
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/routemaster-drain/drain/cache"
+	"github.com/routemaster-drain/drain/stream"
+)
+
+// Result is the outcome of one check.
+type Result struct {
+	Name   string
+	OK     bool
+	Detail string
+}
+
+// Report is every check's result.
+type Report struct {
+	Results []Result
+}
+
+// OK reports whether every check passed.
+func (r Report) OK() bool {
+	for _, c := range r.Results {
+		if !c.OK {
+			return false
+		}
+	}
+	return len(r.Results) > 0
+}
+
+// String prints one line per check.
+func (r Report) String() string {
+	var b strings.Builder
+	for _, c := range r.Results {
+		mark := "PASS"
+		if !c.OK {
+			mark = "FAIL"
+		}
+		fmt.Fprintf(&b, "  %s  %-34s %s\n", mark, c.Name, c.Detail)
+	}
+	return b.String()
+}
+
+func (r *Report) add(name string, ok bool, format string, args ...any) {
+	r.Results = append(r.Results, Result{Name: name, OK: ok, Detail: fmt.Sprintf(format, args...)})
+}
+
+// Target is where Verify looks: the drain's Redis (state, dirty map and cache in one DB here)
+// and JetStream.
+type Target struct {
+	Redis     *redis.Client
+	Namespace string
+	JS        jetstream.JetStream
+	Names     stream.Names
+	Origin    *Origin
+}
+
+// Verify checks the drain against plan after the bus delivered it.
+func Verify(ctx context.Context, plan *Plan, bus BusStats, t Target) Report {
+	var r Report
+	r.add("every batch acknowledged (2xx)", bus.Acked == bus.Batches, "%d/%d batches, %d POSTs for them", bus.Acked, bus.Batches, bus.Attempts)
+	verifyState(ctx, &r, plan, t)
+	changed := verifyChanged(ctx, &r, plan, t)
+	verifySwept(ctx, &r, changed, t)
+	verifyCache(ctx, &r, plan, t)
+	verifyDeadLetters(ctx, &r, t)
+	verifyConsumers(ctx, &r, t)
+	return r
+}
+
+func stateKey(ns, url string) string { return "{" + ns + "}:dirtymap:state:" + url }
+
+func verifyState(ctx context.Context, r *Report, plan *Plan, t Target) {
+	var bad []string
+	urls := sortedURLs(plan)
+	for i := 0; i < len(urls); i += 500 {
+		chunk := urls[i:min(i+500, len(urls))]
+		keys := make([]string, len(chunk))
+		for j, u := range chunk {
+			keys[j] = stateKey(t.Namespace, u)
+		}
+		vals, err := t.Redis.MGet(ctx, keys...).Result()
+		if err != nil {
+			r.add("filter state = newest t per URL", false, "read state: %v", err)
+			return
+		}
+		for j, v := range vals {
+			want := plan.Expect[chunk[j]].MaxT
+			s, _ := v.(string)
+			var st struct {
+				T int64 `json:"t"`
+			}
+			if s == "" || json.Unmarshal([]byte(s), &st) != nil || st.T != want {
+				bad = append(bad, fmt.Sprintf("%s: state %q, want t=%d", chunk[j], s, want))
+			}
+		}
+	}
+	r.add("filter state = newest t per URL", len(bad) == 0, "%d URLs checked, %d wrong%s", len(urls), len(bad), sample(bad))
+}
+
+// verifyChanged reads <prefix>.changed: the events the filter found fresh. The newest event
+// of every URL must be among them. It returns the URLs with a fresh non-noop event, which the
+// dirty map must have handed on.
+func verifyChanged(ctx context.Context, r *Report, plan *Plan, t Target) map[string]bool {
+	newest := map[string]int64{}
+	dirtied := map[string]bool{}
+	n, err := readStream(ctx, t.JS, t.Names.Stream(stream.Changed), func(data []byte) error {
+		var evs []Event
+		if err := json.Unmarshal(data, &evs); err != nil {
+			return err
+		}
+		for _, e := range evs {
+			newest[e.URL] = max(newest[e.URL], e.T)
+			if e.Type != "noop" {
+				dirtied[e.URL] = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		r.add("newest event of each URL found fresh", false, "read changed stream: %v", err)
+		return dirtied
+	}
+	var bad []string
+	for _, u := range sortedURLs(plan) {
+		if newest[u] != plan.Expect[u].MaxT {
+			bad = append(bad, fmt.Sprintf("%s: newest fresh t=%d, want %d", u, newest[u], plan.Expect[u].MaxT))
+		}
+	}
+	r.add("newest event of each URL found fresh", len(bad) == 0, "%d messages on the changed stream, %d URLs wrong%s", n, len(bad), sample(bad))
+	return dirtied
+}
+
+func verifySwept(ctx context.Context, r *Report, dirtied map[string]bool, t Target) {
+	swept := map[string]bool{}
+	n, err := readStream(ctx, t.JS, t.Names.Stream(stream.Swept), func(data []byte) error {
+		var urls []string
+		if err := json.Unmarshal(data, &urls); err != nil {
+			return err
+		}
+		for _, u := range urls {
+			swept[u] = true
+		}
+		return nil
+	})
+	if err != nil {
+		r.add("every dirtied URL handed on", false, "read swept stream: %v", err)
+		return
+	}
+	var missing []string
+	for u := range dirtied {
+		if !swept[u] {
+			missing = append(missing, u)
+		}
+	}
+	sort.Strings(missing)
+	left, err1 := t.Redis.SCard(ctx, "{"+t.Namespace+"}:dirtymap:items").Result()
+	leased, err2 := t.Redis.ZCard(ctx, "{"+t.Namespace+"}:dirtymap:leases").Result()
+	if err := errors.Join(err1, err2); err != nil {
+		r.add("every dirtied URL handed on", false, "read dirty map: %v", err)
+		return
+	}
+	r.add("every dirtied URL handed on", len(missing) == 0 && left == 0 && leased == 0,
+		"%d URLs dirtied, %d swept in %d messages, %d never swept, %d still dirty, %d leased%s",
+		len(dirtied), len(swept), n, len(missing), left, leased, sample(missing))
+}
+
+func verifyCache(ctx context.Context, r *Report, plan *Plan, t Target) {
+	c, err := cache.New(cache.Config{Redis: t.Redis, Namespace: t.Namespace})
+	if err != nil {
+		r.add("cache = origin for every URL", false, "%v", err)
+		return
+	}
+	var bad []string
+	live, gone, skipped := 0, 0, 0
+	for _, u := range sortedURLs(plan) {
+		e := plan.Expect[u]
+		entry, err := c.Peek(ctx, u, cache.Variant{})
+		if err != nil {
+			bad = append(bad, fmt.Sprintf("%s: %v", u, err))
+			continue
+		}
+		switch {
+		case e.Newest == "noop":
+			// A newer noop can make a later-arriving older update stale; the drain keeps the
+			// gem's rule (the newest t wins whatever the type), so nothing is promised here.
+			skipped++
+		case e.Deleted:
+			gone++
+			if entry.Fresh() {
+				bad = append(bad, fmt.Sprintf("%s: deleted but cached %s", u, entry.Stored.Body))
+			}
+		default:
+			live++
+			want := Representation(u, e.Version)
+			if t.Origin != nil {
+				want = t.Origin.Body(u)
+			}
+			switch {
+			case !entry.Fresh():
+				bad = append(bad, fmt.Sprintf("%s: no fresh entry (index %d), want version %d", u, entry.Current, e.Version))
+			case !bytes.Equal(entry.Stored.Body, want):
+				bad = append(bad, fmt.Sprintf("%s: cached %s, want %s", u, entry.Stored.Body, want))
+			}
+		}
+	}
+	r.add("cache = origin for every URL", len(bad) == 0, "%d live URLs hold the origin's current version, %d deleted absent, %d noop-newest skipped, %d wrong%s",
+		live, gone, skipped, len(bad), sample(bad))
+}
+
+func verifyDeadLetters(ctx context.Context, r *Report, t Target) {
+	s, err := t.JS.Stream(ctx, t.Names.Stream(stream.DLQ))
+	if err != nil {
+		r.add("no dead letters", false, "%v", err)
+		return
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		r.add("no dead letters", false, "%v", err)
+		return
+	}
+	r.add("no dead letters", info.State.Msgs == 0, "%d messages on %s", info.State.Msgs, info.Config.Name)
+}
+
+func verifyConsumers(ctx context.Context, r *Report, t Target) {
+	var busy []string
+	count := 0
+	for _, k := range stream.Kinds {
+		s, err := t.JS.Stream(ctx, t.Names.Stream(k))
+		if err != nil {
+			busy = append(busy, fmt.Sprintf("%s: %v", t.Names.Stream(k), err))
+			continue
+		}
+		lister := s.ListConsumers(ctx)
+		for ci := range lister.Info() {
+			count++
+			if ci.NumPending > 0 || ci.NumAckPending > 0 {
+				busy = append(busy, fmt.Sprintf("%s/%s: %d pending, %d unacked", ci.Stream, ci.Name, ci.NumPending, ci.NumAckPending))
+			}
+		}
+		if err := lister.Err(); err != nil {
+			busy = append(busy, fmt.Sprintf("%s: %v", t.Names.Stream(k), err))
+		}
+	}
+	r.add("no consumer with pending messages", len(busy) == 0 && count > 0, "%d consumers, %d with a backlog%s", count, len(busy), sample(busy))
+}
+
+// readStream calls fn with the body of every message stored on the named stream and returns
+// how many there were.
+func readStream(ctx context.Context, js jetstream.JetStream, name string, fn func([]byte) error) (int, error) {
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		return 0, err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if info.State.Msgs == 0 {
+		return 0, nil
+	}
+	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for uint64(n) < info.State.Msgs {
+		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(2e9))
+		if err != nil {
+			return n, err
+		}
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			n++
+			if err := fn(m.Data()); err != nil {
+				return n, fmt.Errorf("message %d: %w", n, err)
+			}
+		}
+		if err := batch.Error(); err != nil {
+			return n, err
+		}
+		if got == 0 {
+			return n, fmt.Errorf("%s: read %d of %d messages", name, n, info.State.Msgs)
+		}
+	}
+	return n, nil
+}
+
+func sortedURLs(p *Plan) []string {
+	urls := make([]string, 0, len(p.Expect))
+	for u := range p.Expect {
+		urls = append(urls, u)
+	}
+	sort.Strings(urls)
+	return urls
+}
+
+func sample(items []string) string {
+	if len(items) == 0 {
+		return ""
+	}
+	return "; e.g. " + strings.Join(items[:min(3, len(items))], "; ")
+}
