@@ -242,3 +242,13 @@ func brief(events []event.Event) string {
 	}
 	return strings.Join(parts, ", ")
 }
+
+// quietRedis drops go-redis's own log lines (connection refused while a test stops Redis).
+type quietRedis struct{}
+
+func (quietRedis) Printf(context.Context, string, ...any) {}
+
+func TestMain(m *testing.M) {
+	redis.SetLogger(quietRedis{})
+	m.Run()
+}
