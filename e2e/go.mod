@@ -39,6 +39,7 @@ require (
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
+	github.com/routemaster-drain/drain/services/filter v0.0.0
 	github.com/routemaster-drain/drain/services/ingest v0.0.0
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.1 // indirect
 	github.com/sirupsen/logrus v1.10.2 // indirect
@@ -62,3 +63,5 @@ replace (
 )
 
 replace github.com/routemaster-drain/drain/services/ingest => ../services/ingest
+
+replace github.com/routemaster-drain/drain/services/filter => ../services/filter

@@ -1,0 +1,283 @@
+// Command filter benchmarks the filter service: events/s through one filter (run in this
+// process, on its own NATS connection and Redis client) over 100-event batches pre-loaded in
+// the events stream, next to the rate at which the same reorder script runs straight against
+// Redis (EVALSHA, same concurrency, same kind of batches) measured in the same run, and the
+// Redis round trips the filter makes per batch. It prints rows of the shared benchmark table:
+//
+//	cd e2e && go run ./bench/filter            # or: make bench
+//	go run ./bench/filter -batches 3000 -events 100 -conc 8 -storage memory
+//
+// It starts a private embedded JetStream server and a private redis-server (from PATH) on
+// random ports. Batches are fresh: every event is newer than the state of its URL, so every
+// event is written, marked dirty and published (the filter's most expensive case).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/routemaster-drain/drain/config"
+	"github.com/routemaster-drain/drain/event"
+	"github.com/routemaster-drain/drain/reorder"
+	"github.com/routemaster-drain/drain/services/filter/filter"
+	"github.com/routemaster-drain/drain/stream"
+)
+
+func main() {
+	batches := flag.Int("batches", 3000, "batches pre-loaded in the events stream")
+	events := flag.Int("events", 100, "events per batch")
+	urls := flag.Int("urls", 50000, "distinct URLs the events cycle over")
+	conc := flag.Int("conc", 0, "filter concurrency (DRAIN_CONCURRENCY; 0 = its default)")
+	storage := flag.String("storage", "file", "stream storage: file or memory")
+	flag.Parse()
+	if err := run(*batches, *events, *urls, *conc, *storage); err != nil {
+		fmt.Fprintln(os.Stderr, "bench filter:", err)
+		os.Exit(1)
+	}
+}
+
+func run(nBatches, nEvents, nURLs, conc int, storage string) error {
+	dir, err := os.MkdirTemp("", "bench-filter-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true})
+	if err != nil {
+		return err
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		return fmt.Errorf("nats-server not ready")
+	}
+	defer ns.Shutdown()
+	redisAddr, stopRedis, err := startRedis(dir)
+	if err != nil {
+		return err
+	}
+	defer stopRedis()
+
+	env := []string{"NATS_URL=" + ns.ClientURL(), "ROUTEMASTER_DRAIN_REDIS=redis://" + redisAddr + "/0",
+		"DRAIN_PREFIX=bench", "DRAIN_STREAM_STORAGE=" + storage, "DRAIN_LOG_LEVEL=error",
+		"DRAIN_MAX_ACK_PENDING=10000"}
+	if conc > 0 {
+		env = append(env, "DRAIN_CONCURRENCY="+strconv.Itoa(conc))
+	}
+	cfg, err := config.Load(config.Filter, env)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	names := stream.Names{Prefix: "bench"}
+
+	// Pre-load the batches from a separate connection.
+	loadNC, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		return err
+	}
+	defer loadNC.Close()
+	loadJS, _ := jetstream.New(loadNC)
+	if err := stream.Declare(ctx, loadJS, names, cfg.Streams); err != nil {
+		return err
+	}
+	bodies := makeBatches(nBatches, nEvents, nURLs, 1_000_000)
+	for i, b := range bodies {
+		if _, err := loadJS.PublishAsync(names.Subject(stream.Events, "bench"), b); err != nil {
+			return err
+		}
+		if i%500 == 499 {
+			<-loadJS.PublishAsyncComplete()
+		}
+	}
+	<-loadJS.PublishAsyncComplete()
+	fmt.Fprintf(os.Stderr, "pre-loaded %d batches of %d events\n", nBatches, nEvents)
+
+	// The filter, with its own connection and a Redis client counting round trips.
+	nc, js, err := stream.Connect(cfg.NATS, "bench-filter", log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: redisAddr, PoolSize: 64})
+	defer rdb.Close()
+	hook := &countHook{}
+	rdb.AddHook(hook)
+	f, err := filter.New(cfg, js, rdb, rdb, prometheus.NewRegistry(), log)
+	if err != nil {
+		return err
+	}
+	if err := reorder.New(rdb, "rm", time.Hour).Load(ctx); err != nil {
+		return err
+	}
+	hook.n.Store(0)
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- f.Run(runCtx) }()
+	if err := waitAcked(ctx, loadJS, names, uint64(nBatches)); err != nil {
+		return err
+	}
+	took := time.Since(start)
+	stop()
+	if err := <-done; err != nil {
+		return err
+	}
+	trips := float64(hook.n.Load()) / float64(nBatches)
+	filterRate := float64(nBatches*nEvents) / took.Seconds()
+
+	// Reference: the same script straight against Redis, same concurrency, fresh batches.
+	fresh := makeBatches(nBatches, nEvents, nURLs, 2_000_000)
+	parsed := make([][]event.Event, len(fresh))
+	for i, b := range fresh {
+		if parsed[i], err = event.Parse(b); err != nil {
+			return err
+		}
+	}
+	raw := redis.NewClient(&redis.Options{Addr: redisAddr, PoolSize: 64})
+	defer raw.Close()
+	ref := reorder.New(raw, "ref", time.Hour)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var firstErr error
+	var once sync.Once
+	rstart := time.Now()
+	for range cfg.Consumer.Concurrency {
+		wg.Go(func() {
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(len(parsed)) {
+					return
+				}
+				if _, err := ref.Run(ctx, uint64(i+1), parsed[i], true); err != nil {
+					once.Do(func() { firstErr = err })
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	refRate := float64(nBatches*nEvents) / time.Since(rstart).Seconds()
+
+	label := fmt.Sprintf("%d-event batches, fresh, c=%d, dirty on, cache off", nEvents, cfg.Consumer.Concurrency)
+	row("filter", label, fmtRate(filterRate), "reorder script via EVALSHA", fmtRate(refRate), filterRate/refRate)
+	row("filter", fmt.Sprintf("Redis round trips per %d-event batch", nEvents), fmt.Sprintf("%.2f", trips), "target", "1 (independent of batch size)", 0)
+	return nil
+}
+
+// makeBatches returns n JSON batches of size events; batch i holds URLs i*size.. (mod urls),
+// all at t = base + i, so every event is newer than anything stored for its URL.
+func makeBatches(n, size, urls int, base int64) [][]byte {
+	out := make([][]byte, n)
+	for i := range out {
+		var b strings.Builder
+		b.WriteByte('[')
+		for j := range size {
+			if j > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `{"topic":"bench","type":"update","url":"https://api.example.com/things/%d","t":%d}`, (i*size+j)%urls, base+int64(i))
+		}
+		b.WriteByte(']')
+		out[i] = []byte(b.String())
+	}
+	return out
+}
+
+// waitAcked waits until the filter's consumer has acked every message up to last.
+func waitAcked(ctx context.Context, js jetstream.JetStream, names stream.Names, last uint64) error {
+	deadline := time.Now().Add(10 * time.Minute)
+	for time.Now().Before(deadline) {
+		cons, err := js.Consumer(ctx, names.Stream(stream.Events), names.Durable(filter.ConsumerName))
+		if err == nil {
+			info, err := cons.Info(ctx)
+			if err == nil && info.AckFloor.Stream >= last {
+				return nil
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return fmt.Errorf("filter did not finish within 10 minutes")
+}
+
+// startRedis runs redis-server from PATH on a free port without persistence.
+func startRedis(dir string) (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	cmd := exec.Command("redis-server", "--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--dir", dir,
+		"--save", "", "--appendonly", "no", "--protected-mode", "no")
+	if err := cmd.Start(); err != nil {
+		return "", nil, fmt.Errorf("redis-server from PATH: %w", err)
+	}
+	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	c := redis.NewClient(&redis.Options{Addr: addr})
+	defer c.Close()
+	for deadline := time.Now().Add(10 * time.Second); c.Ping(context.Background()).Err() != nil; {
+		if time.Now().After(deadline) {
+			stop()
+			return "", nil, fmt.Errorf("redis-server on %s does not answer", addr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return addr, stop, nil
+}
+
+// countHook counts commands and pipelines sent: each is one round trip.
+type countHook struct{ n atomic.Int64 }
+
+func (h *countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
+}
+func (h *countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(1); return next(ctx, cmds) }
+}
+
+func row(stage, label, value, refName, refValue string, ratio float64) {
+	rs := "-"
+	if ratio > 0 {
+		rs = fmt.Sprintf("%.2f", ratio)
+	}
+	fmt.Printf("| %s | %s | %s | %s: %s | %s |\n", stage, label, value, refName, refValue, rs)
+}
+
+func fmtRate(r float64) string { return commas(int64(r)) + " events/s" }
+
+func commas(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	var b strings.Builder
+	for i, ch := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(ch)
+	}
+	return b.String()
+}
