@@ -1,11 +1,13 @@
 package event
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
 	"net/url"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -105,8 +107,9 @@ func parseEvent(b []byte, idx int) (Event, error) {
 type span struct{ start, end int }
 
 type scanner struct {
-	b []byte
-	i int
+	b      []byte
+	i      int
+	topics []string // interned topics of this batch
 }
 
 func (s *scanner) syntax(msg string) error {
@@ -205,18 +208,27 @@ func (s *scanner) object(idx int) (Event, error) {
 
 	var ev Event
 	var err error
-	if ev.Topic, err = s.stringField(idx, "topic", topic, have[0]); err != nil {
-		return ev, err
-	}
-	if !validTopic(ev.Topic) {
-		return ev, &ParseError{Index: idx, Field: "topic", Msg: fmt.Sprintf("must be 1 to %d letters, digits, '_' or '-'", MaxTopicLength)}
-	}
-	typeStr, err := s.stringField(idx, "type", typ, have[1])
+	topicBytes, err := s.stringBytes(idx, "topic", topic, have[0])
 	if err != nil {
 		return ev, err
 	}
-	ev.Type = Type(typeStr)
-	if !ev.Type.Valid() {
+	if ev.Topic = s.intern(topicBytes); !validTopic(ev.Topic) {
+		return ev, &ParseError{Index: idx, Field: "topic", Msg: fmt.Sprintf("must be 1 to %d letters, digits, '_' or '-'", MaxTopicLength)}
+	}
+	typeBytes, err := s.stringBytes(idx, "type", typ, have[1])
+	if err != nil {
+		return ev, err
+	}
+	switch string(typeBytes) { // no allocation: the four constants are reused
+	case "create":
+		ev.Type = Create
+	case "update":
+		ev.Type = Update
+	case "delete":
+		ev.Type = Delete
+	case "noop":
+		ev.Type = Noop
+	default:
 		return ev, &ParseError{Index: idx, Field: "type", Msg: "must be one of create, update, delete, noop"}
 	}
 	if ev.URL, err = s.stringField(idx, "url", u, have[2]); err != nil {
@@ -244,26 +256,49 @@ func (s *scanner) object(idx int) (Event, error) {
 }
 
 func (s *scanner) stringField(idx int, name string, v span, present bool) (string, error) {
+	b, err := s.stringBytes(idx, name, v, present)
+	return string(b), err
+}
+
+// stringBytes returns the unescaped contents of a string field: a slice of the body when the
+// string has no escapes.
+func (s *scanner) stringBytes(idx int, name string, v span, present bool) ([]byte, error) {
 	if !present || s.b[v.start] == 'n' {
-		return "", &ParseError{Index: idx, Field: name, Msg: "is required"}
+		return nil, &ParseError{Index: idx, Field: name, Msg: "is required"}
 	}
 	if s.b[v.start] != '"' {
-		return "", &ParseError{Index: idx, Field: name, Msg: "must be a string"}
+		return nil, &ParseError{Index: idx, Field: name, Msg: "must be a string"}
 	}
 	raw := s.b[v.start+1 : v.end-1]
 	if !utf8.Valid(raw) {
-		return "", &ParseError{Index: idx, Field: name, Msg: "must be valid UTF-8"}
+		return nil, &ParseError{Index: idx, Field: name, Msg: "must be valid UTF-8"}
 	}
-	for _, c := range raw {
-		if c == '\\' {
-			var out string
-			if err := json.Unmarshal(s.b[v.start:v.end], &out); err != nil {
-				return "", &ParseError{Index: idx, Field: name, Msg: "bad string"}
-			}
-			return out, nil
+	if bytes.IndexByte(raw, '\\') >= 0 {
+		var out string
+		if err := json.Unmarshal(s.b[v.start:v.end], &out); err != nil {
+			return nil, &ParseError{Index: idx, Field: name, Msg: "bad string"}
+		}
+		return []byte(out), nil
+	}
+	return raw, nil
+}
+
+// maxInterned bounds the distinct topic strings one Parse shares between events.
+const maxInterned = 16
+
+// intern returns b as a string, sharing one allocation between the events of a batch that
+// have the same topic.
+func (s *scanner) intern(b []byte) string {
+	for _, t := range s.topics {
+		if t == string(b) {
+			return t
 		}
 	}
-	return string(raw), nil
+	t := string(b)
+	if len(s.topics) < maxInterned {
+		s.topics = append(s.topics, t)
+	}
+	return t
 }
 
 // str scans a string starting at '"' and returns the span of its contents (quotes excluded)
@@ -471,9 +506,44 @@ func validURL(s string) bool {
 	if len(s) < len("http://x") || !(hasPrefixFold(s, "http://") || hasPrefixFold(s, "https://")) {
 		return false
 	}
+	if plainURL(s) {
+		return true
+	}
 	u, err := url.Parse(s)
 	return err == nil && u.Host != "" && (u.Scheme == "http" || u.Scheme == "https")
 }
+
+// plainURL is validURL's fast path for the URLs the bus carries: a non-empty host name of
+// letters, digits, '.', '-', '_' or '~', an optional numeric port, and a path, query and
+// fragment of unreserved and sub-delimiter characters without escapes. Every URL it accepts
+// url.Parse accepts with that host; anything else goes to url.Parse.
+func plainURL(s string) bool {
+	i := strings.Index(s, "://") + 3
+	hostStart := i
+	for i < len(s) && (isAlnum(s[i]) || s[i] == '.' || s[i] == '-' || s[i] == '_' || s[i] == '~') {
+		i++
+	}
+	if i == hostStart {
+		return false
+	}
+	if i < len(s) && s[i] == ':' {
+		i++
+		for i < len(s) && isDigit(s[i]) {
+			i++
+		}
+	}
+	if i < len(s) && s[i] != '/' && s[i] != '?' && s[i] != '#' {
+		return false
+	}
+	for ; i < len(s); i++ {
+		if c := s[i]; !isAlnum(c) && strings.IndexByte("-._~:/?#[]@!$&'()*+,;=", c) < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func isAlnum(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || isDigit(c) }
 
 func hasPrefixFold(s, prefix string) bool {
 	if len(s) < len(prefix) {
