@@ -21,6 +21,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,12 +47,17 @@ func main() {
 	urls := flag.Int("urls", 50000, "distinct URLs the events cycle over")
 	conc := flag.Int("conc", 0, "filter concurrency (DRAIN_CONCURRENCY; 0 = its default)")
 	storage := flag.String("storage", "file", "stream storage: file or memory")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the filter phase to this file")
 	flag.Parse()
+	profile = *cpuprofile
 	if err := run(*batches, *events, *urls, *conc, *storage); err != nil {
 		fmt.Fprintln(os.Stderr, "bench filter:", err)
 		os.Exit(1)
 	}
 }
+
+// profile is the -cpuprofile path.
+var profile string
 
 func run(nBatches, nEvents, nURLs, conc int, storage string) error {
 	dir, err := os.MkdirTemp("", "bench-filter-")
@@ -129,6 +135,14 @@ func run(nBatches, nEvents, nURLs, conc int, storage string) error {
 		return err
 	}
 	hook.n.Store(0)
+	if profile != "" {
+		pf, err := os.Create(profile)
+		if err != nil {
+			return err
+		}
+		defer pf.Close()
+		_ = pprof.StartCPUProfile(pf)
+	}
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	done := make(chan error, 1)
@@ -138,6 +152,7 @@ func run(nBatches, nEvents, nURLs, conc int, storage string) error {
 		return err
 	}
 	took := time.Since(start)
+	pprof.StopCPUProfile()
 	stop()
 	if err := <-done; err != nil {
 		return err
