@@ -45,6 +45,13 @@ const MaxTopicLength = 64
 // t is a non-negative JSON number of milliseconds (fractions are truncated); data, when present
 // and not null, is an object. Unknown fields are kept in Raw. Duplicate keys: the last wins.
 func Parse(body []byte) ([]Event, error) {
+	return ParseAppend(make([]Event, 0, 1+len(body)/128), body)
+}
+
+// ParseAppend is Parse appending the events to dst, so a caller that parses many batches can
+// reuse one slice (ingest keeps them in a pool). On error it returns nil; dst's spare
+// capacity may have been written.
+func ParseAppend(dst []Event, body []byte) ([]Event, error) {
 	s := scanner{b: body}
 	s.ws()
 	if !s.eat('[') {
@@ -56,7 +63,7 @@ func Parse(body []byte) ([]Event, error) {
 		}
 		return nil, &ParseError{Index: -1, Msg: "body must be a JSON array of events"}
 	}
-	events := make([]Event, 0, 1+len(body)/160)
+	events := dst
 	s.ws()
 	if s.eat(']') {
 		return events, s.end()

@@ -59,7 +59,7 @@ func (s *syncBuffer) String() string {
 
 // start runs ingest with the given configuration overrides ("KEY=value") and, unless
 // undeclared is set, the drain's streams declared.
-func start(t *testing.T, overrides ...string) *env {
+func start(t testing.TB, overrides ...string) *env {
 	t.Helper()
 	e := &env{nats: draintest.StartNATS(t), logs: &syncBuffer{}}
 	vars := append([]string{"ROUTEMASTER_DRAIN_TOKENS=demo, other ,", "DRAIN_PREFIX=" + prefix, "NATS_URL=" + e.nats.URL(), "DRAIN_LOG_LEVEL=debug"}, overrides...)
@@ -83,7 +83,7 @@ func start(t *testing.T, overrides ...string) *env {
 	return e
 }
 
-func (e *env) declare(t *testing.T) {
+func (e *env) declare(t testing.TB) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -48,7 +48,9 @@ type Server struct {
 
 	inflight atomic.Int64
 	stopping atomic.Bool
-	bufs     sync.Pool // *[]byte request bodies and message bodies
+	batches  sync.Pool // *batch: request body, events and message buffers
+	subjects sync.Map  // topic → subject, for the first maxSubjects topics
+	nSubj    atomic.Int64
 }
 
 // New builds a Server from the ingest configuration (cfg.Ingest, cfg.Streams), the NATS
@@ -103,11 +105,21 @@ func validTopic(t string) bool {
 // Subject returns the subject the events of topic are published to: <prefix>.siphon.<topic>
 // for a siphoned topic, <prefix>.events.<topic> otherwise.
 func (s *Server) Subject(topic string) string {
-	if s.siphon[topic] {
-		return s.names.Subject(stream.Siphon, topic)
+	if v, ok := s.subjects.Load(topic); ok {
+		return v.(string)
 	}
-	return s.names.Subject(stream.Events, topic)
+	subject := s.names.Subject(stream.Events, topic)
+	if s.siphon[topic] {
+		subject = s.names.Subject(stream.Siphon, topic)
+	}
+	if s.nSubj.Add(1) <= maxSubjects {
+		s.subjects.Store(topic, subject)
+	}
+	return subject
 }
+
+// maxSubjects bounds the subject cache; topics beyond it are still served, uncached.
+const maxSubjects = 4096
 
 // ServeHTTP routes the ingest path (with or without a trailing slash) to the receiver,
 // GET /healthz, /readyz and /metrics to the admin handlers, and anything else to 404.
@@ -225,10 +237,10 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request) {
 		s.m.inflight.Dec()
 	}()
 
-	bp := s.getBuf()
-	body, err := s.readBody(w, r, (*bp)[:0])
-	*bp = body[:0]
-	defer s.putBuf(bp) // every publish has returned by then; message bodies use their own buffers
+	b := s.getBatch()
+	defer s.putBatch(b) // every publish has returned by then
+	body, err := s.readBody(w, r, b.body[:0])
+	b.body = body
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -238,19 +250,20 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, http.StatusBadRequest, "reading body: "+err.Error())
 		return
 	}
-	events, err := event.Parse(body)
+	events, err := event.ParseAppend(b.events[:0], body)
 	if err != nil {
 		s.refuse(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
+	b.events = events
 	if len(events) > s.cfg.MaxEvents {
 		s.refuse(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("%d events: more than %d in one batch", len(events), s.cfg.MaxEvents))
 		return
 	}
 	if len(events) > 0 {
-		groups := event.GroupByTopic(events)
+		b.group()
 		start := time.Now()
-		if err := s.publish(r.Context(), groups); err != nil {
+		if err := s.publish(r.Context(), b.groups); err != nil {
 			reason := "error"
 			if errors.Is(err, context.DeadlineExceeded) {
 				reason = "timeout"
@@ -261,7 +274,7 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.m.publish.Observe(time.Since(start).Seconds())
-		s.count(groups)
+		s.count(b.groups)
 	}
 	s.m.batchEvents.Observe(float64(len(events)))
 	s.m.request(http.StatusNoContent)
@@ -269,24 +282,12 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request) {
 }
 
 // count adds the events of accepted groups to the events metric, one Add per (topic, type).
-func (s *Server) count(groups []event.TopicGroup) {
-	for _, g := range groups {
-		var n [4]int
-		for _, e := range g.Events {
-			switch e.Type {
-			case event.Create:
-				n[0]++
-			case event.Update:
-				n[1]++
-			case event.Delete:
-				n[2]++
-			default:
-				n[3]++
-			}
-		}
-		for i, t := range [4]event.Type{event.Create, event.Update, event.Delete, event.Noop} {
-			if n[i] > 0 {
-				s.m.events.WithLabelValues(g.Topic, string(t)).Add(float64(n[i]))
+func (s *Server) count(groups []group) {
+	for i := range groups {
+		g := &groups[i]
+		for t, n := range g.types {
+			if n > 0 {
+				s.m.events.WithLabelValues(g.topic, string(eventTypes[t])).Add(float64(n))
 			}
 		}
 	}
@@ -319,37 +320,22 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, buf []byte) ([
 	}
 }
 
-func (s *Server) getBuf() *[]byte {
-	if bp, ok := s.bufs.Get().(*[]byte); ok {
-		return bp
-	}
-	b := make([]byte, 0, 16<<10)
-	return &b
-}
-
-func (s *Server) putBuf(bp *[]byte) {
-	if cap(*bp) <= int(s.cfg.MaxBody)+1 {
-		*bp = (*bp)[:0]
-		s.bufs.Put(bp)
-	}
-}
-
 // publish stores every group, concurrently, and returns after the last PubAck, or with the
 // first error once every publish has returned (at most DRAIN_INGEST_PUBLISH_TIMEOUT).
-func (s *Server) publish(ctx context.Context, groups []event.TopicGroup) error {
+func (s *Server) publish(ctx context.Context, groups []group) error {
 	if !s.nc.IsConnected() {
 		return ErrNATSDown
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
 	defer cancel()
 	if len(groups) == 1 {
-		return s.publishGroup(ctx, groups[0])
+		return s.publishGroup(ctx, &groups[0])
 	}
 	errs := make(chan error, len(groups)-1)
-	for _, g := range groups[1:] {
-		go func() { errs <- s.publishGroup(ctx, g) }()
+	for i := 1; i < len(groups); i++ {
+		go func() { errs <- s.publishGroup(ctx, &groups[i]) }()
 	}
-	err := s.publishGroup(ctx, groups[0])
+	err := s.publishGroup(ctx, &groups[0])
 	for range groups[1:] {
 		if e := <-errs; err == nil {
 			err = e
@@ -358,25 +344,18 @@ func (s *Server) publish(ctx context.Context, groups []event.TopicGroup) error {
 	return err
 }
 
-// publishGroup publishes one topic's events as a JSON array of their original bytes, with a
-// content-derived Nats-Msg-Id, and waits for the PubAck.
-func (s *Server) publishGroup(ctx context.Context, g event.TopicGroup) error {
-	subject := s.Subject(g.Topic)
-	bp := s.getBuf()
-	body, err := event.AppendJSON((*bp)[:0], g.Events)
-	if err != nil {
-		return err
-	}
+// publishGroup publishes one topic's message with its content-derived Nats-Msg-Id and waits
+// for the PubAck. nats.go copies the bytes out before PublishMsg returns, so the group's
+// buffer can be reused afterwards whatever the outcome.
+func (s *Server) publishGroup(ctx context.Context, g *group) error {
+	subject := s.Subject(g.topic)
 	msg := &nats.Msg{
 		Subject: subject,
-		Data:    body,
-		Header:  nats.Header{jetstream.MsgIDHeader: []string{stream.MsgID(subject, body)}},
+		Data:    g.body,
+		Header:  nats.Header{jetstream.MsgIDHeader: []string{stream.MsgID(subject, g.body)}},
 	}
-	_, err = s.js.PublishMsg(ctx, msg)
-	if err != nil {
+	if _, err := s.js.PublishMsg(ctx, msg); err != nil {
 		return fmt.Errorf("publish %s: %w", subject, err)
 	}
-	*bp = body[:0]
-	s.putBuf(bp)
 	return nil
 }
