@@ -368,3 +368,28 @@ func TestNamespacesAreIsolated(t *testing.T) {
 		t.Fatal("namespaces share state")
 	}
 }
+
+// TestLargeBatch crosses the script's 1,000-key chunking of MGET, SMISMEMBER and SADD.
+func TestLargeBatch(t *testing.T) {
+	c := newRedis(t)
+	f := reorder.New(c, "rm", time.Hour)
+	events := make([]event.Event, 5000)
+	for i := range events {
+		events[i] = ev(event.Update, u(fmt.Sprint("big", i%2500)), int64(1+i/2500))
+	}
+	res := run(t, f, 1, events...)
+	if len(res.Fresh) != 2500 || len(res.NewlyDirty) != 2500 || res.Stale != 2500 {
+		t.Fatalf("fresh %d, dirty %d, stale %d", len(res.Fresh), len(res.NewlyDirty), res.Stale)
+	}
+	for i, e := range res.Fresh {
+		if e.URL != u(fmt.Sprint("big", i)) || e.T != 2 {
+			t.Fatalf("fresh[%d] = %s@%d", i, e.URL, e.T)
+		}
+	}
+	if n := c.SCard(context.Background(), "{rm}:dirtymap:items").Val(); n != 2500 {
+		t.Fatalf("dirty set has %d URLs", n)
+	}
+	if res := run(t, f, 2, events...); len(res.Fresh) != 0 {
+		t.Fatalf("second run: %d fresh", len(res.Fresh))
+	}
+}
