@@ -1,0 +1,109 @@
+// Command sweeper hands the dirty map's URLs on, in leased batches, to <prefix>.swept and/or a
+// webhook, removing them from the map only once the hand-off succeeded. See docs/sweeper.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/routemaster-drain/drain/config"
+	"github.com/routemaster-drain/drain/dirty"
+	"github.com/routemaster-drain/drain/internal/service"
+	"github.com/routemaster-drain/drain/services/sweeper/sweeper"
+	"github.com/routemaster-drain/drain/stream"
+)
+
+const summary = `sweeper takes URLs out of the dirty map every DRAIN_SWEEP_INTERVAL (and on POST /sweep) and
+hands them on to <prefix>.swept and/or DRAIN_SWEEP_WEBHOOK_URL. It serves /healthz, /readyz,
+/metrics and POST /sweep on DRAIN_ADMIN_ADDR.`
+
+func main() {
+	service.Main(config.Sweeper, summary, run)
+}
+
+func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	rdb := service.NewRedis(cfg.DrainRedis)
+	defer rdb.Close()
+	m := dirty.New(rdb, cfg.DrainRedis.Namespace)
+	names := stream.Names{Prefix: cfg.Streams.Prefix}
+
+	var (
+		nc      *nats.Conn
+		js      jetstream.JetStream
+		subject string
+	)
+	if cfg.Sweep.Publish {
+		var err error
+		if nc, js, err = stream.Connect(cfg.NATS, "drain-sweeper", log); err != nil {
+			return err
+		}
+		defer nc.Close()
+		subject = names.Subject(stream.Swept, "")
+		if err := declare(ctx, js, names, cfg.Streams, log); err != nil {
+			return nil // stopped before NATS came up
+		}
+		if cfg.Sweep.Lease >= cfg.Streams.DuplicateWindow {
+			log.Warn("DRAIN_SWEEP_LEASE is not shorter than DRAIN_DUPLICATE_WINDOW: a batch taken over from a dead sweeper may be stored twice",
+				"lease", cfg.Sweep.Lease, "duplicate_window", cfg.Streams.DuplicateWindow)
+		}
+	}
+
+	reg := service.NewRegistry()
+	s, err := sweeper.New(sweeper.Config{
+		Batch:         cfg.Sweep.Batch,
+		Lease:         cfg.Sweep.Lease,
+		Interval:      cfg.Sweep.Interval,
+		Subject:       subject,
+		WebhookURL:    cfg.Sweep.WebhookURL,
+		ShutdownGrace: cfg.ShutdownTimeout,
+	}, m, js, reg, log)
+	if err != nil {
+		return err
+	}
+	ready := func(ctx context.Context) error {
+		if err := rdb.Ping(ctx).Err(); err != nil {
+			return errors.New("redis: " + err.Error())
+		}
+		if js != nil {
+			return stream.Ready(ctx, nc, js, names)
+		}
+		return nil
+	}
+	admin, err := service.StartAdmin(cfg.AdminAddr, reg, ready, map[string]http.Handler{"POST /sweep": s.Handler()}, log)
+	if err != nil {
+		return err
+	}
+	log.Info("sweeping", "redis", cfg.DrainRedis.Redacted(), "namespace", cfg.DrainRedis.Namespace,
+		"subject", subject, "webhook", cfg.Sweep.WebhookURL != "", "interval", cfg.Sweep.Interval,
+		"batch", cfg.Sweep.Batch, "lease", cfg.Sweep.Lease)
+	err = s.Run(ctx)
+	admin.Stopping()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = admin.Shutdown(sctx)
+	return err
+}
+
+// declare creates the streams, retrying while NATS is unreachable, until ctx ends.
+func declare(ctx context.Context, js jetstream.JetStream, names stream.Names, s config.Streams, log *slog.Logger) error {
+	for {
+		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := stream.Declare(dctx, js, names, s)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		log.Warn("declaring streams failed; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
