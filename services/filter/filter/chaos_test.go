@@ -3,10 +3,14 @@ package filter_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -153,9 +157,9 @@ func TestSIGKILL(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer logf.Close()
-	start := func() *exec.Cmd {
+	start := func(extra ...string) *exec.Cmd {
 		cmd := exec.Command(bin)
-		cmd.Env = append(os.Environ(), e.env...)
+		cmd.Env = append(append(os.Environ(), e.env...), extra...)
 		cmd.Stderr = logf
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -176,16 +180,38 @@ func TestSIGKILL(t *testing.T) {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 		kills++
-		cmd = start()
 		select {
 		case <-published:
 			flowing = false
 		default:
 		}
+		if flowing || kills < 5 {
+			cmd = start()
+		}
 	}
 	t.Logf("%d kills", kills)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := ln.Addr().String()
+	ln.Close()
+	cmd = start("DRAIN_ADMIN_ADDR=" + admin)
 	e.waitDone(90 * time.Second)
 	e.checkInvariants(newest)
+
+	// The last instance's admin endpoints.
+	for path, want := range map[string]string{"/healthz": `"ok"`, "/readyz": `"ready"`, "/metrics": "drain_filter_events_in_total"} {
+		resp, err := http.Get("http://" + admin + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(b), want) {
+			t.Errorf("GET %s: %d %.200s", path, resp.StatusCode, b)
+		}
+	}
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
