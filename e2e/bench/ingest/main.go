@@ -1,0 +1,457 @@
+// Command ingest benchmarks the ingest service: HTTP batches of 100 events over 3 topics at
+// concurrency 1, 8 and 64 against a private embedded JetStream server, next to a raw JetStream
+// publish of the same per-topic messages (same Nats-Msg-Id, same concurrency) measured in the
+// same run. It prints rows of the shared benchmark table on stdout:
+//
+//	cd e2e && go run ./bench/ingest            # or: make bench
+//	go run ./bench/ingest -duration 10s -conc 1,8,64 -rss=false
+//
+// The ingest handler runs in this process on a real TCP listener, with the load generator and
+// the NATS server (everything shares the machine's cores, as the target requires). Peak RSS is
+// measured on the ingest binary run as a separate process (VmHWM of /proc/<pid>/status) under
+// the c=64 load, so it counts ingest alone.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/routemaster-drain/drain/config"
+	"github.com/routemaster-drain/drain/services/ingest/ingest"
+	"github.com/routemaster-drain/drain/stream"
+)
+
+const token = "bench-token"
+
+var topics = []string{"orders", "riders", "restaurants"}
+
+func main() {
+	duration := flag.Duration("duration", 5*time.Second, "measuring time per case")
+	warmup := flag.Duration("warmup", time.Second, "unmeasured time before each case")
+	concFlag := flag.String("conc", "1,8,64", "comma-separated concurrencies")
+	events := flag.Int("events", 100, "events per batch")
+	storage := flag.String("storage", "file", "stream storage: file or memory")
+	noRaw := flag.Bool("noraw", false, "skip the raw publish reference (for profiling ingest alone)")
+	rss := flag.Bool("rss", true, "also run the ingest binary as a separate process at the highest concurrency and report its peak RSS")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench ingest:", err)
+			os.Exit(1)
+		}
+		_ = pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	if err := run(*duration, *warmup, *concFlag, *events, *storage, *rss, *noRaw); err != nil {
+		fmt.Fprintln(os.Stderr, "bench ingest:", err)
+		pprof.StopCPUProfile()
+		os.Exit(1)
+	}
+}
+
+func run(duration, warmup time.Duration, concFlag string, nEvents int, storage string, rss, noRaw bool) error {
+	var concs []int
+	for _, s := range strings.Split(concFlag, ",") {
+		c, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || c < 1 {
+			return fmt.Errorf("-conc: bad concurrency %q", s)
+		}
+		concs = append(concs, c)
+	}
+	dir, err := os.MkdirTemp("", "bench-ingest-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true})
+	if err != nil {
+		return err
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		return fmt.Errorf("nats-server not ready")
+	}
+	defer ns.Shutdown()
+	natsURL := ns.ClientURL()
+
+	cfg, err := config.Load(config.Ingest, []string{"ROUTEMASTER_DRAIN_TOKENS=" + token, "NATS_URL=" + natsURL,
+		"DRAIN_PREFIX=bench", "DRAIN_STREAM_STORAGE=" + storage, "DRAIN_INGEST_MAX_INFLIGHT=1024", "DRAIN_LOG_LEVEL=error"})
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	nc, js, err := stream.Connect(cfg.NATS, "bench-ingest", log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	srv, err := ingest.New(cfg, js, nc, prometheus.NewRegistry(), log)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := srv.DeclareStreams(ctx); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	go func() { _ = srv.Serve(ctx, ln) }()
+	ingestURL := "http://" + ln.Addr().String() + "/events"
+
+	// The raw reference publishes from its own connection, as a client of the same server.
+	rawNC, err := nats.Connect(natsURL)
+	if err != nil {
+		return err
+	}
+	defer rawNC.Close()
+	rawJS, err := jetstream.New(rawNC)
+	if err != nil {
+		return err
+	}
+	names := stream.Names{Prefix: "bench"}
+	purge := func() {
+		s, err := js.Stream(ctx, names.Stream(stream.Events))
+		if err == nil {
+			_ = s.Purge(ctx)
+		}
+	}
+
+	var run atomic.Int64 // makes every batch of the whole run unique
+	for _, c := range concs {
+		raw := result{rate: 1, p50: 1, p99: 1}
+		if !noRaw {
+			purge()
+			raw = measure(c, warmup, duration, nEvents, func(w *worker) error { return w.publishRaw(rawJS, names) }, &run)
+		}
+		purge()
+		ing := measure(c, warmup, duration, nEvents, func(w *worker) error { return w.post(ingestURL) }, &run)
+		label := fmt.Sprintf("%d-event batches, %d topics, c=%d", nEvents, len(topics), c)
+		row("ingest", label, fmtRate(ing.rate), "raw JetStream publish", fmtRate(raw.rate), ing.rate/raw.rate)
+		row("ingest", label+", p50 latency", fmtMs(ing.p50), "raw JetStream publish", fmtMs(raw.p50), ing.p50.Seconds()/raw.p50.Seconds())
+		row("ingest", label+", p99 latency", fmtMs(ing.p99), "raw JetStream publish", fmtMs(raw.p99), ing.p99.Seconds()/raw.p99.Seconds())
+		if ing.errors+raw.errors > 0 {
+			fmt.Fprintf(os.Stderr, "c=%d: %d ingest errors (first: %v), %d raw errors (first: %v)\n", c, ing.errors, ing.firstErr, raw.errors, raw.firstErr)
+		}
+	}
+	fmt.Fprintf(os.Stderr, "peak RSS of the whole benchmark process (ingest + nats-server + load generator): %s\n", vmHWM("self"))
+	if rss {
+		purge()
+		if err := measureBinary(natsURL, concs[len(concs)-1], warmup, duration, nEvents, &run); err != nil {
+			return fmt.Errorf("ingest binary: %w", err)
+		}
+	}
+	return nil
+}
+
+// measureBinary builds and runs the ingest binary against the same NATS, loads it at
+// concurrency c and reports its throughput and peak RSS.
+func measureBinary(natsURL string, c int, warmup, duration time.Duration, nEvents int, run *atomic.Int64) error {
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "bench-ingest-bin-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "ingest")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir = filepath.Join(root, "services", "ingest")
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cmd := exec.Command(bin)
+	cmd.Env = []string{"ROUTEMASTER_DRAIN_TOKENS=" + token, "NATS_URL=" + natsURL, "DRAIN_PREFIX=bench",
+		"DRAIN_INGEST_ADDR=" + addr, "DRAIN_INGEST_MAX_INFLIGHT=1024", "DRAIN_LOG_LEVEL=error"}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("ingest binary not ready")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	res := measure(c, warmup, duration, nEvents, func(w *worker) error { return w.post("http://" + addr + "/events") }, run)
+	hwm := vmHWM(strconv.Itoa(cmd.Process.Pid))
+	label := fmt.Sprintf("ingest binary (separate process), c=%d", c)
+	row("ingest", label, fmtRate(res.rate), "in-process figure above", "-", 0)
+	row("ingest", label+", peak RSS (VmHWM)", hwm, "target", "64 MiB", parseMiB(hwm)/64)
+	return nil
+}
+
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.work above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// vmHWM returns the peak resident set size of a process ("self" or a pid), e.g. "31.2 MiB".
+func vmHWM(pid string) string {
+	b, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		return "n/a"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")))
+			return fmt.Sprintf("%.1f MiB", float64(kb)/1024)
+		}
+	}
+	return "n/a"
+}
+
+func parseMiB(s string) float64 {
+	f, _ := strconv.ParseFloat(strings.TrimSuffix(s, " MiB"), 64)
+	return f
+}
+
+type result struct {
+	rate     float64 // events/s
+	p50, p99 time.Duration
+	errors   int64
+	firstErr error
+}
+
+// worker is one load-generating client.
+type worker struct {
+	id      int
+	nEvents int
+	run     *atomic.Int64
+	client  *http.Client
+	body    []byte
+	groups  [][]byte // per-topic JSON arrays of the current batch
+	lat     []time.Duration
+}
+
+// next builds a unique batch: nEvents events spread round-robin over the topics, as the bus
+// would send them (compact JSON), and the per-topic messages ingest must publish for it.
+func (w *worker) next() {
+	n := w.run.Add(1)
+	w.body = append(w.body[:0], '[')
+	if w.groups == nil {
+		w.groups = make([][]byte, len(topics))
+	}
+	for i := range w.groups {
+		w.groups[i] = append(w.groups[i][:0], '[')
+	}
+	for i := range w.nEvents {
+		ti := i % len(topics)
+		start := len(w.body)
+		if i > 0 {
+			w.body = append(w.body, ',')
+			start++
+		}
+		w.body = append(w.body, `{"topic":"`...)
+		w.body = append(w.body, topics[ti]...)
+		w.body = append(w.body, `","type":"update","url":"https://`...)
+		w.body = append(w.body, topics[ti]...)
+		w.body = append(w.body, `.example.com/api/`...)
+		w.body = append(w.body, topics[ti]...)
+		w.body = append(w.body, '/')
+		w.body = strconv.AppendInt(w.body, n, 10)
+		w.body = append(w.body, '-')
+		w.body = strconv.AppendInt(w.body, int64(i), 10)
+		w.body = append(w.body, `","t":`...)
+		w.body = strconv.AppendInt(w.body, 1559567869000+n, 10)
+		w.body = append(w.body, '}')
+		if len(w.groups[ti]) > 1 {
+			w.groups[ti] = append(w.groups[ti], ',')
+		}
+		w.groups[ti] = append(w.groups[ti], w.body[start:]...)
+	}
+	w.body = append(w.body, ']')
+	for i := range w.groups {
+		w.groups[i] = append(w.groups[i], ']')
+	}
+}
+
+func (w *worker) post(url string) error {
+	w.next()
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(w.body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Basic "+basicToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := w.client.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
+}
+
+var basicToken = base64.StdEncoding.EncodeToString([]byte(token + ":x"))
+
+// publishRaw publishes the batch's per-topic messages concurrently (async) with their
+// content-derived Nats-Msg-Id and waits for every PubAck: what ingest does, minus HTTP and
+// parsing.
+func (w *worker) publishRaw(js jetstream.JetStream, names stream.Names) error {
+	w.next()
+	futures := make([]jetstream.PubAckFuture, 0, len(topics))
+	for i, g := range w.groups {
+		subj := names.Subject(stream.Events, topics[i])
+		m := &nats.Msg{Subject: subj, Data: g, Header: nats.Header{jetstream.MsgIDHeader: []string{stream.MsgID(subj, g)}}}
+		f, err := js.PublishMsgAsync(m)
+		if err != nil {
+			return err
+		}
+		futures = append(futures, f)
+	}
+	timeout := time.After(5 * time.Second)
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return err
+		case <-timeout:
+			return fmt.Errorf("no PubAck within 5s")
+		}
+	}
+	return nil
+}
+
+// measure runs c workers calling op in a loop: warmup unmeasured, then duration measured.
+func measure(c int, warmup, duration time.Duration, nEvents int, op func(*worker) error, run *atomic.Int64) result {
+	transport := &http.Transport{MaxIdleConns: c, MaxIdleConnsPerHost: c, MaxConnsPerHost: c, DisableCompression: true}
+	defer transport.CloseIdleConnections()
+	client := &http.Client{Transport: transport, Timeout: 30 * time.Second}
+	var measuring atomic.Bool
+	var stop atomic.Bool
+	var ok, errs atomic.Int64
+	var firstErr atomic.Value
+	workers := make([]*worker, c)
+	var wg sync.WaitGroup
+	for i := range c {
+		w := &worker{id: i, nEvents: nEvents, run: run, client: client}
+		workers[i] = w
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				t0 := time.Now()
+				err := op(w)
+				d := time.Since(t0)
+				if !measuring.Load() {
+					continue
+				}
+				if err != nil {
+					if errs.Add(1) == 1 {
+						firstErr.Store(err)
+					}
+					continue
+				}
+				ok.Add(1)
+				w.lat = append(w.lat, d)
+			}
+		}()
+	}
+	time.Sleep(warmup)
+	measuring.Store(true)
+	t0 := time.Now()
+	time.Sleep(duration)
+	measuring.Store(false)
+	elapsed := time.Since(t0)
+	stop.Store(true)
+	wg.Wait()
+	var lat []time.Duration
+	for _, w := range workers {
+		lat = append(lat, w.lat...)
+	}
+	slices.Sort(lat)
+	r := result{rate: float64(ok.Load()) * float64(nEvents) / elapsed.Seconds(), errors: errs.Load()}
+	if e, _ := firstErr.Load().(error); e != nil {
+		r.firstErr = e
+	}
+	if len(lat) > 0 {
+		r.p50 = lat[len(lat)*50/100]
+		r.p99 = lat[min(len(lat)-1, len(lat)*99/100)]
+	}
+	return r
+}
+
+func row(stage, label, value, refName, refValue string, ratio float64) {
+	rs := "-"
+	if ratio > 0 {
+		rs = fmt.Sprintf("%.2f", ratio)
+	}
+	fmt.Printf("| %s | %s | %s | %s: %s | %s |\n", stage, label, value, refName, refValue, rs)
+}
+
+func fmtRate(r float64) string { return commas(int64(r)) + " events/s" }
+
+func fmtMs(d time.Duration) string {
+	return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond))
+}
+
+func commas(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	var b strings.Builder
+	for i, ch := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(ch)
+	}
+	return b.String()
+}
