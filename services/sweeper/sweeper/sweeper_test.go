@@ -223,7 +223,8 @@ type hook struct {
 	mu       sync.Mutex
 	fail     int // answer 500 to this many requests first
 	requests int
-	got      map[string][]string // Idempotency-Key -> URLs of 2xx-answered requests
+	got       map[string][]string // Idempotency-Key -> URLs of 2xx-answered requests
+	delivered int                 // 2xx-answered requests
 	delay    time.Duration
 }
 
@@ -246,6 +247,7 @@ func (h *hook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.got = map[string][]string{}
 	}
 	h.got[r.Header.Get("Idempotency-Key")] = urls
+	h.delivered++
 	w.WriteHeader(http.StatusNoContent)
 }
 
