@@ -220,12 +220,12 @@ func TestSweepHandsEveryURLOnOnce(t *testing.T) {
 }
 
 type hook struct {
-	mu       sync.Mutex
-	fail     int // answer 500 to this many requests first
-	requests int
+	mu        sync.Mutex
+	fail      int // answer 500 to this many requests first
+	requests  int
 	got       map[string][]string // Idempotency-Key -> URLs of 2xx-answered requests
 	delivered int                 // 2xx-answered requests
-	delay    time.Duration
+	delay     time.Duration
 }
 
 func (h *hook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
