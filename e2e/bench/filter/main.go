@@ -5,7 +5,7 @@
 // Redis round trips the filter makes per batch. It prints rows of the shared benchmark table:
 //
 //	cd e2e && go run ./bench/filter            # or: make bench
-//	go run ./bench/filter -batches 3000 -events 100 -conc 8 -storage memory
+//	go run ./bench/filter -batches 3000 -events 100 -conc 0,32 -storage memory
 //
 // It starts a private embedded JetStream server and a private redis-server (from PATH) on
 // random ports. Batches are fresh: every event is newer than the state of its URL, so every
