@@ -205,6 +205,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 				sum.Redis++
 			default:
 				p := procs[rng.IntN(len(procs))]
+				logf("SIGKILL %s (pid %d)", p.Name, p.PID())
 				p.Kill()
 				sum.Kills[p.Name[:len(p.Name)-2]]++
 				time.Sleep(time.Duration(100+rng.IntN(900)) * time.Millisecond)
@@ -262,12 +263,21 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 
 	// Settle: poll until every check passes or the run's time is up.
 	settleStart := time.Now()
+	lastNote := settleStart
 	for {
 		vctx, vcancel := context.WithTimeout(context.Background(), time.Minute)
 		sum.Report = Verify(vctx, plan, stats, target)
 		vcancel()
 		if sum.Report.OK() || ctx.Err() != nil {
 			break
+		}
+		if time.Since(lastNote) > 15*time.Second {
+			lastNote = time.Now()
+			for _, c := range sum.Report.Results {
+				if !c.OK {
+					logf("settling %s: %s: %s", time.Since(settleStart).Round(time.Second), c.Name, c.Detail)
+				}
+			}
 		}
 		select {
 		case <-ctx.Done():
