@@ -297,7 +297,7 @@ func (r *reader) str(name string) string {
 	if v := strings.TrimSpace(r.env[name]); v != "" {
 		return v
 	}
-	return lookupVar(name).Default
+	return lookupVar(name).defaultFor(r.service)
 }
 
 func (r *reader) list(name string) []string {

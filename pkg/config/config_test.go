@@ -33,6 +33,8 @@ func TestDefaults(t *testing.T) {
 		{"timeout 1s", c.Fetch.Timeout, time.Second},
 		{"breaker sleep", c.Fetch.Breaker.SleepWindow, 60 * time.Second},
 		{"queue name", c.Warm.QueueName, "routemaster"},
+		{"filter concurrency", c.Consumer.Concurrency, 32},
+		{"warmer concurrency", Default(Warmer).Consumer.Concurrency, 8},
 	}
 	for _, ch := range checks {
 		if ch.got != ch.want {

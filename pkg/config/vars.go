@@ -21,7 +21,8 @@ const (
 // Var documents one environment variable.
 type Var struct {
 	Name     string
-	Default  string // "" with Required false means empty/unset
+	Default  string             // "" with Required false means empty/unset
+	Override map[Service]string // a service's own default, where it differs
 	Required []Service
 	Services []Service // nil means every service
 	Help     string
@@ -71,7 +72,7 @@ var Vars = []Var{
 
 	{Name: "DRAIN_CACHE_MODE", Default: "off", Services: []Service{Filter}, Help: "off (Mapping), bust (CacheBusting) or warm (Caching: also publish warm requests)"},
 	{Name: "DRAIN_FILTER_DIRTY", Default: "true", Services: []Service{Filter}, Help: "mark fresh non-noop events' URLs in the dirty map"},
-	{Name: "DRAIN_CONCURRENCY", Default: "8", Services: consumer, Help: "messages a filter or warmer process handles at once"},
+	{Name: "DRAIN_CONCURRENCY", Default: "8", Override: map[Service]string{Filter: "32"}, Services: consumer, Help: "messages a filter or warmer process handles at once (filter default 32: it waits on Redis and JetStream round trips)"},
 	{Name: "DRAIN_MAX_ACK_PENDING", Default: "1000", Services: consumer, Help: "JetStream MaxAckPending of the durable consumer (shared by replicas)"},
 	{Name: "DRAIN_MAX_DELIVER", Default: "20", Services: consumer, Help: "deliveries of a message before it is dead-lettered"},
 	{Name: "DRAIN_ACK_WAIT", Default: "30s", Services: consumer, Help: "JetStream AckWait: an unacked message is redelivered after it"},
@@ -114,6 +115,13 @@ func (v Var) readBy(s Service) bool {
 	return false
 }
 
+func (v Var) defaultFor(s Service) string {
+	if d, ok := v.Override[s]; ok {
+		return d
+	}
+	return v.Default
+}
+
 func (v Var) requiredBy(s Service) bool {
 	for _, x := range v.Required {
 		if x == s {
@@ -131,7 +139,7 @@ func Usage(w io.Writer, service Service) {
 		if !v.readBy(service) {
 			continue
 		}
-		def := v.Default
+		def := v.defaultFor(service)
 		switch {
 		case v.requiredBy(service):
 			def = "(required)"
