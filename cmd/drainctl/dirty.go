@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"strconv"
+
+	"github.com/routemaster-drain/drain/dirty"
+)
+
+var dirtyCommand = &Command{
+	Name:    "dirty",
+	Usage:   "count|list|sweep [--limit N]",
+	Summary: "count or list the dirty map's URLs, or sweep them (print each and remove it)",
+	Run:     runDirty,
+}
+
+func runDirty(ctx context.Context, e *Env, args []string) error {
+	if len(args) == 0 {
+		return UsageError("missing subcommand")
+	}
+	sub := args[0]
+	limit, rest, err := limitFlag(e, "dirty "+sub, args[1:])
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return UsageError("unexpected argument %q", rest[0])
+	}
+	m := dirty.New(e.DrainRedis(), e.Cfg.DrainRedis.Namespace, dirty.WithLeaseTTL(e.Cfg.Sweep.Lease))
+	switch sub {
+	case "count":
+		n, err := m.Count(ctx)
+		if err != nil {
+			return err
+		}
+		return e.PrintValue(strconv.FormatInt(n, 10), map[string]int64{"count": n})
+	case "list":
+		urls, err := m.List(ctx, limit)
+		if err != nil {
+			return err
+		}
+		return e.PrintList(urls)
+	case "sweep":
+		return sweep(ctx, e, m, limit)
+	}
+	return UsageError("unknown subcommand %q", sub)
+}
+
+// sweep removes URLs from the map, printing each. In text mode a URL leaves the map only once
+// its line is written, so a closed pipe loses nothing; with --json the array is printed when
+// the sweep ends.
+func sweep(ctx context.Context, e *Env, m *dirty.Map, limit int) error {
+	var removed []string
+	err := m.Sweep(ctx, limit, func(url string) (bool, error) {
+		if e.JSON {
+			removed = append(removed, url)
+			return true, nil
+		}
+		if err := e.PrintList([]string{url}); err != nil {
+			return false, err
+		}
+		return true, nil
+	})
+	if e.JSON {
+		if perr := e.PrintList(removed); err == nil {
+			err = perr
+		}
+	}
+	return err
+}

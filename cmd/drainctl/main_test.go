@@ -1,0 +1,170 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/routemaster-drain/drain/dirty"
+	"github.com/routemaster-drain/drain/draintest"
+)
+
+var ctx = context.Background()
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func run(environ []string, args ...string) result {
+	var out, errb bytes.Buffer
+	code := Main(ctx, args, environ, &out, &errb)
+	return result{code, out.String(), errb.String()}
+}
+
+func TestUsage(t *testing.T) {
+	r := run(nil, "-h")
+	if r.code != 0 {
+		t.Fatalf("-h exit %d", r.code)
+	}
+	for _, want := range []string{"dirty count|list|sweep [--limit N]", "state <url>", "ROUTEMASTER_DRAIN_REDIS", "DRAIN_SWEEP_LEASE", "--json"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Fatalf("-h lacks %q:\n%s", want, r.stderr)
+		}
+	}
+	if r := run(nil); r.code != 2 {
+		t.Fatalf("no command: exit %d", r.code)
+	}
+	if r := run(nil, "nope"); r.code != 2 || !strings.Contains(r.stderr, `unknown command "nope"`) {
+		t.Fatalf("unknown command: %+v", r)
+	}
+	if r := run(nil, "dirty", "-h"); r.code != 0 || !strings.Contains(r.stderr, "Usage: drainctl dirty") {
+		t.Fatalf("dirty -h: %+v", r)
+	}
+	if r := run([]string{"ROUTEMASTER_DRAIN_REDIS=http://x"}, "dirty", "count"); r.code != 2 || !strings.Contains(r.stderr, "ROUTEMASTER_DRAIN_REDIS") {
+		t.Fatalf("bad config: %+v", r)
+	}
+}
+
+func TestDirty(t *testing.T) {
+	r := draintest.StartRedis(t)
+	env := []string{"ROUTEMASTER_DRAIN_REDIS=" + r.URL(0, "ns1")}
+	m := dirty.New(r.Client(t, 0), "ns1")
+	var urls []string
+	for i := range 5 {
+		url := fmt.Sprintf("https://example.com/a?x=%d&y=<z>", i)
+		urls = append(urls, url)
+		if _, err := m.Mark(ctx, url); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := run(env, "dirty", "count"); got.code != 0 || got.stdout != "5\n" {
+		t.Fatalf("count: %+v", got)
+	}
+	if got := run(env, "--json", "dirty", "count"); got.stdout != `{"count":5}`+"\n" {
+		t.Fatalf("count --json: %+v", got)
+	}
+	list := run(env, "dirty", "list")
+	if lines := strings.Fields(list.stdout); !slices.Equal(slices.Sorted(slices.Values(lines)), urls) {
+		t.Fatalf("list: %+v", list)
+	}
+	if got := run(env, "dirty", "list", "--limit", "2"); len(strings.Fields(got.stdout)) != 2 {
+		t.Fatalf("list --limit 2: %+v", got)
+	}
+	var listed []string
+	if got := run(env, "dirty", "list", "--json"); json.Unmarshal([]byte(got.stdout), &listed) != nil || len(listed) != 5 {
+		t.Fatalf("list --json: %+v", got)
+	}
+
+	swept := run(env, "dirty", "sweep", "--limit", "2")
+	first := strings.Fields(swept.stdout)
+	if swept.code != 0 || len(first) != 2 {
+		t.Fatalf("sweep --limit 2: %+v", swept)
+	}
+	if got := run(env, "dirty", "count"); got.stdout != "3\n" {
+		t.Fatalf("count after sweep: %+v", got)
+	}
+	var rest []string
+	got := run(env, "--json", "dirty", "sweep")
+	if json.Unmarshal([]byte(got.stdout), &rest) != nil || len(rest) != 3 {
+		t.Fatalf("sweep --json: %+v", got)
+	}
+	if all := slices.Sorted(slices.Values(append(first, rest...))); !slices.Equal(all, urls) {
+		t.Fatalf("swept %v, want %v", all, urls)
+	}
+	if got := run(env, "--json", "dirty", "sweep"); got.stdout != "[]\n" {
+		t.Fatalf("empty sweep --json: %+v", got)
+	}
+	// Other namespaces are untouched.
+	if got := run([]string{"ROUTEMASTER_DRAIN_REDIS=" + r.URL(0, "")}, "dirty", "count"); got.stdout != "0\n" {
+		t.Fatalf("default namespace: %+v", got)
+	}
+
+	for _, bad := range [][]string{{"dirty"}, {"dirty", "nuke"}, {"dirty", "list", "--limit", "x"}, {"dirty", "list", "extra"}} {
+		if got := run(env, bad...); got.code != 2 || !strings.Contains(got.stderr, "Usage: drainctl dirty") {
+			t.Fatalf("%v: %+v", bad, got)
+		}
+	}
+}
+
+// A leased URL (a sweeper is handing it on) is counted and listed, but not swept twice.
+func TestDirtySweepSkipsLeased(t *testing.T) {
+	r := draintest.StartRedis(t)
+	env := []string{"ROUTEMASTER_DRAIN_REDIS=" + r.URL(0, "")}
+	m := dirty.New(r.Client(t, 0), "rm")
+	m.Mark(ctx, "https://example.com/1")
+	m.Mark(ctx, "https://example.com/2")
+	leased, _, err := m.Lease(ctx, 1, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := run(env, "dirty", "count"); got.stdout != "2\n" {
+		t.Fatalf("count: %+v", got)
+	}
+	got := run(env, "dirty", "sweep")
+	if got.code != 0 || strings.TrimSpace(got.stdout) == leased[0] || len(strings.Fields(got.stdout)) != 1 {
+		t.Fatalf("sweep printed %q while %s is leased", got.stdout, leased[0])
+	}
+}
+
+func TestState(t *testing.T) {
+	r := draintest.StartRedis(t)
+	c := r.Client(t, 0)
+	env := []string{"ROUTEMASTER_DRAIN_REDIS=" + r.URL(0, "")}
+	url := "https://example.com/orders/1"
+	if got := run(env, "state", url); got.code != 0 || got.stdout != "0\n" {
+		t.Fatalf("unknown URL: %+v", got)
+	}
+	c.Set(ctx, "{rm}:dirtymap:state:"+url, `{"t":1559567869210,"seq":42}`, 0)
+	if got := run(env, "state", url); got.stdout != "1559567869210\n" {
+		t.Fatalf("state: %+v", got)
+	}
+	if got := run(env, "state", "--json", url); got.stdout != `{"url":"https://example.com/orders/1","t":1559567869210,"seq":42}`+"\n" {
+		t.Fatalf("state --json: %+v", got)
+	}
+	c.Set(ctx, "{rm}:dirtymap:state:"+url, `123`, 0)
+	if got := run(env, "state", url); got.stdout != "123\n" {
+		t.Fatalf("plain integer state: %+v", got)
+	}
+	c.Set(ctx, "{rm}:dirtymap:state:"+url, `\x04\bgarbage`, 0)
+	if got := run(env, "state", url); got.code != 1 || !strings.Contains(got.stderr, "not JSON") {
+		t.Fatalf("garbage state: %+v", got)
+	}
+	if got := run(env, "state"); got.code != 2 {
+		t.Fatalf("no URL: %+v", got)
+	}
+}
+
+func TestRedisDown(t *testing.T) {
+	r := draintest.StartRedis(t)
+	env := []string{"ROUTEMASTER_DRAIN_REDIS=" + r.URL(0, "")}
+	r.Stop()
+	if got := run(env, "dirty", "count"); got.code != 1 || !strings.Contains(got.stderr, "drainctl dirty:") {
+		t.Fatalf("Redis down: %+v", got)
+	}
+}
