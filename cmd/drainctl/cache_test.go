@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -12,15 +10,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/routemaster-drain/drain/cache"
-	"github.com/routemaster-drain/drain/config"
 	"github.com/routemaster-drain/drain/draintest"
 )
 
 type cacheWorld struct {
-	t       *testing.T
-	cfg     *config.Config
-	c       *cache.Cache
+	env     []string
+	rdb     *redis.Client
 	origin  *httptest.Server
 	fetches atomic.Int64
 }
@@ -28,7 +26,7 @@ type cacheWorld struct {
 func newCacheWorld(t *testing.T) *cacheWorld {
 	t.Helper()
 	r := draintest.StartRedis(t)
-	w := &cacheWorld{t: t}
+	w := &cacheWorld{rdb: r.Client(t, 3)}
 	w.origin = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, req *http.Request) {
 		w.fetches.Add(1)
 		if req.URL.Path == "/missing" {
@@ -39,113 +37,93 @@ func newCacheWorld(t *testing.T) *cacheWorld {
 		fmt.Fprintf(rw, `{"path":%q,"accept":%q,"lang":%q}`, req.URL.Path, req.Header.Get("Accept"), req.Header.Get("Accept-Language"))
 	}))
 	t.Cleanup(w.origin.Close)
-	cfg, err := config.Load(config.Drainctl, []string{"ROUTEMASTER_CACHE_REDIS=" + r.URL(3, "ctl"), "ROUTEMASTER_CACHE_EXPIRY=3600"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.cfg = cfg
-	w.c, err = cache.New(cache.Config{Redis: r.Client(t, 3), Namespace: "ctl", Expiry: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w.env = []string{"ROUTEMASTER_DRAIN_REDIS=" + r.URL(0, ""), "ROUTEMASTER_CACHE_REDIS=" + r.URL(3, "ctl"), "ROUTEMASTER_CACHE_EXPIRY=3600"}
 	return w
-}
-
-func (w *cacheWorld) run(args ...string) (code int, stdout, stderr string) {
-	w.t.Helper()
-	var o, e bytes.Buffer
-	code = runCache(context.Background(), w.cfg, args, &o, &e)
-	return code, o.String(), e.String()
 }
 
 func TestCacheGetNeverFetchesWithoutFetch(t *testing.T) {
 	w := newCacheWorld(t)
 	u := w.origin.URL + "/w/1"
-	code, out, errOut := w.run("get", u)
-	if code != 1 || out != "" || !strings.Contains(errOut, "miss") {
-		t.Fatalf("get on a miss: code %d out %q err %q", code, out, errOut)
+	if r := run(w.env, "cache", "get", u); r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, "miss") {
+		t.Fatalf("get on a miss: %+v", r)
 	}
 	if w.fetches.Load() != 0 {
 		t.Fatal("get fetched without --fetch")
 	}
 
-	code, out, _ = w.run("get", u, "--fetch", "--version", "2", "--locale", "fr")
 	want := `{"path":"/w/1","accept":"application/json;v=2","lang":"fr"}` + "\n"
-	if code != 0 || out != want {
-		t.Fatalf("get --fetch: code %d out %q", code, out)
+	if r := run(w.env, "cache", "get", u, "--fetch", "--version", "2", "--locale", "fr"); r.code != 0 || r.stdout != want {
+		t.Fatalf("get --fetch: %+v", r)
 	}
 	// Now cached: served without a fetch, and only for that variant.
-	code, out, _ = w.run("get", "--version", "2", "--locale", "fr", u)
-	if code != 0 || out != want || w.fetches.Load() != 1 {
-		t.Fatalf("get after fetch: code %d out %q fetches %d", code, out, w.fetches.Load())
+	if r := run(w.env, "cache", "get", "--version", "2", "--locale", "fr", u); r.code != 0 || r.stdout != want || w.fetches.Load() != 1 {
+		t.Fatalf("get after fetch: %+v, fetches %d", r, w.fetches.Load())
 	}
-	if code, _, _ = w.run("get", u); code != 1 {
-		t.Fatalf("plain variant: code %d, want a miss", code)
+	if r := run(w.env, "cache", "get", u); r.code != 1 {
+		t.Fatalf("plain variant: %+v, want a miss", r)
 	}
 
-	code, out, _ = w.run("get", u, "--version", "2", "--locale", "fr", "--json")
+	r := run(w.env, "--json", "cache", "get", u, "--version", "2", "--locale", "fr")
 	var doc map[string]any
-	if code != 0 || json.Unmarshal([]byte(out), &doc) != nil || doc["status"] != float64(200) || doc["cached"] != true ||
-		!strings.Contains(doc["body"].(string), "/w/1") {
-		t.Fatalf("get --json: code %d out %s", code, out)
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &doc) != nil || doc["status"] != float64(200) || doc["cached"] != true ||
+		doc["body"] != strings.TrimSpace(want) || doc["headers"].(map[string]any)["Content-Type"] != "application/json" {
+		t.Fatalf("get --json: %+v", r)
 	}
 
-	// An origin error on --fetch is reported, not cached.
-	code, _, errOut = w.run("get", "--fetch", w.origin.URL+"/missing")
-	if code != 1 || !strings.Contains(errOut, "404") {
-		t.Fatalf("get --fetch on 404: code %d err %q", code, errOut)
+	// An origin error on --fetch is reported, and nothing is cached.
+	if r := run(w.env, "cache", "get", "--fetch", w.origin.URL+"/missing"); r.code != 1 || !strings.Contains(r.stderr, "404") {
+		t.Fatalf("get --fetch on 404: %+v", r)
+	}
+	if n := w.rdb.Exists(ctx, cache.Key("ctl", w.origin.URL+"/missing")).Val(); n != 0 {
+		t.Fatal("a 404 was cached")
 	}
 }
 
 func TestCacheBust(t *testing.T) {
 	w := newCacheWorld(t)
 	u := w.origin.URL + "/b"
-	if code, _, _ := w.run("get", "--fetch", u); code != 0 {
-		t.Fatal("fetch failed")
+	if r := run(w.env, "cache", "get", "--fetch", u); r.code != 0 {
+		t.Fatalf("fetch: %+v", r)
 	}
-	code, out, _ := w.run("bust", u)
-	if code != 0 || out != "busted "+u+" (index 1)\n" {
-		t.Fatalf("bust: code %d out %q", code, out)
+	if r := run(w.env, "cache", "bust", u); r.code != 0 || r.stdout != "busted "+u+" (index 1)\n" {
+		t.Fatalf("bust: %+v", r)
 	}
-	if code, _, _ := w.run("get", u); code != 1 {
-		t.Fatal("still cached after bust")
+	if r := run(w.env, "cache", "get", u); r.code != 1 {
+		t.Fatalf("still cached after bust: %+v", r)
 	}
-	code, out, _ = w.run("bust", "--json", u)
-	if code != 0 || strings.TrimSpace(out) != fmt.Sprintf(`{"index":2,"url":%q}`, u) {
-		t.Fatalf("bust --json: code %d out %q", code, out)
+	if r := run(w.env, "--json", "cache", "bust", u); r.code != 0 || strings.TrimSpace(r.stdout) != fmt.Sprintf(`{"index":2,"url":%q}`, u) {
+		t.Fatalf("bust --json: %+v", r)
+	}
+	if ttl := w.rdb.TTL(ctx, cache.Key("ctl", u)).Val(); ttl <= 0 || ttl > time.Hour {
+		t.Fatalf("TTL after bust %v", ttl)
 	}
 }
 
 func TestCacheFixTTL(t *testing.T) {
 	w := newCacheWorld(t)
-	r := w.c
-	ctx := context.Background()
-	// Two keys without TTL (written by something else), one with.
-	if _, err := r.Invalidate(ctx, "https://x/1"); err != nil {
-		t.Fatal(err)
+	w.rdb.HSet(ctx, cache.Key("ctl", "https://x/1"), "current_index", 1)
+	w.rdb.Expire(ctx, cache.Key("ctl", "https://x/1"), time.Minute)
+	w.rdb.HSet(ctx, cache.Key("ctl", "https://x/2"), "current_index", 3) // no TTL
+	w.rdb.HSet(ctx, cache.Key("ctl", "https://x/3"), "current_index", 1) // no TTL
+	if r := run(w.env, "cache", "fix-ttl"); r.code != 0 || r.stdout != "scanned 3\nfixed 2\n" {
+		t.Fatalf("fix-ttl: %+v", r)
 	}
-	rdb := newCacheRedis(w.cfg)
-	defer rdb.Close()
-	rdb.HSet(ctx, cache.Key("ctl", "https://x/2"), "current_index", 3)
-	rdb.HSet(ctx, cache.Key("ctl", "https://x/3"), "current_index", 1)
-	code, out, _ := w.run("fix-ttl")
-	if code != 0 || out != "scanned 3\nfixed 2\n" {
-		t.Fatalf("fix-ttl: code %d out %q", code, out)
-	}
-	if ttl := rdb.TTL(ctx, cache.Key("ctl", "https://x/2")).Val(); ttl <= 0 || ttl > time.Hour {
+	if ttl := w.rdb.TTL(ctx, cache.Key("ctl", "https://x/2")).Val(); ttl <= 0 || ttl > time.Hour {
 		t.Fatalf("TTL after fix-ttl %v", ttl)
 	}
-	code, out, _ = w.run("fix-ttl", "--json")
-	if code != 0 || strings.TrimSpace(out) != `{"fixed":0,"scanned":3}` {
-		t.Fatalf("fix-ttl --json: code %d out %q", code, out)
+	if ttl := w.rdb.TTL(ctx, cache.Key("ctl", "https://x/1")).Val(); ttl > time.Minute {
+		t.Fatalf("a key that had a TTL got %v", ttl)
+	}
+	if r := run(w.env, "--json", "cache", "fix-ttl", "--batch", "1"); r.code != 0 || strings.TrimSpace(r.stdout) != `{"fixed":0,"scanned":3}` {
+		t.Fatalf("fix-ttl --json: %+v", r)
 	}
 }
 
-func TestCacheUsage(t *testing.T) {
+func TestCacheUsageErrors(t *testing.T) {
 	w := newCacheWorld(t)
-	for _, args := range [][]string{{}, {"nope"}, {"get"}, {"get", "a", "b"}, {"fix-ttl", "x"}, {"get", "--bogus", "u"}} {
-		if code, _, errOut := w.run(args...); code != 2 || errOut == "" {
-			t.Errorf("%v: code %d err %q, want 2 and a message", args, code, errOut)
+	for _, args := range [][]string{{"cache"}, {"cache", "nope"}, {"cache", "get"}, {"cache", "get", "a", "b"}, {"cache", "fix-ttl", "x"}, {"cache", "get", "--bogus", "u"}} {
+		if r := run(w.env, args...); r.code != 2 || !strings.Contains(r.stderr, "Usage: drainctl cache") {
+			t.Errorf("%v: %+v, want exit 2 with the usage", args, r)
 		}
 	}
 }

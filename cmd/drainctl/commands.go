@@ -5,4 +5,5 @@ package main
 var commands = []*Command{
 	dirtyCommand,
 	stateCommand,
+	cacheCommand,
 }
