@@ -22,7 +22,7 @@ test: ## run every module's tests against private NATS and Redis servers
 lint: ## gofmt, go vet and staticcheck on every module
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	@set -e; for m in $(MODULES); do (cd $$m && $(GO) vet ./...); done
-	@set -e; for m in $(MODULES); do (cd $$m && $(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...); done
+	@set -e; for m in $(MODULES); do (cd $$m && $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...); done
 
 fuzz: ## run the batch parser's fuzz target for 60 s
 	cd pkg/event && $(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s .
