@@ -111,7 +111,11 @@ func (s *Sweeper) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		timer.Reset(s.nextWake(ctx))
+		next := s.nextWake(ctx)
+		if err != nil {
+			next = min(next, 5*time.Second) // Redis or the target is down: try again soon
+		}
+		timer.Reset(next)
 	}
 }
 
