@@ -24,11 +24,13 @@ func TestChaosShort(t *testing.T) {
 		}
 	}
 	bin := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	if err := stack.Build(ctx, root, bin, testWriter{t}); err != nil {
+	bctx, bcancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer bcancel()
+	if err := stack.Build(bctx, root, bin, testWriter{t}, stack.Binaries...); err != nil {
 		t.Fatalf("build the services: %v", err)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
 	work := t.TempDir()
 	seed := uint64(time.Now().UnixNano())
 	sum, err := Run(ctx, Options{

@@ -171,12 +171,20 @@ func Answers(hostport string) bool {
 // Binaries are the service binaries, in start order (consumers before the producer).
 var Binaries = []string{"filter", "warmer", "sweeper", "ingest"}
 
-// Build compiles the four services and drainctl from the repository at root into dir with
-// CGO_ENABLED=0, as `make build` does. It fails naming the first service that does not build.
-func Build(ctx context.Context, root, dir string, log io.Writer) error {
+// Build compiles the named binaries (default: the four services and drainctl) from the
+// repository at root into dir with CGO_ENABLED=0, as `make build` does. It fails naming the
+// first one that does not build.
+func Build(ctx context.Context, root, dir string, log io.Writer, names ...string) error {
 	targets := map[string]string{"drainctl": "cmd/drainctl"}
 	for _, b := range Binaries {
 		targets[b] = "services/" + b
+	}
+	if len(names) > 0 {
+		only := map[string]string{}
+		for _, n := range names {
+			only[n] = targets[n]
+		}
+		targets = only
 	}
 	for name, src := range targets {
 		if _, err := os.Stat(root + "/" + src + "/main.go"); errors.Is(err, os.ErrNotExist) {
