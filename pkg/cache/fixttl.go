@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -20,27 +21,22 @@ func (c *Cache) FixTTL(ctx context.Context, batch int) (FixTTLReport, error) {
 	if batch <= 0 {
 		batch = 100
 	}
-	var total FixTTLReport
-	fix := func(ctx context.Context, node redis.UniversalClient) error {
+	cc, ok := c.cfg.Redis.(*redis.ClusterClient)
+	if !ok {
+		return c.fixTTLNode(ctx, c.cfg.Redis, batch)
+	}
+	var (
+		mu    sync.Mutex
+		total FixTTLReport
+	)
+	err := cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
 		r, err := c.fixTTLNode(ctx, node, batch)
+		mu.Lock()
 		total.Scanned += r.Scanned
 		total.Fixed += r.Fixed
+		mu.Unlock()
 		return err
-	}
-	if cc, ok := c.cfg.Redis.(*redis.ClusterClient); ok {
-		var rs []FixTTLReport
-		err := cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
-			r, err := c.fixTTLNode(ctx, node, batch)
-			rs = append(rs, r)
-			return err
-		})
-		for _, r := range rs {
-			total.Scanned += r.Scanned
-			total.Fixed += r.Fixed
-		}
-		return total, err
-	}
-	err := fix(ctx, c.cfg.Redis)
+	})
 	return total, err
 }
 
