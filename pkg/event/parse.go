@@ -315,6 +315,13 @@ func (s *scanner) str() (span, bool, error) {
 	start := s.i
 	esc := false
 	for s.i < len(s.b) {
+		// Fast path: skip the run of ordinary characters.
+		for s.i < len(s.b) && plainChar[s.b[s.i]] {
+			s.i++
+		}
+		if s.i >= len(s.b) {
+			break
+		}
 		c := s.b[s.i]
 		switch {
 		case c == '"':
@@ -351,6 +358,15 @@ func (s *scanner) str() (span, bool, error) {
 	}
 	return span{}, false, s.syntax("unterminated string")
 }
+
+// plainChar marks the bytes that may appear in a JSON string without an escape and do not end
+// it: everything but control characters, '"' and '\\'.
+var plainChar = func() (t [256]bool) {
+	for c := 0x20; c < 256; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
@@ -479,6 +495,16 @@ func (s *scanner) number() error {
 func parseMillis(b []byte) (int64, error) {
 	if len(b) == 0 || !(b[0] == '-' || isDigit(b[0])) {
 		return 0, fmt.Errorf("must be a number of milliseconds")
+	}
+	if len(b) <= 18 { // fast path: a plain integer that cannot overflow
+		var n int64
+		i := 0
+		for ; i < len(b) && isDigit(b[i]); i++ {
+			n = n*10 + int64(b[i]-'0')
+		}
+		if i == len(b) {
+			return n, nil
+		}
 	}
 	if n, err := strconv.ParseInt(string(b), 10, 64); err == nil {
 		if n < 0 {

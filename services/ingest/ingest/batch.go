@@ -12,6 +12,7 @@ type batch struct {
 	events []event.Event
 	groups []group
 	index  map[string]int // topic → group, used once a batch has many topics
+	keep   bool           // buffers may still be referenced: do not pool
 }
 
 // group is one topic's message: the JSON array of its events' original bytes, in batch
@@ -36,7 +37,7 @@ func (s *Server) getBatch() *batch {
 
 // putBatch returns b to the pool unless it grew past the configured limits.
 func (s *Server) putBatch(b *batch) {
-	if cap(b.body) > int(s.cfg.MaxBody)+1 || len(b.groups) > linearTopics {
+	if b.keep || cap(b.body) > int(s.cfg.MaxBody)+1 || len(b.groups) > linearTopics {
 		return
 	}
 	clear(b.events[:cap(b.events)]) // drop references to strings of this batch

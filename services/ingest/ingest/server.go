@@ -37,6 +37,7 @@ type Server struct {
 	shutdownTimeout time.Duration
 	names           stream.Names
 	js              jetstream.JetStream
+	ajs             jetstream.JetStream // async publishing, acks bounded by the publish timeout
 	nc              *nats.Conn
 	log             *slog.Logger
 	m               *metrics
@@ -77,6 +78,16 @@ func New(cfg *config.Config, js jetstream.JetStream, nc *nats.Conn, reg *prometh
 		path:            cfg.Ingest.Path,
 		pathSlash:       cfg.Ingest.Path + "/",
 		retryAfter:      strconv.Itoa(cfg.Ingest.RetryAfter),
+	}
+	if nc != nil {
+		// Pending acks are bounded: each in-flight batch has a few topics; beyond the bound
+		// PublishMsgAsync stalls briefly and then fails, which becomes a 503.
+		s.ajs, err = jetstream.New(nc,
+			jetstream.WithPublishAsyncTimeout(cfg.Ingest.PublishTimeout),
+			jetstream.WithPublishAsyncMaxPending(max(4096, 16*cfg.Ingest.MaxInflight)))
+		if err != nil {
+			return nil, fmt.Errorf("jetstream: %w", err)
+		}
 	}
 	if len(s.tokens) == 0 {
 		return nil, &config.VarError{Name: "ROUTEMASTER_DRAIN_TOKENS", Msg: "no non-empty token configured"}
@@ -263,7 +274,11 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request) {
 	if len(events) > 0 {
 		b.group()
 		start := time.Now()
-		if err := s.publish(r.Context(), b.groups); err != nil {
+		settled, err := s.publish(r.Context(), b.groups)
+		if !settled {
+			b.keep = true // nats.go may still resend these buffers; let the GC have them
+		}
+		if err != nil {
 			reason := "error"
 			if errors.Is(err, context.DeadlineExceeded) {
 				reason = "timeout"
@@ -320,42 +335,44 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, buf []byte) ([
 	}
 }
 
-// publish stores every group, concurrently, and returns after the last PubAck, or with the
-// first error once every publish has returned (at most DRAIN_INGEST_PUBLISH_TIMEOUT).
-func (s *Server) publish(ctx context.Context, groups []group) error {
+// publish stores every group and returns after the last PubAck, or with the first error, or
+// when DRAIN_INGEST_PUBLISH_TIMEOUT has passed. The messages go out together (async publish
+// on the shared connection); it reports whether every future resolved, which tells the caller
+// that nats.go no longer holds the group buffers.
+func (s *Server) publish(ctx context.Context, groups []group) (settled bool, err error) {
 	if !s.nc.IsConnected() {
-		return ErrNATSDown
+		return true, ErrNATSDown
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
-	defer cancel()
-	if len(groups) == 1 {
-		return s.publishGroup(ctx, &groups[0])
+	futures := make([]jetstream.PubAckFuture, 0, 4)
+	for i := range groups {
+		g := &groups[i]
+		subject := s.Subject(g.topic)
+		msg := &nats.Msg{
+			Subject: subject,
+			Data:    g.body,
+			Header:  nats.Header{jetstream.MsgIDHeader: []string{stream.MsgID(subject, g.body)}},
+		}
+		f, perr := s.ajs.PublishMsgAsync(msg)
+		if perr != nil {
+			err = fmt.Errorf("publish %s: %w", subject, perr)
+			break
+		}
+		futures = append(futures, f)
 	}
-	errs := make(chan error, len(groups)-1)
-	for i := 1; i < len(groups); i++ {
-		go func() { errs <- s.publishGroup(ctx, &groups[i]) }()
-	}
-	err := s.publishGroup(ctx, &groups[0])
-	for range groups[1:] {
-		if e := <-errs; err == nil {
-			err = e
+	timer := time.NewTimer(s.cfg.PublishTimeout)
+	defer timer.Stop()
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case ferr := <-f.Err():
+			if err == nil {
+				err = fmt.Errorf("publish %s: %w", f.Msg().Subject, ferr)
+			}
+		case <-timer.C:
+			return false, fmt.Errorf("no PubAck within %v: %w", s.cfg.PublishTimeout, context.DeadlineExceeded)
+		case <-ctx.Done():
+			return false, ctx.Err()
 		}
 	}
-	return err
-}
-
-// publishGroup publishes one topic's message with its content-derived Nats-Msg-Id and waits
-// for the PubAck. nats.go copies the bytes out before PublishMsg returns, so the group's
-// buffer can be reused afterwards whatever the outcome.
-func (s *Server) publishGroup(ctx context.Context, g *group) error {
-	subject := s.Subject(g.topic)
-	msg := &nats.Msg{
-		Subject: subject,
-		Data:    g.body,
-		Header:  nats.Header{jetstream.MsgIDHeader: []string{stream.MsgID(subject, g.body)}},
-	}
-	if _, err := s.js.PublishMsg(ctx, msg); err != nil {
-		return fmt.Errorf("publish %s: %w", subject, err)
-	}
-	return nil
+	return true, err
 }
