@@ -433,3 +433,40 @@ func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
 	_ = os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
 	return certFile, keyFile, pool
 }
+
+// TestSlowClientCutOff: a client that never finishes its headers is disconnected after
+// ReadHeaderTimeout, and does not hold up other clients meanwhile.
+func TestSlowClientCutOff(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for ReadHeaderTimeout")
+	}
+	e := start(t)
+	e.declare(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = e.srv.Serve(ctx, ln) }()
+	slow, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	t0 := time.Now()
+	if _, err := io.WriteString(slow, "POST /events HTTP/1.1\r\nHost: x\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if r := doURL(t, http.DefaultClient, "http://"+ln.Addr().String(), request{body: samples[0].body}); r.code != 204 {
+		t.Errorf("other client while one is slow: %d", r.code)
+	}
+	_ = slow.SetReadDeadline(time.Now().Add(ingest.ReadHeaderTimeout + 5*time.Second))
+	_, err = io.ReadAll(slow) // the server closes the connection (possibly after a 408)
+	if err != nil {
+		t.Fatalf("slow connection not closed by the server: %v", err)
+	}
+	if took := time.Since(t0); took < ingest.ReadHeaderTimeout-time.Second || took > ingest.ReadHeaderTimeout+3*time.Second {
+		t.Errorf("slow connection closed after %v, want about %v", took, ingest.ReadHeaderTimeout)
+	}
+}
