@@ -17,7 +17,12 @@ import (
 // invalidation index after the filter's bump (the value Invalidate returned): an entry stored
 // at Index or later already covers the request.
 //
-// On the wire it is JSON: {"url":"https://…","type":"create|update|delete","t":<ms>,"index":<n>}.
+// Type is the event's type when the event was fresh, and WarmRefresh when it was stale: a
+// stale event still invalidates (the gem's rule, for publishers whose clocks run behind), but
+// its type says nothing about the resource's current state (a late delete must not bust a
+// resource updated since), so the warmer asks the origin.
+//
+// On the wire it is JSON: {"url":"https://…","type":"create|update|delete|refresh","t":<ms>,"index":<n>}.
 type WarmRequest struct {
 	URL   string `json:"url"`
 	Type  string `json:"type"`
@@ -30,6 +35,8 @@ const (
 	WarmCreate = "create"
 	WarmUpdate = "update"
 	WarmDelete = "delete"
+	// WarmRefresh asks for a fetch whatever the resource's state: 2xx stores, 404/410 busts.
+	WarmRefresh = "refresh"
 )
 
 // ErrBadWarmRequest is wrapped by every validation error of ParseWarmRequest.
@@ -43,9 +50,9 @@ func (r WarmRequest) Validate() error {
 		return fmt.Errorf("%w: url %q must be an absolute http(s) URL", ErrBadWarmRequest, r.URL)
 	}
 	switch r.Type {
-	case WarmCreate, WarmUpdate, WarmDelete:
+	case WarmCreate, WarmUpdate, WarmDelete, WarmRefresh:
 	default:
-		return fmt.Errorf("%w: type %q must be create, update or delete", ErrBadWarmRequest, r.Type)
+		return fmt.Errorf("%w: type %q must be create, update, delete or refresh", ErrBadWarmRequest, r.Type)
 	}
 	if r.T < 0 || r.Index < 0 {
 		return fmt.Errorf("%w: t and index must not be negative", ErrBadWarmRequest)

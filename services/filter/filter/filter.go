@@ -141,7 +141,7 @@ func (f *Filter) Handle(ctx context.Context, msg stream.Msg) error {
 	var futures []jetstream.PubAckFuture
 	bumps := 0
 	if f.cache != nil {
-		futures, bumps, err = f.bust(ctx, events)
+		futures, bumps, err = f.bust(ctx, events, res.Fresh)
 		if err != nil {
 			return stream.Retry(err)
 		}
@@ -181,8 +181,10 @@ func ChangedMsgID(sourceStream string, seq uint64, topic string) string {
 
 // bust bumps the invalidation index of every non-noop event's URL, fresh or stale (the gem's
 // Caching rule: a publisher whose clock runs behind still invalidates), and in warm mode
-// publishes one warm request per bump. It returns the pending publishes and the bump count.
-func (f *Filter) bust(ctx context.Context, events []event.Event) ([]jetstream.PubAckFuture, int, error) {
+// publishes one warm request per bump: with the event's type when the event is the one kept for
+// its URL (fresh), and cache.WarmRefresh otherwise, so a late delete never busts a resource that
+// was updated since. It returns the pending publishes and the bump count.
+func (f *Filter) bust(ctx context.Context, events, fresh []event.Event) ([]jetstream.PubAckFuture, int, error) {
 	urls := make([]string, 0, len(events))
 	bumped := make([]*event.Event, 0, len(events))
 	for i := range events {
@@ -201,10 +203,18 @@ func (f *Filter) bust(ctx context.Context, events []event.Event) ([]jetstream.Pu
 	if f.mode != config.CacheWarm {
 		return nil, len(urls), nil
 	}
+	kept := make(map[string]*event.Event, len(fresh))
+	for i := range fresh {
+		kept[fresh[i].URL] = &fresh[i]
+	}
 	subject := f.names.Subject(stream.Warm, "")
 	futures := make([]jetstream.PubAckFuture, 0, len(urls))
 	for i, e := range bumped {
-		m, err := cache.WarmMsg(subject, cache.WarmRequest{URL: e.URL, Type: string(e.Type), T: e.T, Index: index[i]})
+		typ := cache.WarmRefresh
+		if k := kept[e.URL]; k != nil && k.T == e.T && k.Type == e.Type {
+			typ = string(e.Type)
+		}
+		m, err := cache.WarmMsg(subject, cache.WarmRequest{URL: e.URL, Type: typ, T: e.T, Index: index[i]})
 		if err != nil {
 			return nil, 0, err
 		}

@@ -193,7 +193,7 @@ func TestCacheModes(t *testing.T) {
 			e := newEnv(t, "DRAIN_CACHE_MODE="+mode, "DRAIN_CONCURRENCY=1")
 			e.startFilter()
 			e.publish("stuff", ev{"create", url("a"), 5}, ev{"noop", url("n"), 5}, ev{"update", url("a"), 6})
-			e.publish("stuff", ev{"update", url("a"), 4}) // stale, still busts
+			e.publish("stuff", ev{"delete", url("a"), 4}) // stale, still busts
 			e.waitDone(10 * time.Second)
 			ctx := context.Background()
 			idx, err := e.rdb.HGet(ctx, cache.Key("rm", url("a")), cache.FieldCurrentIndex).Int64()
@@ -213,10 +213,14 @@ func TestCacheModes(t *testing.T) {
 			if len(warms) != 3 {
 				t.Fatalf("warm requests = %d, want 3 (one per bump)", len(warms))
 			}
+			// Only the event kept for its URL carries its type; the create superseded inside
+			// the batch and the late delete ask for a refresh, so the delete cannot bust the
+			// resource updated at t=6.
+			wantTypes := []string{cache.WarmRefresh, cache.WarmUpdate, cache.WarmRefresh}
 			for i, w := range warms {
 				r, err := cache.ParseWarmRequest(w.Events[0].Raw)
-				if err != nil || r.URL != url("a") || r.Index != int64(i+1) {
-					t.Errorf("warm request %d = %+v %v", i, r, err)
+				if err != nil || r.URL != url("a") || r.Index != int64(i+1) || r.Type != wantTypes[i] {
+					t.Errorf("warm request %d = %+v %v, want type %s", i, r, err, wantTypes[i])
 				}
 				if !strings.HasPrefix(w.Header.Get(jetstream.MsgIDHeader), "warm-") {
 					t.Errorf("warm request %d: Nats-Msg-Id %q", i, w.Header.Get(jetstream.MsgIDHeader))
