@@ -56,13 +56,11 @@ type Server struct {
 
 // New builds a Server from the ingest configuration (cfg.Ingest, cfg.Streams), the NATS
 // connection and its JetStream context. Its metrics are registered on reg and served, with
-// reg's other collectors, at /metrics. New fails when a siphon topic cannot be a subject token
-// or no token is configured.
+// reg's other collectors, at /metrics. New fails with a *config.VarError when a siphon topic
+// cannot be a subject token or no token is configured. Publishing uses a JetStream context of
+// its own on nc (async, acks bounded by DRAIN_INGEST_PUBLISH_TIMEOUT); js serves readiness and
+// stream declaration.
 func New(cfg *config.Config, js jetstream.JetStream, nc *nats.Conn, reg *prometheus.Registry, log *slog.Logger) (*Server, error) {
-	m, err := newMetrics(reg)
-	if err != nil {
-		return nil, fmt.Errorf("ingest metrics: %w", err)
-	}
 	s := &Server{
 		cfg:             cfg.Ingest,
 		streams:         cfg.Streams,
@@ -71,23 +69,12 @@ func New(cfg *config.Config, js jetstream.JetStream, nc *nats.Conn, reg *prometh
 		js:              js,
 		nc:              nc,
 		log:             log,
-		m:               m,
 		metricsHandler:  promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 		tokens:          newTokens(cfg.Ingest.Tokens),
 		siphon:          make(map[string]bool),
 		path:            cfg.Ingest.Path,
 		pathSlash:       cfg.Ingest.Path + "/",
 		retryAfter:      strconv.Itoa(cfg.Ingest.RetryAfter),
-	}
-	if nc != nil {
-		// Pending acks are bounded: each in-flight batch has a few topics; beyond the bound
-		// PublishMsgAsync stalls briefly and then fails, which becomes a 503.
-		s.ajs, err = jetstream.New(nc,
-			jetstream.WithPublishAsyncTimeout(cfg.Ingest.PublishTimeout),
-			jetstream.WithPublishAsyncMaxPending(max(4096, 16*cfg.Ingest.MaxInflight)))
-		if err != nil {
-			return nil, fmt.Errorf("jetstream: %w", err)
-		}
 	}
 	if len(s.tokens) == 0 {
 		return nil, &config.VarError{Name: "ROUTEMASTER_DRAIN_TOKENS", Msg: "no non-empty token configured"}
@@ -98,6 +85,23 @@ func New(cfg *config.Config, js jetstream.JetStream, nc *nats.Conn, reg *prometh
 		}
 		s.siphon[t] = true
 	}
+	if nc == nil || js == nil {
+		return nil, errors.New("ingest: nil NATS connection or JetStream context")
+	}
+	// Pending acks are bounded: each in-flight batch has a few topics; beyond the bound
+	// PublishMsgAsync stalls briefly and then fails, which becomes a 503.
+	ajs, err := jetstream.New(nc,
+		jetstream.WithPublishAsyncTimeout(cfg.Ingest.PublishTimeout),
+		jetstream.WithPublishAsyncMaxPending(max(4096, 16*cfg.Ingest.MaxInflight)))
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	s.ajs = ajs
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("ingest metrics: %w", err)
+	}
+	s.m = m
 	return s, nil
 }
 
