@@ -6,4 +6,6 @@ var commands = []*Command{
 	dirtyCommand,
 	stateCommand,
 	cacheCommand,
+	sendCommand,
+	dlqCommand,
 }

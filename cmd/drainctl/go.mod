@@ -3,9 +3,12 @@ module github.com/routemaster-drain/drain/cmd/drainctl
 go 1.26.0
 
 require (
+	github.com/nats-io/nats.go v1.55.0
+	github.com/prometheus/client_golang v1.25.0
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/routemaster-drain/drain v0.0.0
 	github.com/routemaster-drain/drain/draintest v0.0.0
+	github.com/routemaster-drain/drain/services/ingest v0.0.0
 )
 
 require (
@@ -48,13 +51,11 @@ require (
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/nats-io/jwt/v2 v2.8.2 // indirect
 	github.com/nats-io/nats-server/v2 v2.15.2 // indirect
-	github.com/nats-io/nats.go v1.55.0 // indirect
 	github.com/nats-io/nkeys v0.4.16 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect
 	github.com/opencontainers/go-digest v1.0.0 // indirect
 	github.com/opencontainers/image-spec v1.1.1 // indirect
 	github.com/power-devops/perfstat v0.0.0-20240221224432-82ca36839d55 // indirect
-	github.com/prometheus/client_golang v1.25.0 // indirect
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
@@ -83,4 +84,5 @@ require (
 replace (
 	github.com/routemaster-drain/drain => ../../pkg
 	github.com/routemaster-drain/drain/draintest => ../../pkg/draintest
+	github.com/routemaster-drain/drain/services/ingest => ../../services/ingest
 )
