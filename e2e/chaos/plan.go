@@ -42,6 +42,7 @@ type Expect struct {
 	Version int    // origin's current version (0 when deleted)
 	Deleted bool
 	Dirtied bool // some event was fresh and not a noop: the URL must be handed on
+	NonNoop int  // distinct create/update/delete events: the most dirtyings the URL can have
 }
 
 // Plan is a generated bus history: the changes in publication order, the batches in delivery
@@ -124,6 +125,7 @@ func NewPlan(seed uint64, events, urls int, base string) *Plan {
 				e.Version = 0
 			}
 			e.Dirtied = true
+			e.NonNoop++
 		}
 		p.Expect[u] = e
 	}

@@ -8,7 +8,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,7 +35,13 @@ type Options struct {
 	// KillEvery is the mean time between two SIGKILLs of a random service process.
 	KillEvery time.Duration
 	// Replicas of each service (ingest, filter, warmer, sweeper).
-	Replicas      int
+	Replicas int
+	// KillOnly names the services whose processes are SIGKILLed (default: all four); victims
+	// are taken in turn from these services, a random replica each time.
+	KillOnly []string
+	// CacheMode is the filter's DRAIN_CACHE_MODE: "warm" (default, all four services) or
+	// "off" (the Mapping drain: no warmer, no cache check).
+	CacheMode     string
 	OriginLatency time.Duration
 	Log           io.Writer
 }
@@ -67,6 +75,16 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	}
 	if o.Log == nil {
 		o.Log = io.Discard
+	}
+	if o.CacheMode == "" {
+		o.CacheMode = "warm"
+	}
+	services := stack.Binaries
+	if o.CacheMode == "off" {
+		services = slices.DeleteFunc(slices.Clone(services), func(s string) bool { return s == "warmer" })
+	}
+	if len(o.KillOnly) == 0 {
+		o.KillOnly = services
 	}
 	logf := func(format string, args ...any) { fmt.Fprintf(o.Log, "chaos: "+format+"\n", args...) }
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
@@ -106,7 +124,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		"ROUTEMASTER_DRAIN_REDIS=" + rs.URL(0, namespace),
 		"ROUTEMASTER_CACHE_REDIS=" + rs.URL(0, namespace),
 		"ROUTEMASTER_DRAIN_TOKENS=chaos",
-		"DRAIN_CACHE_MODE=warm",
+		"DRAIN_CACHE_MODE=" + o.CacheMode,
 		"DRAIN_ACK_WAIT=5s",
 		"DRAIN_RETRY_BACKOFF=100ms",
 		"DRAIN_RETRY_BACKOFF_MAX=2s",
@@ -121,7 +139,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	}
 	var procs []*stack.Proc
 	var targets []string
-	for _, name := range stack.Binaries {
+	for _, name := range services {
 		for i := range o.Replicas {
 			port, err := stack.FreePort()
 			if err != nil {
@@ -178,6 +196,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	go func() {
 		defer chaosWG.Done()
 		total := len(plan.Batches)
+		kills := 0
 		for chaosCtx.Err() == nil {
 			wait := o.KillEvery/2 + time.Duration(rng.Int64N(int64(o.KillEvery)))
 			select {
@@ -204,7 +223,18 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 				}
 				sum.Redis++
 			default:
-				p := procs[rng.IntN(len(procs))]
+				victim := o.KillOnly[kills%len(o.KillOnly)]
+				kills++
+				var pool []*stack.Proc
+				for _, p := range procs {
+					if strings.HasPrefix(p.Name, victim+"-") {
+						pool = append(pool, p)
+					}
+				}
+				if len(pool) == 0 {
+					continue
+				}
+				p := pool[rng.IntN(len(pool))]
 				logf("SIGKILL %s (pid %d)", p.Name, p.PID())
 				p.Kill()
 				sum.Kills[p.Name[:len(p.Name)-2]]++
@@ -259,7 +289,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr()})
 	defer rdb.Close()
-	target := Target{Redis: rdb, Namespace: namespace, JS: js, Names: stream.Names{Prefix: prefix}, Origin: origin}
+	target := Target{Redis: rdb, Namespace: namespace, JS: js, Names: stream.Names{Prefix: prefix}, Origin: origin, NoCache: o.CacheMode == "off"}
 
 	// Settle: poll until every check passes or the run's time is up.
 	settleStart := time.Now()
