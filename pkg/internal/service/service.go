@@ -53,6 +53,7 @@ func main(name config.Service, summary string, args, environ []string, stderr io
 		return 2
 	}
 	log := NewLogger(stderr, cfg.LogLevel).With("service", string(name))
+	redis.SetLogger(redisLogger{log.With("component", "go-redis")})
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := run(ctx, cfg, log); err != nil {
@@ -68,6 +69,14 @@ func NewLogger(w io.Writer, level string) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(level))
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// redisLogger sends go-redis's own messages (dial failures while Redis is away) to slog, so
+// every line a service writes is JSON.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, fmt.Sprintf(format, v...))
 }
 
 // NewRegistry returns a Prometheus registry with the Go and process collectors.
