@@ -26,8 +26,9 @@ var dlqCommand = &Command{
 	Run: runDLQ,
 }
 
-// natsConnectTimeout bounds how long a command waits for NATS before it gives up.
-const natsConnectTimeout = 5 * time.Second
+// natsConnectTimeout bounds how long a command waits for NATS before it gives up (a variable
+// so that tests can shorten it).
+var natsConnectTimeout = 5 * time.Second
 
 var stageRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 
