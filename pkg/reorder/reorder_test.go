@@ -17,8 +17,6 @@ import (
 	"github.com/routemaster-drain/drain/reorder"
 )
 
-const ns = "rm"
-
 // newRedis returns a client of a fresh database of a private Redis server.
 func newRedis(t testing.TB) *redis.Client {
 	t.Helper()
