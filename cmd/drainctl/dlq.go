@@ -19,11 +19,10 @@ import (
 )
 
 var dlqCommand = &Command{
-	Name:  "dlq",
-	Usage: "list [--limit N] [--stage S] | replay [--seq N] [--stage S]",
-	Summary: "list the dead letters of <prefix>_dlq without consuming them, or republish them " +
-		"to their original subjects and delete them from the DLQ",
-	Run: runDLQ,
+	Name:    "dlq",
+	Usage:   "list [--limit N] [--stage S] | replay [--seq N] [--stage S]",
+	Summary: "list dead letters without consuming them, or replay them to their original subjects",
+	Run:     runDLQ,
 }
 
 // natsConnectTimeout bounds how long a command waits for NATS before it gives up (a variable

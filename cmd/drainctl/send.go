@@ -15,11 +15,10 @@ import (
 )
 
 var sendCommand = &Command{
-	Name:  "send",
-	Usage: "<file.json|->",
-	Summary: "POST a batch (a JSON array of events, checked locally first) to DRAIN_INGEST_URL " +
-		"as the bus does, with the first ROUTEMASTER_DRAIN_TOKENS token",
-	Run: runSend,
+	Name:    "send",
+	Usage:   "<file.json|->",
+	Summary: "POST a batch file to DRAIN_INGEST_URL as the bus does (checked locally first)",
+	Run:     runSend,
 }
 
 // sendTimeout bounds one send: connecting, posting and reading the answer.
