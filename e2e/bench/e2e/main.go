@@ -1,0 +1,716 @@
+// Command e2e benchmarks the whole pipeline's latency: from the start of the POST that carries
+// an event to the moment the event's URL is stored, freshly fetched, in the cache. It prints
+// rows of the shared benchmark table on stdout and a per-stage breakdown on stderr:
+//
+//	cd e2e && go run ./bench/e2e            # or: make bench
+//	go run ./bench/e2e -bin ../bin -rate 5000 -duration 10s -warmers 2 -env DRAIN_WARM_COALESCE=0s
+//
+// Method. The program builds the four service binaries (or takes them from -bin) and starts,
+// privately: an embedded JetStream server with a file store, a redis-server with AOF (everysec),
+// an origin in this process that answers every GET after -origin-delay (1 ms) with a JSON body
+// naming the URL, and one ingest, one filter (DRAIN_CACHE_MODE=warm), -warmers warmers and one
+// sweeper as separate processes, each with its service defaults except the log level. A paced
+// load generator posts batches of -batch events (default 100, spread over 3 topics) to ingest at
+// -rate events/s (default 10,000) with up to -inflight POSTs at once, for -warmup (3 s, not
+// measured) and then -duration (20 s, measured). Every event is a create or an update with a
+// fresh t of a URL used by no other event, so each event causes exactly one fetch and one store
+// and the match between an event and its store is unambiguous.
+//
+// The store is observed with Redis keyspace notifications: `notify-keyspace-events Eh` on the
+// private Redis and a subscription to `__keyevent@0__:hset`, which carries the key of every
+// HSET. On a cache key `<ns>:cache:{<url>}` the only HSET is the one in store.lua, run when the
+// warmer stores a fetched representation; the filter's invalidation bump is an HINCRBY (event
+// hincrby, not subscribed). The first hset notification per URL is taken. An event's latency is
+// notification receipt − its POST's start. Events whose store does not arrive within -drain
+// after the last POST count as lost: they sort above every measured latency.
+//
+// Same-run references: the POST → 204 latency of the same requests (the ingest stage alone;
+// ratio = end-to-end p99 / POST p99), and, after the services are stopped, a raw JetStream
+// publish → pull-consumer receive latency on the same server at the same rate and message
+// shape (one message per topic per batch, each PubAck awaited like ingest does).
+//
+// For finding the stage that dominates, the program also records per event when its warm
+// request is published by the filter (a core NATS subscription on <prefix>.warm) and when the
+// origin receives its GET, and samples the filter's and warmers' consumer backlogs every second.
+//
+// Every child process is stopped when the program ends, on error and on SIGINT/SIGTERM.
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/routemaster-drain/drain/cache"
+	"github.com/routemaster-drain/drain/e2e/devstack/stack"
+	"github.com/routemaster-drain/drain/stream"
+)
+
+const (
+	token     = "bench"
+	prefix    = "bench"
+	namespace = "bench"
+)
+
+var topics = []string{"orders", "riders", "restaurants"}
+
+type options struct {
+	rate, batch, inflight, warmers int
+	warmup, duration, drain, ref   time.Duration
+	originDelay                    time.Duration
+	bin, root, env                 string
+	verbose                        bool
+}
+
+func main() {
+	var o options
+	flag.IntVar(&o.rate, "rate", 10000, "events per second offered to ingest")
+	flag.IntVar(&o.batch, "batch", 100, "events per POST (spread over 3 topics)")
+	flag.IntVar(&o.inflight, "inflight", 16, "most POSTs at once")
+	flag.IntVar(&o.warmers, "warmers", 1, "warmer processes")
+	flag.DurationVar(&o.warmup, "warmup", 3*time.Second, "load before the measurement (not measured)")
+	flag.DurationVar(&o.duration, "duration", 20*time.Second, "measured load")
+	flag.DurationVar(&o.drain, "drain", 10*time.Second, "how long to wait for the last stores after the last POST")
+	flag.DurationVar(&o.ref, "ref", 5*time.Second, "duration of the raw JetStream reference (0 skips it)")
+	flag.DurationVar(&o.originDelay, "origin-delay", time.Millisecond, "origin latency per GET")
+	flag.StringVar(&o.bin, "bin", "", "directory with the ingest, filter, warmer and sweeper binaries (default: build them)")
+	flag.StringVar(&o.root, "root", "..", "repository root, to build the binaries from")
+	flag.StringVar(&o.env, "env", "", "extra environment for every service, comma separated (e.g. DRAIN_WARM_COALESCE=0s,DRAIN_CONCURRENCY=32)")
+	flag.BoolVar(&o.verbose, "v", false, "copy the services' logs to stderr (they always go to files in the work directory)")
+	flag.Parse()
+	if o.rate <= 0 || o.batch <= 0 || o.inflight <= 0 || o.warmers <= 0 || o.duration <= 0 {
+		fmt.Fprintln(os.Stderr, "bench e2e: -rate, -batch, -inflight, -warmers and -duration must be positive")
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, o)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench e2e:", err)
+		os.Exit(1)
+	}
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "# e2e: "+format+"\n", args...)
+}
+
+// timeline holds, per event id, Unix nanoseconds of each step (0: not seen).
+type timeline struct {
+	post, ack, warm, fetch, store []atomic.Int64
+}
+
+func newTimeline(n int) *timeline {
+	return &timeline{post: make([]atomic.Int64, n), ack: make([]atomic.Int64, n), warm: make([]atomic.Int64, n),
+		fetch: make([]atomic.Int64, n), store: make([]atomic.Int64, n)}
+}
+
+// mark records now for id in steps, once.
+func mark(steps []atomic.Int64, id int, now int64) {
+	if id >= 0 && id < len(steps) {
+		steps[id].CompareAndSwap(0, now)
+	}
+}
+
+// idOf returns the event id that ends a URL or path (".../<topic>/<id>"), or -1.
+func idOf(s string) int {
+	i := strings.LastIndexByte(s, '/')
+	if i < 0 {
+		return -1
+	}
+	id, err := strconv.Atoi(s[i+1:])
+	if err != nil {
+		return -1
+	}
+	return id
+}
+
+func run(ctx context.Context, o options) error {
+	logf("load average before the run: %s", loadAverage())
+	total := o.warmup + o.duration + o.drain + o.ref + 90*time.Second
+	ctx, cancel := context.WithTimeout(ctx, total)
+	defer cancel()
+
+	work, err := os.MkdirTemp("", "bench-e2e-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	bin := o.bin
+	if bin == "" {
+		bin = filepath.Join(work, "bin")
+		t0 := time.Now()
+		if err := stack.Build(ctx, o.root, bin, os.Stderr, stack.Binaries...); err != nil {
+			return err
+		}
+		logf("built %v in %s", stack.Binaries, time.Since(t0).Round(time.Millisecond))
+	}
+
+	natsPort, err := stack.FreePort()
+	if err != nil {
+		return err
+	}
+	ns, err := stack.StartNATS(natsPort, filepath.Join(work, "nats"))
+	if err != nil {
+		return err
+	}
+	defer ns.Stop()
+	redisPort, err := stack.FreePort()
+	if err != nil {
+		return err
+	}
+	rs, err := stack.StartRedis(redisPort, filepath.Join(work, "redis"), "everysec")
+	if err != nil {
+		return err
+	}
+	defer rs.Kill()
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr()})
+	defer rdb.Close()
+	if err := rdb.ConfigSet(ctx, "notify-keyspace-events", "Eh").Err(); err != nil {
+		return fmt.Errorf("enable keyspace notifications: %w", err)
+	}
+
+	batches := int((o.warmup + o.duration).Seconds() * float64(o.rate) / float64(o.batch))
+	warmBatches := int(o.warmup.Seconds() * float64(o.rate) / float64(o.batch))
+	tl := newTimeline(batches * o.batch)
+
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mark(tl.fetch, idOf(r.URL.Path), time.Now().UnixNano())
+		time.Sleep(o.originDelay)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "max-age=60")
+		fmt.Fprintf(w, `{"url":%q,"name":"resource %s"}`, r.URL.Path, r.URL.Path)
+	}))
+	defer origin.Close()
+
+	// Observers: stores (Redis notifications) and warm requests (core NATS subscription).
+	ps := rdb.Subscribe(ctx, "__keyevent@0__:hset")
+	defer ps.Close()
+	if _, err := ps.Receive(ctx); err != nil {
+		return fmt.Errorf("subscribe to hset notifications: %w", err)
+	}
+	go func() {
+		for {
+			m, err := ps.ReceiveMessage(ctx)
+			if err != nil {
+				return
+			}
+			now := time.Now().UnixNano()
+			if u := cache.URLOfKey(namespace, m.Payload); u != "" {
+				mark(tl.store, idOf(u), now)
+			}
+		}
+	}()
+	nc, err := nats.Connect(ns.URL())
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	names := stream.Names{Prefix: prefix}
+	sub, err := nc.Subscribe(names.Subject(stream.Warm, ""), func(m *nats.Msg) {
+		now := time.Now().UnixNano()
+		if r, err := cache.ParseWarmRequest(m.Data); err == nil {
+			mark(tl.warm, idOf(r.URL), now)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	_ = sub.SetPendingLimits(-1, -1)
+	defer sub.Unsubscribe()
+
+	procs, ingestURL, err := startServices(ctx, o, bin, work, ns.URL(), rs.URL(0, namespace))
+	stopAll := func() {
+		var wg sync.WaitGroup
+		for _, p := range procs {
+			wg.Go(func() { p.Stop(5 * time.Second) })
+		}
+		wg.Wait()
+	}
+	defer stopAll()
+	if err != nil {
+		return err
+	}
+	logf("NATS %s, Redis %s, origin %s (%v), ingest %s, 1 filter, %d warmer(s), 1 sweeper; %d batches of %d at %d events/s, %d in flight",
+		ns.URL(), rs.Addr(), origin.URL, o.originDelay, ingestURL, o.warmers, batches, o.batch, o.rate, o.inflight)
+
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	sampleCtx, stopSampling := context.WithCancel(ctx)
+	var sampling sync.WaitGroup
+	sampling.Go(func() { sampleBacklog(sampleCtx, js, names, o.warmers) })
+
+	gen := &generator{o: o, url: ingestURL, base: origin.URL, tl: tl, postLat: make([]int64, batches)}
+	loadStart := time.Now()
+	if err := gen.run(ctx, batches); err != nil {
+		stopSampling()
+		return err
+	}
+	logf("load done in %s (%d POST retries)", time.Since(loadStart).Round(time.Millisecond), gen.retries.Load())
+
+	// Wait for the measured events' stores.
+	first, last := warmBatches*o.batch, batches*o.batch
+	deadline := time.Now().Add(o.drain)
+	for {
+		missing := 0
+		for id := first; id < last; id++ {
+			if tl.store[id].Load() == 0 {
+				missing++
+			}
+		}
+		if missing == 0 || time.Now().After(deadline) || ctx.Err() != nil {
+			if missing > 0 {
+				logf("%d of %d measured events not stored %v after the last POST", missing, last-first, o.drain)
+			}
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	stopSampling()
+	sampling.Wait()
+	stopAll()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+
+	// Results.
+	var e2e, toWarm, warmToFetch, fetchToStore []float64
+	var postP, postA int64 = math.MaxInt64, 0
+	lost := 0
+	for id := first; id < last; id++ {
+		p, s := tl.post[id].Load(), tl.store[id].Load()
+		if p == 0 {
+			return fmt.Errorf("event %d was never posted", id)
+		}
+		postP, postA = min(postP, p), max(postA, tl.ack[id].Load())
+		if s == 0 {
+			lost++
+			e2e = append(e2e, math.Inf(1))
+			continue
+		}
+		e2e = append(e2e, ms(s-p))
+		w, f := tl.warm[id].Load(), tl.fetch[id].Load()
+		if w != 0 && f != 0 {
+			toWarm = append(toWarm, ms(w-p))
+			warmToFetch = append(warmToFetch, ms(f-w))
+			fetchToStore = append(fetchToStore, ms(s-f))
+		}
+	}
+	var post []float64
+	for b := warmBatches; b < batches; b++ {
+		post = append(post, ms(gen.postLat[b]))
+	}
+	achieved := float64(last-first) / (time.Duration(postA - postP).Seconds())
+	e2eP50, e2eP99, e2eMax := pct(e2e, 0.50), pct(e2e, 0.99), pct(e2e, 1)
+	postP99 := pct(post, 0.99)
+	logf("stage breakdown over %d stored events (p50 / p99 / max, ms): POST→204 %s; POST→warm request published %s; warm request→origin GET %s; origin GET→stored %s",
+		len(toWarm), triple(post), triple(toWarm), triple(warmToFetch), triple(fetchToStore))
+	if lost > 0 {
+		logf("%d events lost (not stored within %v)", lost, o.drain)
+	}
+	logf("load average after the run: %s", loadAverage())
+
+	label := fmt.Sprintf("POST → warm cache, %s events/s (achieved %s), origin %v, %d warmer(s)", commas(o.rate), commas(int(achieved)), o.originDelay, o.warmers)
+	if lost > 0 {
+		label += fmt.Sprintf(", %d of %d events not stored in %v", lost, last-first, o.drain)
+	}
+	result := fmt.Sprintf("p50 %s, p99 %s, max %s", fmtMS(e2eP50), fmtMS(e2eP99), fmtMS(e2eMax))
+	fmt.Printf("| pipeline | %s | %s | POST → 204 (same requests): p50 %s, p99 %s | %.1f (e2e p99 / POST p99) |\n",
+		label, result, fmtMS(pct(post, 0.5)), fmtMS(postP99), e2eP99/postP99)
+
+	if o.ref > 0 {
+		refLat, err := jetStreamReference(ctx, js, o)
+		if err != nil {
+			return fmt.Errorf("raw JetStream reference: %w", err)
+		}
+		refP99 := pct(refLat, 0.99)
+		fmt.Printf("| pipeline | POST → warm cache p99 (as above) vs raw JetStream, %s events/s as %d-event batches × 3 topics | p99 %s | raw JetStream publish → consumer receive: p50 %s, p99 %s | %.1f (e2e p99 / JetStream p99) |\n",
+			commas(o.rate), o.batch, fmtMS(e2eP99), fmtMS(pct(refLat, 0.5)), fmtMS(refP99), e2eP99/refP99)
+	}
+	fmt.Printf("| pipeline | POST → warm cache p99 vs target | p99 %s | target: ≤ 50 ms at 10,000 events/s, origin 1 ms | %.2f |\n",
+		fmtMS(e2eP99), e2eP99/50)
+	return nil
+}
+
+// startServices starts filter, warmers, sweeper and ingest and waits until each answers its
+// health check. It returns every process started (also on error) and ingest's POST URL.
+func startServices(ctx context.Context, o options, bin, work, natsURL, redisURL string) ([]*stack.Proc, string, error) {
+	common := []string{
+		"NATS_URL=" + natsURL,
+		"DRAIN_PREFIX=" + prefix,
+		"DRAIN_LOG_LEVEL=warn",
+		"DRAIN_SHUTDOWN_TIMEOUT=5s",
+		"ROUTEMASTER_DRAIN_REDIS=" + redisURL,
+		"ROUTEMASTER_CACHE_REDIS=" + redisURL,
+		"ROUTEMASTER_DRAIN_TOKENS=" + token,
+		"DRAIN_CACHE_MODE=warm",
+	}
+	if o.env != "" {
+		for kv := range strings.SplitSeq(o.env, ",") {
+			if !strings.Contains(kv, "=") {
+				return nil, "", fmt.Errorf("-env: %q is not NAME=value", kv)
+			}
+			common = append(common, strings.TrimSpace(kv))
+		}
+	}
+	var mu sync.Mutex
+	var procs []*stack.Proc
+	var ingestURL string
+	for _, name := range stack.Binaries {
+		n := 1
+		if name == "warmer" {
+			n = o.warmers
+		}
+		for i := range n {
+			port, err := stack.FreePort()
+			if err != nil {
+				return procs, "", err
+			}
+			addr := "127.0.0.1:" + strconv.Itoa(port)
+			env := slices.Clone(common)
+			if name == "ingest" {
+				env = append(env, "DRAIN_INGEST_ADDR="+addr)
+				ingestURL = "http://" + addr + "/events"
+			} else {
+				env = append(env, "DRAIN_ADMIN_ADDR="+addr)
+			}
+			pname := fmt.Sprintf("%s-%d", name, i)
+			f, err := os.Create(filepath.Join(work, pname+".log"))
+			if err != nil {
+				return procs, "", err
+			}
+			var w io.Writer = f
+			if o.verbose {
+				w = io.MultiWriter(f, &stack.PrefixWriter{W: os.Stderr, Prefix: pname + " ", Mu: &mu})
+			}
+			p := &stack.Proc{Name: pname, Path: filepath.Join(bin, name), Env: env, Health: "http://" + addr + "/healthz", Log: w}
+			if err := p.Start(); err != nil {
+				return procs, "", err
+			}
+			procs = append(procs, p)
+			wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			err = p.WaitHealthy(wctx)
+			cancel()
+			if err != nil {
+				tail, _ := os.ReadFile(f.Name())
+				return procs, "", fmt.Errorf("%s: %w\n%s", pname, err, tail[max(0, len(tail)-2000):])
+			}
+		}
+	}
+	return procs, ingestURL, nil
+}
+
+// generator posts batches at a steady rate.
+type generator struct {
+	o       options
+	url     string
+	base    string
+	tl      *timeline
+	postLat []int64 // per batch: POST start → 2xx, ns
+	retries atomic.Int64
+}
+
+func (g *generator) body(b int) []byte {
+	var buf bytes.Buffer
+	buf.WriteByte('[')
+	t := time.Now().UnixMilli()
+	for i := range g.o.batch {
+		id := b*g.o.batch + i
+		topic := topics[id%len(topics)]
+		typ := "update"
+		if id%2 == 0 {
+			typ = "create"
+		}
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		fmt.Fprintf(&buf, `{"topic":%q,"type":%q,"url":"%s/%s/%d","t":%d}`, topic, typ, g.base, topic, id, t)
+	}
+	buf.WriteByte(']')
+	return buf.Bytes()
+}
+
+// run sends batches 0..n-1, batch b due at start + b × batch/rate, and returns once each is
+// acknowledged with a 2xx. A failed POST is resent after 50 ms, like the bus does.
+func (g *generator) run(ctx context.Context, n int) error {
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: g.o.inflight, MaxConnsPerHost: g.o.inflight}}
+	defer client.CloseIdleConnections()
+	interval := time.Duration(float64(time.Second) * float64(g.o.batch) / float64(g.o.rate))
+	work := make(chan int)
+	errs := make(chan error, g.o.inflight)
+	var wg sync.WaitGroup
+	for range g.o.inflight {
+		wg.Go(func() {
+			for b := range work {
+				if err := g.post(ctx, client, b); err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+					return
+				}
+			}
+		})
+	}
+	start := time.Now()
+	var late time.Duration
+	for b := 0; b < n && ctx.Err() == nil; b++ {
+		due := start.Add(time.Duration(b) * interval)
+		if d := time.Until(due); d > 0 {
+			time.Sleep(d)
+		}
+		select {
+		case work <- b:
+		case err := <-errs:
+			close(work)
+			wg.Wait()
+			return err
+		case <-ctx.Done():
+		}
+		late = max(late, time.Since(due))
+	}
+	close(work)
+	wg.Wait()
+	if late > 100*time.Millisecond {
+		logf("the generator fell behind its schedule by up to %s (all %d POSTs in flight)", late.Round(time.Millisecond), g.o.inflight)
+	}
+	select {
+	case err := <-errs:
+		return err
+	default:
+	}
+	return ctx.Err()
+}
+
+func (g *generator) post(ctx context.Context, client *http.Client, b int) error {
+	body := g.body(b)
+	start := time.Now().UnixNano()
+	for i := range g.o.batch {
+		g.tl.post[b*g.o.batch+i].Store(start)
+	}
+	for attempt := 0; ; attempt++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.url, bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.SetBasicAuth(token, "x")
+		resp, err := client.Do(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode/100 == 2 {
+				now := time.Now().UnixNano()
+				g.postLat[b] = now - start
+				for i := range g.o.batch {
+					g.tl.ack[b*g.o.batch+i].Store(now)
+				}
+				return nil
+			}
+			err = fmt.Errorf("ingest answered %d", resp.StatusCode)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if attempt >= 20 {
+			return fmt.Errorf("batch %d: %w (after %d attempts)", b, err, attempt+1)
+		}
+		g.retries.Add(1)
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// sampleBacklog logs the filter's and the warmers' consumer backlogs once a second.
+func sampleBacklog(ctx context.Context, js jetstream.JetStream, names stream.Names, warmers int) {
+	t0 := time.Now()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		line := fmt.Sprintf("t=%2.0fs", time.Since(t0).Seconds())
+		for _, c := range []struct{ label, stream, durable string }{
+			{"filter", names.Stream(stream.Events), names.Durable("filter")},
+			{"warm", names.Stream(stream.Warm), names.Durable("warm_routemaster")},
+		} {
+			cons, err := js.Consumer(ctx, c.stream, c.durable)
+			if err != nil {
+				continue
+			}
+			info, err := cons.Info(ctx)
+			if err != nil {
+				continue
+			}
+			line += fmt.Sprintf("  %s: delivered %d, pending %d, ack pending %d", c.label, info.Delivered.Consumer, info.NumPending, info.NumAckPending)
+		}
+		logf("%s", line)
+	}
+}
+
+// jetStreamReference publishes, at the same batch rate, one message per topic per batch (the
+// shape ingest publishes) to a fresh stream, awaiting each batch's PubAcks, and returns the
+// latency from each publish to its receipt by a pull consumer, in ms.
+func jetStreamReference(ctx context.Context, js jetstream.JetStream, o options) ([]float64, error) {
+	st, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "benchref", Subjects: []string{"benchref.>"}, Storage: jetstream.FileStorage})
+	if err != nil {
+		return nil, err
+	}
+	cons, err := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "benchref", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 1000})
+	if err != nil {
+		return nil, err
+	}
+	var mu sync.Mutex
+	var lat []float64
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		now := time.Now().UnixNano()
+		sent, _ := strconv.ParseInt(m.Headers().Get("Bench-Sent"), 10, 64)
+		_ = m.Ack()
+		mu.Lock()
+		lat = append(lat, ms(now-sent))
+		mu.Unlock()
+	}, jetstream.PullMaxMessages(64))
+	if err != nil {
+		return nil, err
+	}
+	defer cc.Stop()
+
+	per := o.batch / len(topics)
+	event := []byte(`{"topic":"orders","type":"update","url":"http://127.0.0.1:12345/orders/1234567","t":1767225600000}`)
+	body := append([]byte{'['}, bytes.Repeat(append(slices.Clone(event), ','), per)...)
+	body[len(body)-1] = ']'
+	batches := int(o.ref.Seconds() * float64(o.rate) / float64(o.batch))
+	interval := time.Duration(float64(time.Second) * float64(o.batch) / float64(o.rate))
+	sem := make(chan struct{}, o.inflight)
+	errc := make(chan error, 1)
+	var wg sync.WaitGroup
+	start := time.Now()
+	sent := 0
+	for b := 0; b < batches && ctx.Err() == nil; b++ {
+		if d := time.Until(start.Add(time.Duration(b) * interval)); d > 0 {
+			time.Sleep(d)
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			var futs []jetstream.PubAckFuture
+			for ti, topic := range topics {
+				m := nats.NewMsg("benchref." + topic)
+				m.Data = body
+				m.Header.Set("Bench-Sent", strconv.FormatInt(time.Now().UnixNano(), 10))
+				m.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("ref-%d-%d", b, ti))
+				f, err := js.PublishMsgAsync(m)
+				if err != nil {
+					select {
+					case errc <- err:
+					default:
+					}
+					return
+				}
+				futs = append(futs, f)
+			}
+			for _, f := range futs {
+				select {
+				case <-f.Ok():
+				case err := <-f.Err():
+					select {
+					case errc <- err:
+					default:
+					}
+				case <-ctx.Done():
+				}
+			}
+		})
+		sent += len(topics)
+	}
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return nil, err
+	default:
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		mu.Lock()
+		n := len(lat)
+		mu.Unlock()
+		if n >= sent {
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return nil, fmt.Errorf("received %d of %d reference messages", n, sent)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(lat) == 0 {
+		return nil, errors.New("no reference messages")
+	}
+	return slices.Clone(lat), nil
+}
+
+// loadAverage is the 1, 5 and 15 minute load average of the machine.
+func loadAverage() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	return strings.Join(f[:min(3, len(f))], " ")
+}
+
+func ms(ns int64) float64 { return float64(ns) / 1e6 }
+
+// pct returns the q-quantile (nearest rank) of v; it sorts v.
+func pct(v []float64, q float64) float64 {
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	slices.Sort(v)
+	i := int(math.Ceil(q*float64(len(v)))) - 1
+	return v[min(max(i, 0), len(v)-1)]
+}
+
+func triple(v []float64) string {
+	return fmt.Sprintf("%s / %s / %s", fmtMS(pct(v, 0.5)), fmtMS(pct(v, 0.99)), fmtMS(pct(v, 1)))
+}
+
+func fmtMS(v float64) string {
+	switch {
+	case math.IsInf(v, 1):
+		return "∞ (lost)"
+	case v >= 100:
+		return fmt.Sprintf("%.0f ms", v)
+	default:
+		return fmt.Sprintf("%.1f ms", v)
+	}
+}
+
+func commas(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
