@@ -49,6 +49,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -78,7 +79,7 @@ type options struct {
 	rate, batch, inflight, warmers int
 	warmup, duration, drain, ref   time.Duration
 	originDelay                    time.Duration
-	bin, root, env                 string
+	bin, root, env, warmerEnv      string
 	verbose                        bool
 }
 
@@ -96,6 +97,7 @@ func main() {
 	flag.StringVar(&o.bin, "bin", "", "directory with the ingest, filter, warmer and sweeper binaries (default: build them)")
 	flag.StringVar(&o.root, "root", "..", "repository root, to build the binaries from")
 	flag.StringVar(&o.env, "env", "", "extra environment for every service, comma separated (e.g. DRAIN_WARM_COALESCE=0s,DRAIN_CONCURRENCY=32)")
+	flag.StringVar(&o.warmerEnv, "warmer-env", "", "extra environment for the warmers only, comma separated (e.g. DRAIN_CONCURRENCY=32,DRAIN_WARM_HOST_CONCURRENCY=32)")
 	flag.BoolVar(&o.verbose, "v", false, "copy the services' logs to stderr (they always go to files in the work directory)")
 	flag.Parse()
 	if o.rate <= 0 || o.batch <= 0 || o.inflight <= 0 || o.warmers <= 0 || o.duration <= 0 {
@@ -262,6 +264,20 @@ func run(ctx context.Context, o options) error {
 	var sampling sync.WaitGroup
 	sampling.Go(func() { sampleBacklog(sampleCtx, js, names, o.warmers) })
 
+	pids := map[string]int{"bench (NATS, origin, load)": os.Getpid()}
+	if info, err := rdb.InfoMap(ctx, "server").Result(); err == nil {
+		if pid, err := strconv.Atoi(info["Server"]["process_id"]); err == nil {
+			pids["redis"] = pid
+		}
+	}
+	for _, p := range procs {
+		pids[p.Name] = p.PID()
+	}
+	busy0, all0 := machineCPU()
+	cpu0 := map[string]float64{}
+	for name, pid := range pids {
+		cpu0[name] = cpuSeconds(pid)
+	}
 	gen := &generator{o: o, url: ingestURL, base: origin.URL, tl: tl, postLat: make([]int64, batches)}
 	loadStart := time.Now()
 	if err := gen.run(ctx, batches); err != nil {
@@ -281,15 +297,33 @@ func run(ctx context.Context, o options) error {
 			}
 		}
 		if missing == 0 || time.Now().After(deadline) || ctx.Err() != nil {
-			if missing > 0 {
-				logf("%d of %d measured events not stored %v after the last POST", missing, last-first, o.drain)
-			}
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	cutoff := time.Now().UnixNano() // stores after this count as lost
 	stopSampling()
 	sampling.Wait()
+	cpuWall := time.Since(loadStart)
+	var cpuNames []string
+	for name := range pids {
+		cpuNames = append(cpuNames, name)
+	}
+	slices.Sort(cpuNames)
+	var cpuLine []string
+	for _, name := range cpuNames {
+		cpuLine = append(cpuLine, fmt.Sprintf("%s %.2f", name, (cpuSeconds(pids[name])-cpu0[name])/cpuWall.Seconds()))
+	}
+	busy1, all1 := machineCPU()
+	if all1 > all0 {
+		cpuLine = append(cpuLine, fmt.Sprintf("whole machine %.2f of %d", float64(runtime.NumCPU())*(busy1-busy0)/(all1-all0), runtime.NumCPU()))
+	}
+	logf("CPU cores used from the first POST to the last store (%s): %s", cpuWall.Round(time.Millisecond), strings.Join(cpuLine, ", "))
+	for _, p := range procs {
+		if strings.HasPrefix(p.Name, "warmer") || strings.HasPrefix(p.Name, "filter") {
+			logf("%s metrics: %s", p.Name, scrape(strings.TrimSuffix(p.Health, "/healthz")+"/metrics"))
+		}
+	}
 	stopAll()
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -305,7 +339,7 @@ func run(ctx context.Context, o options) error {
 			return fmt.Errorf("event %d was never posted", id)
 		}
 		postP, postA = min(postP, p), max(postA, tl.ack[id].Load())
-		if s == 0 {
+		if s == 0 || s > cutoff {
 			lost++
 			e2e = append(e2e, math.Inf(1))
 			continue
@@ -328,13 +362,20 @@ func run(ctx context.Context, o options) error {
 	logf("stage breakdown over %d stored events (p50 / p99 / max, ms): POST→204 %s; POST→warm request published %s; warm request→origin GET %s; origin GET→stored %s",
 		len(toWarm), triple(post), triple(toWarm), triple(warmToFetch), triple(fetchToStore))
 	if lost > 0 {
-		logf("%d events lost (not stored within %v)", lost, o.drain)
+		logf("%d of %d measured events lost (not stored within %v of the last POST)", lost, last-first, o.drain)
 	}
 	logf("load average after the run: %s", loadAverage())
 
-	label := fmt.Sprintf("POST → warm cache, %s events/s (achieved %s), origin %v, %d warmer(s)", commas(o.rate), commas(int(achieved)), o.originDelay, o.warmers)
+	label := fmt.Sprintf("POST → warm cache, %s events/s (achieved %s), origin %s, %d warmer(s)", commas(o.rate), commas(int(achieved)), spaced(o.originDelay), o.warmers)
 	if lost > 0 {
-		label += fmt.Sprintf(", %d of %d events not stored in %v", lost, last-first, o.drain)
+		stored := 0
+		for id := range tl.store {
+			if st := tl.store[id].Load(); st != 0 && st <= cutoff {
+				stored++
+			}
+		}
+		storeRate := float64(stored) / time.Duration(cutoff-tl.post[0].Load()).Seconds()
+		label += fmt.Sprintf(", %d of %d events not stored within %s: the pipeline stored only %s URLs/s", lost, last-first, spaced(o.drain), commas(int(storeRate)))
 	}
 	result := fmt.Sprintf("p50 %s, p99 %s, max %s", fmtMS(e2eP50), fmtMS(e2eP99), fmtMS(e2eMax))
 	fmt.Printf("| pipeline | %s | %s | POST → 204 (same requests): p50 %s, p99 %s | %.1f (e2e p99 / POST p99) |\n",
@@ -367,13 +408,13 @@ func startServices(ctx context.Context, o options, bin, work, natsURL, redisURL 
 		"ROUTEMASTER_DRAIN_TOKENS=" + token,
 		"DRAIN_CACHE_MODE=warm",
 	}
-	if o.env != "" {
-		for kv := range strings.SplitSeq(o.env, ",") {
-			if !strings.Contains(kv, "=") {
-				return nil, "", fmt.Errorf("-env: %q is not NAME=value", kv)
-			}
-			common = append(common, strings.TrimSpace(kv))
-		}
+	common, err := appendEnv(common, "-env", o.env)
+	if err != nil {
+		return nil, "", err
+	}
+	warmerOnly, err := appendEnv(nil, "-warmer-env", o.warmerEnv)
+	if err != nil {
+		return nil, "", err
 	}
 	var mu sync.Mutex
 	var procs []*stack.Proc
@@ -395,6 +436,9 @@ func startServices(ctx context.Context, o options, bin, work, natsURL, redisURL 
 				ingestURL = "http://" + addr + "/events"
 			} else {
 				env = append(env, "DRAIN_ADMIN_ADDR="+addr)
+			}
+			if name == "warmer" {
+				env = append(env, warmerOnly...)
 			}
 			pname := fmt.Sprintf("%s-%d", name, i)
 			f, err := os.Create(filepath.Join(work, pname+".log"))
@@ -420,6 +464,105 @@ func startServices(ctx context.Context, o options, bin, work, natsURL, redisURL 
 		}
 	}
 	return procs, ingestURL, nil
+}
+
+// appendEnv appends the NAME=value pairs of the comma-separated list to env.
+func appendEnv(env []string, flagName, list string) ([]string, error) {
+	if list == "" {
+		return env, nil
+	}
+	for kv := range strings.SplitSeq(list, ",") {
+		kv = strings.TrimSpace(kv)
+		if !strings.Contains(kv, "=") {
+			return nil, fmt.Errorf("%s: %q is not NAME=value", flagName, kv)
+		}
+		env = append(env, kv)
+	}
+	return env, nil
+}
+
+// cpuSeconds is the user+system CPU time a process has used so far, from /proc/<pid>/stat.
+func cpuSeconds(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may hold spaces) start after the last ')'.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseFloat(f[11], 64)
+	s, _ := strconv.ParseFloat(f[12], 64)
+	return (u + s) / 100 // USER_HZ
+}
+
+// machineCPU returns the busy and total jiffies of all CPUs, from /proc/stat.
+func machineCPU() (busy, total float64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	for i, f := range strings.Fields(line)[1:] {
+		v, _ := strconv.ParseFloat(f, 64)
+		total += v
+		if i != 3 && i != 4 { // idle, iowait
+			busy += v
+		}
+	}
+	return busy, total
+}
+
+// scrape summarises a service's /metrics: the mean of each duration histogram and every
+// drain counter, labels summed.
+func scrape(url string) string {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	vals := map[string]float64{}
+	var order []string
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if !strings.HasPrefix(line, "drain_") {
+			continue
+		}
+		name, rest, _ := strings.Cut(line, " ")
+		if i := strings.IndexByte(name, '{'); i >= 0 {
+			if strings.HasSuffix(name[:i], "_bucket") {
+				continue
+			}
+			lbl := name[i:]
+			name = name[:i]
+			if strings.HasPrefix(name, "drain_warm_") || strings.HasPrefix(name, "drain_filter_messages") {
+				name += lbl
+			}
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+		if err != nil {
+			continue
+		}
+		if _, ok := vals[name]; !ok {
+			order = append(order, name)
+		}
+		vals[name] += v
+	}
+	var out []string
+	for _, name := range order {
+		switch {
+		case strings.HasSuffix(name, "_sum"):
+			base := strings.TrimSuffix(name, "_sum")
+			if n := vals[base+"_count"]; n > 0 {
+				out = append(out, fmt.Sprintf("%s mean %.1f ms (n=%.0f)", base, 1000*vals[name]/n, n))
+			}
+		case strings.HasSuffix(name, "_count"):
+		default:
+			out = append(out, fmt.Sprintf("%s %.0f", name, vals[name]))
+		}
+	}
+	return strings.Join(out, "; ")
 }
 
 // generator posts batches at a steady rate.
@@ -678,6 +821,16 @@ func loadAverage() string {
 	b, _ := os.ReadFile("/proc/loadavg")
 	f := strings.Fields(string(b))
 	return strings.Join(f[:min(3, len(f))], " ")
+}
+
+// spaced writes a duration with a space before its unit: "1 ms".
+func spaced(d time.Duration) string {
+	s := d.String()
+	i := strings.IndexFunc(s, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+	if i <= 0 {
+		return s
+	}
+	return s[:i] + " " + s[i:]
 }
 
 func ms(ns int64) float64 { return float64(ns) / 1e6 }
