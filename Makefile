@@ -52,7 +52,7 @@ bench: ## run every e2e/bench/<stage> program and write the table to docs/benchm
 	  echo "Measured $$(date -u +%Y-%m-%d) on $$(nproc) cores ($$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $$(free -g | awk '/Mem:/{print $$2}') GiB), $$($(GO) version | cut -d' ' -f3)."; \
 	  echo "Command: \`make bench\` (each \`cd e2e && go run ./bench/<stage>\`). Each row sits beside a reference measured in the same run."; echo; \
 	  echo "| stage | case | result | reference | ratio |"; echo "|---|---|---|---|---|"; } > tmp/benchmarks.md
-	@set -e; for s in ingest filter warm; do \
+	@set -e; for s in ingest filter warm e2e; do \
 	  if [ -d e2e/bench/$$s ]; then echo "== bench $$s" >&2; (cd e2e && $(GO) run ./bench/$$s) | grep '^|' >> tmp/benchmarks.md; \
 	  else echo "== bench $$s: e2e/bench/$$s does not exist yet, skipped" >&2; fi; done
 	@mv tmp/benchmarks.md docs/benchmarks.md && cat docs/benchmarks.md
