@@ -31,7 +31,11 @@
 //
 // For finding the stage that dominates, the program also records per event when its warm
 // request is published by the filter (a core NATS subscription on <prefix>.warm) and when the
-// origin receives its GET, and samples the filter's and warmers' consumer backlogs every second.
+// origin receives its GET, samples the filter's and warmers' consumer backlogs every second,
+// and at the end prints on stderr the CPU each process used (and the whole machine's), and the
+// filter's and warmers' own metrics (mean fetch and processing times, coalesced requests).
+// Settings can be tried without code changes: -env for every service, -warmer-env for the
+// warmers only (e.g. DRAIN_CONCURRENCY=32,DRAIN_WARM_HOST_CONCURRENCY=32), -warmers N.
 //
 // Every child process is stopped when the program ends, on error and on SIGINT/SIGTERM.
 package main
