@@ -43,6 +43,8 @@ type Streams struct {
 	MaxAge          time.Duration
 	MemoryStorage   bool
 	DuplicateWindow time.Duration
+	DLQMaxAge       time.Duration // 0 keeps dead letters until replayed
+	DLQMaxBytes     int64
 }
 
 // Receiver configures the ingest HTTP receiver.
@@ -170,6 +172,10 @@ func Load(service Service, environ []string) (*Config, error) {
 		r.fail("DRAIN_STREAM_STORAGE", fmt.Sprintf("%q must be file or memory", s))
 	}
 	c.Streams.DuplicateWindow = r.duration("DRAIN_DUPLICATE_WINDOW")
+	if r.str("DRAIN_DLQ_MAX_AGE") != "0" {
+		c.Streams.DLQMaxAge = r.duration("DRAIN_DLQ_MAX_AGE")
+	}
+	c.Streams.DLQMaxBytes = int64(r.intIn("DRAIN_DLQ_MAX_BYTES", 1<<20, 1<<40))
 	c.LogLevel = r.oneOf("DRAIN_LOG_LEVEL", "debug", "info", "warn", "error")
 	c.ShutdownTimeout = r.duration("DRAIN_SHUTDOWN_TIMEOUT")
 	c.AdminAddr = r.str("DRAIN_ADMIN_ADDR")
@@ -233,6 +239,9 @@ func Load(service Service, environ []string) (*Config, error) {
 		MaxBody:        int64(r.intIn("DRAIN_WARM_MAX_BODY", 1024, 1<<30)),
 	}
 	for k := range env {
+		if !lookupVar("ROUTEMASTER_CIRCUIT_BREAKER_SLEEP_WINDOW").readBy(service) {
+			break
+		}
 		if host, _, ok := strings.Cut(k, ".ROUTEMASTER_CIRCUIT_BREAKER_"); ok && host != "" {
 			if _, done := c.Fetch.HostBreakers[host]; !done {
 				c.Fetch.HostBreakers[host] = r.breaker(host + ".")
@@ -292,12 +301,15 @@ func lookupVar(name string) Var {
 	panic("config: undeclared variable " + name)
 }
 
-// str returns the trimmed value of name, or its declared default when unset or blank.
+// str returns the trimmed value of name, or its declared default when unset or blank, or when
+// the service does not read name (so a typo in another service's setting in a shared
+// environment never stops this one).
 func (r *reader) str(name string) string {
-	if v := strings.TrimSpace(r.env[name]); v != "" {
-		return v
+	v := lookupVar(name)
+	if s := strings.TrimSpace(r.env[name]); s != "" && v.readBy(r.service) {
+		return s
 	}
-	return lookupVar(name).defaultFor(r.service)
+	return v.defaultFor(r.service)
 }
 
 func (r *reader) list(name string) []string {

@@ -82,6 +82,18 @@ func TestLoadErrors(t *testing.T) {
 	}
 }
 
+// A bad value of a variable a service does not read never stops that service: one shared
+// environment serves every binary.
+func TestOtherServicesSettingsIgnored(t *testing.T) {
+	if _, err := Load(Ingest, []string{"ROUTEMASTER_DRAIN_TOKENS=x", "ROUTEMASTER_QUEUE_NAME=a.b", "DRAIN_SWEEP_WEBHOOK_URL=ftp://x",
+		"api.test.ROUTEMASTER_CIRCUIT_BREAKER_ERROR_THRESHOLD=150", "ROUTEMASTER_CACHE_EXPIRY=soon"}); err != nil {
+		t.Errorf("ingest refused another service's setting: %v", err)
+	}
+	if _, err := Load(Filter, []string{"DRAIN_SWEEP_WEBHOOK_URL=ftp://x", "DRAIN_INGEST_MAX_BODY=lots"}); err != nil {
+		t.Errorf("filter refused another service's setting: %v", err)
+	}
+}
+
 func TestTokensTrimmedAndEmptyIgnored(t *testing.T) {
 	c, err := Load(Ingest, []string{"ROUTEMASTER_DRAIN_TOKENS=a, b,,c ,"})
 	if err != nil {

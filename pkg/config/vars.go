@@ -50,6 +50,8 @@ var Vars = []Var{
 	{Name: "DRAIN_STREAM_MAX_AGE", Default: "72h", Services: all, Help: "how long streams keep messages (Go duration)"},
 	{Name: "DRAIN_STREAM_STORAGE", Default: "file", Services: all, Help: "stream storage: file or memory"},
 	{Name: "DRAIN_DUPLICATE_WINDOW", Default: "2m", Services: all, Help: "JetStream duplicate window: a re-sent batch inside it is stored once"},
+	{Name: "DRAIN_DLQ_MAX_AGE", Default: "0", Services: all, Help: "how long dead letters are kept (Go duration); 0 keeps them until replayed"},
+	{Name: "DRAIN_DLQ_MAX_BYTES", Default: "1073741824", Services: all, Help: "most bytes of dead letters kept; a full DLQ makes consumers retry instead of dropping"},
 	{Name: "DRAIN_LOG_LEVEL", Default: "info", Services: all, Help: "debug, info, warn or error (JSON logs on stderr)"},
 	{Name: "DRAIN_SHUTDOWN_TIMEOUT", Default: "25s", Services: all, Help: "how long SIGTERM waits for in-flight work"},
 

@@ -16,10 +16,11 @@ import (
 )
 
 // Connect opens a NATS connection for the named client with the credentials and TLS settings
-// of cfg, and returns it with its JetStream context. The connection reconnects forever (a
-// drain process outlives NATS restarts); disconnections and reconnections are logged.
-func Connect(cfg config.NATS, name string, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
-	opts := []nats.Option{
+// of cfg, and returns it with its JetStream context (built with opts, for example
+// jetstream.WithPublishAsyncTimeout). The connection reconnects forever (a drain process
+// outlives NATS restarts); disconnections and reconnections are logged.
+func Connect(cfg config.NATS, name string, log *slog.Logger, opts ...jetstream.JetStreamOpt) (*nats.Conn, jetstream.JetStream, error) {
+	natsOpts := []nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
@@ -43,19 +44,19 @@ func Connect(cfg config.NATS, name string, log *slog.Logger) (*nats.Conn, jetstr
 		}),
 	}
 	if cfg.Creds != "" {
-		opts = append(opts, nats.UserCredentials(cfg.Creds))
+		natsOpts = append(natsOpts, nats.UserCredentials(cfg.Creds))
 	}
 	if cfg.TLSCA != "" {
-		opts = append(opts, nats.RootCAs(cfg.TLSCA))
+		natsOpts = append(natsOpts, nats.RootCAs(cfg.TLSCA))
 	}
 	if cfg.TLSCert != "" {
-		opts = append(opts, nats.ClientCert(cfg.TLSCert, cfg.TLSKey))
+		natsOpts = append(natsOpts, nats.ClientCert(cfg.TLSCert, cfg.TLSKey))
 	}
-	nc, err := nats.Connect(cfg.URL, opts...)
+	nc, err := nats.Connect(cfg.URL, natsOpts...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to NATS: %w", err)
 	}
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, opts...)
 	if err != nil {
 		nc.Close()
 		return nil, nil, fmt.Errorf("jetstream: %w", err)
@@ -63,11 +64,28 @@ func Connect(cfg config.NATS, name string, log *slog.Logger) (*nats.Conn, jetstr
 	return nc, js, nil
 }
 
-// StreamConfig returns the configuration the drain declares for the stream of kind k.
+// StreamConfig returns the configuration the drain declares for the stream of kind k. Dead
+// letters are kept until replayed (DRAIN_DLQ_MAX_AGE, forever by default) within
+// DRAIN_DLQ_MAX_BYTES; a full DLQ refuses new dead letters, so the consumer keeps retrying the
+// message instead of JetStream dropping an old one.
 func StreamConfig(n Names, k Kind, s config.Streams) jetstream.StreamConfig {
 	storage := jetstream.FileStorage
 	if s.MemoryStorage {
 		storage = jetstream.MemoryStorage
+	}
+	if k == DLQ {
+		return jetstream.StreamConfig{
+			Name:        n.Stream(k),
+			Description: "routemaster-drain dead letters",
+			Subjects:    n.Subjects(k),
+			Retention:   jetstream.LimitsPolicy,
+			MaxAge:      s.DLQMaxAge,
+			MaxBytes:    s.DLQMaxBytes,
+			Storage:     storage,
+			Replicas:    s.Replicas,
+			Duplicates:  s.DuplicateWindow,
+			Discard:     jetstream.DiscardNew,
+		}
 	}
 	return jetstream.StreamConfig{
 		Name:        n.Stream(k),

@@ -20,8 +20,9 @@ type Msg = jetstream.Msg
 type Handler func(ctx context.Context, msg Msg) error
 
 type retryError struct {
-	err   error
-	delay time.Duration
+	err       error
+	delay     time.Duration
+	transient bool
 }
 
 func (e *retryError) Error() string { return e.err.Error() }
@@ -36,8 +37,19 @@ func RetryAfter(delay time.Duration, err error) error {
 }
 
 // Retry asks for the message to be redelivered after the consumer's exponential backoff. Any
-// plain error means the same; Retry only makes the intent explicit.
+// plain error means the same; Retry only makes the intent explicit. Retries count towards
+// MaxDeliver: a message that keeps failing is dead-lettered.
 func Retry(err error) error { return RetryAfter(0, err) }
+
+// Transient asks for a redelivery after the backoff like Retry, but never dead-letters the
+// message, however often it fails: for failures of the drain's own infrastructure (Redis or
+// JetStream unavailable), which say nothing about the message and end when the outage does.
+func Transient(err error) error {
+	if err == nil {
+		err = errors.New("transient failure")
+	}
+	return &retryError{err: err, transient: true}
+}
 
 type permanentError struct{ err error }
 
@@ -50,6 +62,11 @@ func Permanent(err error) error {
 		err = errors.New("permanent failure")
 	}
 	return &permanentError{err: err}
+}
+
+func isTransient(err error) bool {
+	var r *retryError
+	return errors.As(err, &r) && r.transient
 }
 
 // IsPermanent reports whether err was marked with Permanent.
@@ -131,22 +148,15 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, c ConsumerConfi
 
 // Consume runs handler over the durable consumer until ctx is cancelled, then stops pulling,
 // finishes the messages it already holds and returns nil. dlq is the subject prefix of dead
-// letters (Names.Subject(DLQ, "")).
+// letters (Names.Subject(DLQ, "")). If the server closes the consumer (deleted by an operator,
+// stream recreated), Consume declares it again and goes on; it returns an error only when it
+// cannot declare it at start.
 func Consume(ctx context.Context, js jetstream.JetStream, dlq string, c ConsumerConfig, handler Handler) error {
 	c.defaults()
 	cons, err := EnsureConsumer(ctx, js, c)
 	if err != nil {
 		return err
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(2*c.Concurrency), jetstream.PullExpiry(5*time.Second))
-	if err != nil {
-		return fmt.Errorf("consume %s: %w", c.Durable, err)
-	}
-	go func() {
-		<-ctx.Done()
-		it.Drain()
-	}()
-
 	// Handlers keep running on a context that outlives ctx, so a shutdown finishes in-flight
 	// work instead of abandoning it half done.
 	work := context.WithoutCancel(ctx)
@@ -154,25 +164,58 @@ func Consume(ctx context.Context, js jetstream.JetStream, dlq string, c Consumer
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
+		c.pull(ctx, cons, func(msg Msg) {
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				c.handle(work, js, dlq, msg, handler)
+			}()
+		})
+		if ctx.Err() != nil {
+			return nil
+		}
+		c.Log.Warn("consumer closed by the server; declaring it again", "consumer", c.Durable)
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(time.Second):
+			}
+			if cons, err = EnsureConsumer(ctx, js, c); err == nil {
+				break
+			}
+			c.Log.Warn("declare consumer failed", "consumer", c.Durable, "err", err)
+		}
+	}
+}
+
+// pull hands every message of cons to dispatch until ctx is cancelled (then it drains what it
+// holds) or the server closes the consumer.
+func (c *ConsumerConfig) pull(ctx context.Context, cons jetstream.Consumer, dispatch func(Msg)) {
+	it, err := cons.Messages(jetstream.PullMaxMessages(2*c.Concurrency), jetstream.PullExpiry(5*time.Second))
+	if err != nil {
+		c.Log.Warn("consume failed", "consumer", c.Durable, "err", err)
+		return
+	}
+	stop := context.AfterFunc(ctx, it.Drain)
+	defer stop()
+	defer it.Stop()
+	for {
 		msg, err := it.Next()
 		if err != nil {
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				return nil
+				return
 			}
 			c.Log.Warn("consumer pull failed", "consumer", c.Durable, "err", err)
 			select {
 			case <-ctx.Done():
-				return nil
+				return
 			case <-time.After(250 * time.Millisecond):
 			}
 			continue
 		}
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			c.handle(work, js, dlq, msg, handler)
-		}()
+		dispatch(msg)
 	}
 }
 
@@ -190,7 +233,7 @@ func (c *ConsumerConfig) handle(ctx context.Context, js jetstream.JetStream, dlq
 		if aerr := msg.Ack(); aerr != nil {
 			c.Log.Warn("ack failed; the message will be redelivered", "consumer", c.Durable, "err", aerr)
 		}
-	case IsPermanent(err) || deliveries >= uint64(c.MaxDeliver):
+	case IsPermanent(err) || (deliveries >= uint64(c.MaxDeliver) && !isTransient(err)):
 		outcome = "dead_letter"
 		if derr := DeadLetter(ctx, js, dlq+"."+c.Stage, msg, err, deliveries); derr != nil {
 			c.Log.Error("dead letter not stored; retrying the message", "consumer", c.Durable, "err", derr, "cause", err)

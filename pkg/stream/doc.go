@@ -20,7 +20,8 @@
 //	})
 //
 // A handler's result decides the message's fate: nil acks it; an error retries it after an
-// exponential backoff (NakWithDelay), or after the delay of RetryAfter; Permanent(err), or any
+// exponential backoff (NakWithDelay), or after the delay of RetryAfter; Transient(err) retries
+// the same way but never dead-letters (for Redis or JetStream outages); Permanent(err), or any
 // error once the delivery count reaches MaxDeliver, and a handler panic, publish it to <prefix>.dlq.<stage> and
 // terminates it. A message is terminated only after its dead letter is stored, so nothing is
 // lost.

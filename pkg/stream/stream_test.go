@@ -192,3 +192,63 @@ func TestConsumePermanentAndPanic(t *testing.T) {
 		t.Errorf("reasons = %v", reasons)
 	}
 }
+
+// TestTransientNeverDeadLetters: infrastructure failures are retried past MaxDeliver, and the
+// message is handled once the outage ends. A consumer deleted by an operator is declared again.
+func TestTransientNeverDeadLettersAndConsumerComesBack(t *testing.T) {
+	srv := draintest.StartNATS(t)
+	_, js := srv.Connect(t)
+	n := stream.Names{Prefix: "rmtest"}
+	declare(t, js, n)
+	if _, err := js.Publish(context.Background(), n.Subject(stream.Swept, ""), []byte(`["http://x.test/1"]`)); err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int32
+	handled := make(chan string, 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cfg := stream.ConsumerConfig{Stream: n.Stream(stream.Swept), Durable: "tr", Stage: "swept",
+		MaxDeliver: 2, Backoff: 10 * time.Millisecond, BackoffMax: 20 * time.Millisecond}
+	go stream.Consume(ctx, js, n.Subject(stream.DLQ, ""), cfg, func(_ context.Context, m stream.Msg) error {
+		if calls.Add(1) <= 5 {
+			return stream.Transient(errors.New("redis: connection refused"))
+		}
+		handled <- string(m.Data())
+		return nil
+	})
+	select {
+	case <-handled:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("message not handled after the outage (%d calls)", calls.Load())
+	}
+	if calls.Load() != 6 {
+		t.Errorf("handler ran %d times, want 6", calls.Load())
+	}
+	info, _ := js.Stream(context.Background(), n.Stream(stream.DLQ))
+	if msgs := info.CachedInfo().State.Msgs; msgs != 0 {
+		t.Errorf("%d dead letters, want 0", msgs)
+	}
+
+	// An operator deletes the consumer: Consume declares it again and keeps going.
+	if err := js.DeleteConsumer(context.Background(), n.Stream(stream.Swept), "tr"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if _, err := js.Publish(context.Background(), n.Subject(stream.Swept, ""), []byte(`["http://x.test/2"]`)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case got := <-handled:
+			if got != `["http://x.test/1"]` { // DeliverAll: the re-declared consumer starts over
+				return
+			}
+			continue
+		case <-time.After(2 * time.Second):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no message handled after the consumer was deleted")
+		}
+	}
+}
