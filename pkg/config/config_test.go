@@ -34,7 +34,7 @@ func TestDefaults(t *testing.T) {
 		{"breaker sleep", c.Fetch.Breaker.SleepWindow, 60 * time.Second},
 		{"queue name", c.Warm.QueueName, "routemaster"},
 		{"filter concurrency", c.Consumer.Concurrency, 32},
-		{"warmer concurrency", Default(Warmer).Consumer.Concurrency, 8},
+		{"warmer concurrency", Default(Warmer).Consumer.Concurrency, 32},
 	}
 	for _, ch := range checks {
 		if ch.got != ch.want {
