@@ -219,7 +219,7 @@ func (s *scanner) object(idx int) (Event, error) {
 	if err != nil {
 		return ev, err
 	}
-	if ev.Topic = s.intern(topicBytes); !validTopic(ev.Topic) {
+	if ev.Topic = s.intern(topicBytes); !ValidTopic(ev.Topic) {
 		return ev, &ParseError{Index: idx, Field: "topic", Msg: fmt.Sprintf("must be 1 to %d letters, digits, '_' or '-'", MaxTopicLength)}
 	}
 	typeBytes, err := s.stringBytes(idx, "type", typ, have[1])
@@ -522,7 +522,9 @@ func parseMillis(b []byte) (int64, error) {
 	return int64(f), nil
 }
 
-func validTopic(t string) bool {
+// ValidTopic reports whether t is a valid topic name: 1 to MaxTopicLength ASCII letters,
+// digits, '_' or '-' (so that it is a single NATS subject token).
+func ValidTopic(t string) bool {
 	if len(t) == 0 || len(t) > MaxTopicLength {
 		return false
 	}

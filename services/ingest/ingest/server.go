@@ -80,7 +80,7 @@ func New(cfg *config.Config, js jetstream.JetStream, nc *nats.Conn, reg *prometh
 		return nil, &config.VarError{Name: "ROUTEMASTER_DRAIN_TOKENS", Msg: "no non-empty token configured"}
 	}
 	for _, t := range cfg.Ingest.SiphonTopics {
-		if !validTopic(t) {
+		if !event.ValidTopic(t) {
 			return nil, &config.VarError{Name: "DRAIN_SIPHON_TOPICS", Msg: fmt.Sprintf("%q is not a topic (1 to %d letters, digits, '_' or '-')", t, event.MaxTopicLength)}
 		}
 		s.siphon[t] = true
@@ -103,18 +103,6 @@ func New(cfg *config.Config, js jetstream.JetStream, nc *nats.Conn, reg *prometh
 	}
 	s.m = m
 	return s, nil
-}
-
-func validTopic(t string) bool {
-	if len(t) == 0 || len(t) > event.MaxTopicLength {
-		return false
-	}
-	for _, c := range []byte(t) {
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // Subject returns the subject the events of topic are published to: <prefix>.siphon.<topic>
