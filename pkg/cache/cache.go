@@ -31,6 +31,20 @@ const DefaultExpiry = 90 * 24 * time.Hour
 // ErrNoFetcher is returned by Get on a miss when the Cache has no Fetcher.
 var ErrNoFetcher = errors.New("cache: miss and no fetcher configured")
 
+// ErrRedis is wrapped by every error of a command the cache ran on its Redis (connection
+// refused, timeout, a failover's LOADING or READONLY, a script error): the cache's storage
+// failed, not the origin and not the request. The original go-redis error stays in the chain
+// for errors.As. The warmer retries such failures without ever dead-lettering the request.
+var ErrRedis = errors.New("cache redis failed")
+
+// redisError keeps the Redis client's message and wraps both ErrRedis and the cause.
+type redisError struct{ err error }
+
+func (e *redisError) Error() string   { return e.err.Error() }
+func (e *redisError) Unwrap() []error { return []error{ErrRedis, e.err} }
+
+func redisErr(err error) error { return &redisError{err: err} }
+
 // ErrTooLarge is returned (wrapped) when a fetched body exceeds Config.MaxBody; nothing is stored.
 var ErrTooLarge = errors.New("cache: body too large")
 
@@ -79,7 +93,9 @@ type Config struct {
 	Fetcher Fetcher
 	// MaxBody is the largest body stored (default 4 MiB, as DRAIN_WARM_MAX_BODY).
 	MaxBody int64
-	// Parallel bounds the fetches GetMany runs at once (default 16).
+	// Parallel bounds the Gets that Go and GetMany run at once, together, per Cache (default
+	// 16). Calls beyond it wait for a slot; Get, Refresh and Lookup called directly are not
+	// counted.
 	Parallel int
 	// Hooks are called on hits, misses and busts.
 	Hooks Hooks
@@ -92,6 +108,7 @@ type Config struct {
 type Cache struct {
 	cfg     Config
 	metrics *metrics
+	slots   chan struct{} // Config.Parallel slots shared by Go and GetMany
 }
 
 type metrics struct {
@@ -116,7 +133,7 @@ func New(cfg Config) (*Cache, error) {
 	if cfg.Parallel <= 0 {
 		cfg.Parallel = 16
 	}
-	c := &Cache{cfg: cfg}
+	c := &Cache{cfg: cfg, slots: make(chan struct{}, cfg.Parallel)}
 	if cfg.Registerer != nil {
 		m := &metrics{
 			hits:   prometheus.NewCounter(prometheus.CounterOpts{Name: "drain_cache_hits_total", Help: "Cache reads served from Redis."}),
@@ -161,7 +178,7 @@ func (c *Cache) Peek(ctx context.Context, url string, v Variant) (Entry, error) 
 	fields := append([]string{FieldCurrentIndex}, v.fields()...)
 	vals, err := c.cfg.Redis.HMGet(ctx, c.Key(url), fields...).Result()
 	if err != nil {
-		return Entry{}, fmt.Errorf("cache: read %s: %w", url, err)
+		return Entry{}, fmt.Errorf("cache: read %s: %w", url, redisErr(err))
 	}
 	var e Entry
 	if s, ok := vals[0].(string); ok {
@@ -266,7 +283,7 @@ func (c *Cache) Index(ctx context.Context, url string) (int64, error) {
 		return 0, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("cache: read index of %s: %w", url, err)
+		return 0, fmt.Errorf("cache: read index of %s: %w", url, redisErr(err))
 	}
 	return n, nil
 }
@@ -303,7 +320,7 @@ func (c *Cache) store(ctx context.Context, url string, v Variant, r *Response) (
 	res, err := storeScript.Run(ctx, c.cfg.Redis, []string{c.Key(url)},
 		r.Index, v.Prefix(), r.Status, hj, r.Body, r.FetchedAt.UnixMilli(), c.ttlMillis()).Int64Slice()
 	if err != nil {
-		return false, fmt.Errorf("cache: store %s: %w", url, err)
+		return false, fmt.Errorf("cache: store %s: %w", url, redisErr(err))
 	}
 	stored := len(res) > 0 && res[0] == 1
 	if c.metrics != nil {
@@ -343,7 +360,7 @@ func (c *Cache) Invalidate(ctx context.Context, urls ...string) ([]int64, error)
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("cache: invalidate %d URLs: %w", len(urls), err)
+		return nil, fmt.Errorf("cache: invalidate %d URLs: %w", len(urls), redisErr(err))
 	}
 	out := make([]int64, len(urls))
 	for i, cmd := range cmds {
@@ -369,8 +386,11 @@ func (c *Cache) BustIf(ctx context.Context, url string, index int64) (bool, int6
 
 func (c *Cache) bust(ctx context.Context, url, atMost string) (bool, int64, error) {
 	res, err := bustScript.Run(ctx, c.cfg.Redis, []string{c.Key(url)}, c.ttlMillis(), atMost).Int64Slice()
-	if err != nil || len(res) != 2 {
-		return false, 0, fmt.Errorf("cache: bust %s: %w", url, err)
+	if err != nil {
+		return false, 0, fmt.Errorf("cache: bust %s: %w", url, redisErr(err))
+	}
+	if len(res) != 2 {
+		return false, 0, fmt.Errorf("cache: bust %s: script answered %v", url, res)
 	}
 	if res[0] != 1 {
 		return false, res[1], nil
@@ -396,7 +416,7 @@ type State struct {
 func (c *Cache) State(ctx context.Context, url string, v Variant) (State, error) {
 	vals, err := c.cfg.Redis.HMGet(ctx, c.Key(url), FieldCurrentIndex, v.Prefix()+suffixIndex).Result()
 	if err != nil {
-		return State{}, fmt.Errorf("cache: read %s: %w", url, err)
+		return State{}, fmt.Errorf("cache: read %s: %w", url, redisErr(err))
 	}
 	var s State
 	if v, ok := vals[0].(string); ok {

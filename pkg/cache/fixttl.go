@@ -47,7 +47,7 @@ func (c *Cache) fixTTLNode(ctx context.Context, node redis.UniversalClient, batc
 	for {
 		keys, next, err := node.Scan(ctx, cursor, pattern, int64(batch)).Result()
 		if err != nil {
-			return rep, fmt.Errorf("cache: fix-ttl scan: %w", err)
+			return rep, fmt.Errorf("cache: fix-ttl scan: %w", redisErr(err))
 		}
 		if len(keys) > 0 {
 			rep.Scanned += len(keys)
@@ -58,7 +58,7 @@ func (c *Cache) fixTTLNode(ctx context.Context, node redis.UniversalClient, batc
 				}
 				return nil
 			}); err != nil {
-				return rep, fmt.Errorf("cache: fix-ttl ttl: %w", err)
+				return rep, fmt.Errorf("cache: fix-ttl ttl: %w", redisErr(err))
 			}
 			var missing []string
 			for i, cmd := range ttls {
@@ -76,7 +76,7 @@ func (c *Cache) fixTTLNode(ctx context.Context, node redis.UniversalClient, batc
 					}
 					return nil
 				}); err != nil {
-					return rep, fmt.Errorf("cache: fix-ttl expire: %w", err)
+					return rep, fmt.Errorf("cache: fix-ttl expire: %w", redisErr(err))
 				}
 				for _, e := range exps {
 					if e.Val() {

@@ -70,8 +70,11 @@ func ParseWarmRequest(body []byte) (WarmRequest, error) {
 }
 
 // WarmMsg returns the message that publishes r on subject (Names.Subject(stream.Warm, "")),
-// with its content-derived Nats-Msg-Id "warm-" + stream.MsgID(subject, body), so a redelivered
-// filter message that republishes the same request is stored once.
+// with its content-derived Nats-Msg-Id "warm-" + stream.MsgID(subject, body): a publish
+// retried with the same body within the stream's duplicate window is stored once. A
+// redelivered filter message does not give the same body, because each delivery invalidates
+// again and so carries a new Index; its requests are stored again and cost extra refetches,
+// which are harmless (the newest index wins, and a covered request is acked without a fetch).
 func WarmMsg(subject string, r WarmRequest) (*nats.Msg, error) {
 	if err := r.Validate(); err != nil {
 		return nil, err
