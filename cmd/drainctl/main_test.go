@@ -147,8 +147,8 @@ func TestState(t *testing.T) {
 	if got := run(env, "state", "--json", url); got.stdout != `{"url":"https://example.com/orders/1","t":1559567869210,"seq":42}`+"\n" {
 		t.Fatalf("state --json: %+v", got)
 	}
-	c.Set(ctx, "{rm}:dirtymap:state:"+url, `123`, 0)
-	if got := run(env, "state", url); got.stdout != "123\n" {
+	c.Set(ctx, "{rm}:dirtymap:state:"+url, `123`, 0) // the filter counts it as never seen: say so
+	if got := run(env, "state", url); got.code != 1 || !strings.Contains(got.stderr, "never seen") {
 		t.Fatalf("plain integer state: %+v", got)
 	}
 	c.Set(ctx, "{rm}:dirtymap:state:"+url, `\x04\bgarbage`, 0)

@@ -13,6 +13,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/routemaster-drain/drain/cache"
+	"github.com/routemaster-drain/drain/dirty"
+	"github.com/routemaster-drain/drain/reorder"
 	"github.com/routemaster-drain/drain/stream"
 )
 
@@ -81,8 +83,6 @@ func Verify(ctx context.Context, plan *Plan, bus BusStats, t Target) Report {
 	return r
 }
 
-func stateKey(ns, url string) string { return "{" + ns + "}:dirtymap:state:" + url }
-
 func verifyState(ctx context.Context, r *Report, plan *Plan, t Target) {
 	var bad []string
 	urls := sortedURLs(plan)
@@ -90,7 +90,7 @@ func verifyState(ctx context.Context, r *Report, plan *Plan, t Target) {
 		chunk := urls[i:min(i+500, len(urls))]
 		keys := make([]string, len(chunk))
 		for j, u := range chunk {
-			keys[j] = stateKey(t.Namespace, u)
+			keys[j] = reorder.StateKey(t.Namespace, u)
 		}
 		vals, err := t.Redis.MGet(ctx, keys...).Result()
 		if err != nil {
@@ -100,10 +100,8 @@ func verifyState(ctx context.Context, r *Report, plan *Plan, t Target) {
 		for j, v := range vals {
 			want := plan.Expect[chunk[j]].MaxT
 			s, _ := v.(string)
-			var st struct {
-				T int64 `json:"t"`
-			}
-			if s == "" || json.Unmarshal([]byte(s), &st) != nil || st.T != want {
+			st, err := reorder.ParseState(s)
+			if s == "" || err != nil || st.T != want {
 				bad = append(bad, fmt.Sprintf("%s: state %q, want t=%d", chunk[j], s, want))
 			}
 		}
@@ -189,8 +187,9 @@ func verifySwept(ctx context.Context, r *Report, plan *Plan, dirtied map[string]
 	}
 	r.add("no URL handed on twice per dirtying", len(twice) == 0, "%d hand-offs of %d URLs; %d URLs above their non-noop events%s; %d above their fresh non-noop events on the changed stream",
 		handoffs, len(swept), len(twice), sample(twice), aboveChanged)
-	left, err1 := t.Redis.SCard(ctx, "{"+t.Namespace+"}:dirtymap:items").Result()
-	leased, err2 := t.Redis.ZCard(ctx, "{"+t.Namespace+"}:dirtymap:leases").Result()
+	keys := dirty.KeysFor(t.Namespace)
+	left, err1 := t.Redis.SCard(ctx, keys.Items).Result()
+	leased, err2 := t.Redis.ZCard(ctx, keys.Leases).Result()
 	if err := errors.Join(err1, err2); err != nil {
 		r.add("every dirtied URL handed on", false, "read dirty map: %v", err)
 		return

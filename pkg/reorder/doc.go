@@ -16,4 +16,7 @@
 // sequence of the batch that wrote it: a redelivered batch (same seq) whose URLs nobody moved on
 // since gets the same fresh events again, so a crash between Run and the hand-off loses nothing
 // (see Filter.Run and docs/filter.md).
+//
+// ReadState reads one URL's state (drainctl state and the chaos checks use it); DirtyKey is the
+// dirty map's own set, dirty.KeysFor(ns).Items.
 package reorder

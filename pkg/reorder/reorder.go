@@ -3,6 +3,7 @@ package reorder
 import (
 	"context"
 	_ "embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/routemaster-drain/drain/dirty"
 	"github.com/routemaster-drain/drain/event"
 )
 
@@ -59,8 +61,62 @@ func New(rdb redis.Scripter, ns string, ttl time.Duration) *Filter {
 // {"t":<ms>,"seq":<stream sequence of the message that wrote it>}.
 func StateKey(ns, url string) string { return "{" + ns + "}:dirtymap:state:" + url }
 
-// DirtyKey returns the Redis key of the dirty set: {ns}:dirtymap:items.
-func DirtyKey(ns string) string { return "{" + ns + "}:dirtymap:items" }
+// DirtyKey returns the Redis key of the dirty set, {ns}:dirtymap:items: the dirty map's own
+// key (dirty.KeysFor(ns).Items), so the filter marks the set the sweepers read.
+func DirtyKey(ns string) string { return dirty.KeysFor(ns).Items }
+
+// State is the stored state of one URL: the newest event time seen for it and the stream
+// sequence of the message that moved it there.
+type State struct {
+	T   int64  `json:"t"`   // newest event time seen, ms; 0 for a URL never seen
+	Seq uint64 `json:"seq"` // stream sequence of the batch that wrote T
+}
+
+// ParseState parses a state value as the script reads it: a JSON object with a numeric "t"
+// (and "seq"). Any other value (such as the gem's Ruby Marshal data) is an error; the script
+// counts such a URL as never seen.
+func ParseState(raw string) (State, error) {
+	var v struct {
+		T   json.Number `json:"t"`
+		Seq json.Number `json:"seq"`
+	}
+	if err := json.Unmarshal([]byte(raw), &v); err != nil {
+		return State{}, fmt.Errorf("state is not JSON {\"t\":..,\"seq\":..}, the filter counts the URL as never seen: %.80q", raw)
+	}
+	var st State
+	if v.T != "" {
+		f, err := v.T.Float64()
+		if err != nil || f < 0 {
+			return State{}, fmt.Errorf("state: t %q is not a non-negative number", v.T)
+		}
+		st.T = int64(f)
+	}
+	if v.Seq != "" {
+		n, err := strconv.ParseUint(string(v.Seq), 10, 64)
+		if err != nil {
+			return State{}, fmt.Errorf("state: seq %q is not a stream sequence", v.Seq)
+		}
+		st.Seq = n
+	}
+	return st, nil
+}
+
+// ReadState returns the stored state of url in namespace ns: the zero State when there is
+// none (the URL was never seen, or its state expired).
+func ReadState(ctx context.Context, rdb redis.StringCmdable, ns, url string) (State, error) {
+	raw, err := rdb.Get(ctx, StateKey(ns, url)).Result()
+	if errors.Is(err, redis.Nil) {
+		return State{}, nil
+	}
+	if err != nil {
+		return State{}, fmt.Errorf("read state of %s: %w", url, err)
+	}
+	st, err := ParseState(raw)
+	if err != nil {
+		return State{}, fmt.Errorf("%s: %w", url, err)
+	}
+	return st, nil
+}
 
 // Load loads the script into Redis, so the first Run needs no fallback EVAL. Optional.
 func (f *Filter) Load(ctx context.Context) error {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/routemaster-drain/drain/dirty"
 	"github.com/routemaster-drain/drain/draintest"
 	"github.com/routemaster-drain/drain/event"
 	"github.com/routemaster-drain/drain/reorder"
@@ -389,5 +390,30 @@ func TestLargeBatch(t *testing.T) {
 	}
 	if res := run(t, f, 2, events...); len(res.Fresh) != 0 {
 		t.Fatalf("second run: %d fresh", len(res.Fresh))
+	}
+}
+
+// ReadState reads what the script wrote; a value the script cannot read is an error, not 0.
+func TestReadState(t *testing.T) {
+	c := newRedis(t)
+	ctx := context.Background()
+	f := reorder.New(c, "rm", time.Hour)
+	if st, err := reorder.ReadState(ctx, c, "rm", u("a")); err != nil || st != (reorder.State{}) {
+		t.Fatalf("never seen: %+v, %v", st, err)
+	}
+	if _, err := f.Run(ctx, 42, []event.Event{ev(event.Update, u("a"), 1559567869210)}, true); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := reorder.ReadState(ctx, c, "rm", u("a")); err != nil || st != (reorder.State{T: 1559567869210, Seq: 42}) {
+		t.Fatalf("after Run: %+v, %v", st, err)
+	}
+	for _, raw := range []string{`123`, "\x04\bgarbage", `{"t":"x"}`, `{"t":1,"seq":-1}`} {
+		c.Set(ctx, reorder.StateKey("rm", u("b")), raw, 0)
+		if st, err := reorder.ReadState(ctx, c, "rm", u("b")); err == nil {
+			t.Errorf("state %q read as %+v", raw, st)
+		}
+	}
+	if got, want := reorder.DirtyKey("rm"), dirty.KeysFor("rm").Items; got != want {
+		t.Errorf("DirtyKey = %q, the dirty map reads %q", got, want)
 	}
 }
