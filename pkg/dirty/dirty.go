@@ -24,6 +24,10 @@ var ErrStop = errors.New("dirty: stop sweeping")
 // ErrPanicked wraps the value of a panic in a sweep function; the URL was put back.
 var ErrPanicked = errors.New("dirty: sweep function panicked")
 
+// ErrLeaseLost is wrapped by the error of a Sweep during which another holder took URLs whose
+// lease the sweep held (the process or Redis stalled for longer than the lease TTL).
+var ErrLeaseLost = errors.New("dirty: lease lost")
+
 // DefaultLeaseTTL is how long Sweep and SweepOne hold a URL before it returns to the map if
 // the process dies (see WithLeaseTTL).
 const DefaultLeaseTTL = 60 * time.Second
@@ -118,8 +122,9 @@ type Option func(*Map)
 func WithOnDirty(fn func(url string)) Option { return func(m *Map) { m.onDirty = fn } }
 
 // WithLeaseTTL sets how long Sweep and SweepOne hold a URL (default DefaultLeaseTTL). A process
-// that dies mid-sweep gives its URLs back after this long; a sweep function slower than this
-// may see its URL leased again by another sweeper.
+// that dies mid-sweep gives its URLs back after this long. Sweep renews its leases every third
+// of it, so a slow sweep function keeps its URLs; SweepOne does not renew, so a function slower
+// than this may see its URL leased again by another sweeper.
 func WithLeaseTTL(d time.Duration) Option {
 	return func(m *Map) {
 		if d > 0 {

@@ -489,3 +489,176 @@ func TestRedisDown(t *testing.T) {
 		t.Fatal("sweep with Redis down succeeded")
 	}
 }
+
+// waitAllExpired polls until every lease in the map has expired by the Redis clock.
+func waitAllExpired(t *testing.T, c *redis.Client) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		now, err := c.Time(ctx).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		last := c.ZRangeWithScores(ctx, "{rm}:dirtymap:leases", -1, -1).Val()
+		if len(last) == 0 || int64(last[0].Score) < now.UnixMilli() {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("leases did not expire within 10s")
+}
+
+// Two holders died: each batch is taken over whole under its own batch id; taking over one
+// never breaks the other up (its URLs are not leased under a new id while its record is whole).
+func TestTwoDeadBatchesEachTakenOverWhole(t *testing.T) {
+	c := newRedis(t)
+	m := dirty.New(c, "rm")
+	mark(t, m, u(1), u(2), u(3))
+	a, ta, err := m.Lease(ctx, 10, 100*time.Millisecond)
+	if err != nil || len(a) != 3 {
+		t.Fatalf("lease a = %v %v", a, err)
+	}
+	mark(t, m, u(4), u(5), u(6))
+	b, tb, err := m.Lease(ctx, 10, 100*time.Millisecond)
+	if err != nil || len(b) != 3 {
+		t.Fatalf("lease b = %v %v", b, err)
+	}
+	mark(t, m, u(7)) // free and dirty: taken over batches come first, it comes last
+	waitAllExpired(t, c)
+
+	dead := map[string][]string{ta.Batch(): slices.Sorted(slices.Values(a)), tb.Batch(): slices.Sorted(slices.Values(b))}
+	for i := range 2 {
+		got, tok, err := m.Lease(ctx, 10, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, ok := dead[tok.Batch()]
+		if !ok || tok.Generation() != 1 || !slices.Equal(slices.Sorted(slices.Values(got)), want) {
+			t.Fatalf("lease %d = %v as %q; want one dead batch whole, generation 1 (dead: %v)", i, got, tok, dead)
+		}
+		delete(dead, tok.Batch())
+		if items := members(t, c); !slices.Equal(items, []string{u(7)}) {
+			t.Fatalf("after take-over %d the dirty set is %v: a whole batch was broken up", i, items)
+		}
+	}
+	got, tok, _ := m.Lease(ctx, 10, time.Minute)
+	if !slices.Equal(got, []string{u(7)}) || tok.Generation() != 0 || tok.Batch() == ta.Batch() || tok.Batch() == tb.Batch() {
+		t.Fatalf("third lease = %v as %q, want the free URL under a new id", got, tok)
+	}
+}
+
+// A dead batch larger than the caller's n cannot be taken over whole: it returns URL by URL
+// (so no URL stays stuck when every sweeper asks for fewer).
+func TestDeadBatchLargerThanNReturnsURLs(t *testing.T) {
+	c := newRedis(t)
+	m := dirty.New(c, "rm")
+	mark(t, m, u(1), u(2), u(3))
+	_, dead, _ := m.Lease(ctx, 10, 100*time.Millisecond)
+	waitAllExpired(t, c)
+	got, tok, err := m.Lease(ctx, 2, time.Minute)
+	if err != nil || len(got) != 2 || tok.Batch() == dead.Batch() {
+		t.Fatalf("lease = %v as %q, %v (dead %q)", got, tok, err, dead)
+	}
+}
+
+// A sweep function slower than the lease TTL allows for a chunk: the sweep renews its leases,
+// so another leaser never gets a URL the sweep still holds (not even one whose fn returned
+// false, held until the sweep ends), and nothing is reported lost.
+func TestSlowSweepKeepsItsLeases(t *testing.T) {
+	c := newRedis(t)
+	const ttl = 300 * time.Millisecond
+	m := dirty.New(c, "rm", dirty.WithLeaseTTL(ttl))
+	other := dirty.New(c, "rm")
+	for i := range 8 {
+		mark(t, m, u(i))
+	}
+	sweepDone := make(chan error, 1)
+	var mu sync.Mutex
+	yielded := map[string]int{}
+	started := make(chan struct{})
+	var once sync.Once
+	go func() {
+		sweepDone <- m.Sweep(ctx, 0, func(url string) (bool, error) {
+			once.Do(func() { close(started) })
+			mu.Lock()
+			yielded[url]++
+			mu.Unlock()
+			time.Sleep(ttl / 3) // 8 URLs × ttl/3 ≈ 2.7 × ttl
+			return url != u(0), nil
+		})
+	}()
+	<-started // the sweep holds all 8 (one chunk) from now until it ends
+	var stolen []string
+	for running := true; running; {
+		select {
+		case err := <-sweepDone:
+			if err != nil {
+				t.Fatalf("sweep: %v", err)
+			}
+			running = false
+		default:
+			got, tok, err := other.Lease(ctx, 100, time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) > 0 {
+				stolen = append(stolen, got...)
+				_, _ = other.Release(ctx, tok, got...)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if len(stolen) > 0 {
+		t.Fatalf("another leaser got %v while the sweep held them", stolen)
+	}
+	if len(yielded) != 8 {
+		t.Fatalf("yielded %v", yielded)
+	}
+	for url, n := range yielded {
+		if n != 1 {
+			t.Fatalf("%s yielded %d times", url, n)
+		}
+	}
+	// The URL fn refused was given back when the sweep ended, and only then.
+	if got, _, _ := other.Lease(ctx, 100, time.Minute); !slices.Equal(got, []string{u(0)}) {
+		t.Fatalf("after the sweep = %v, want the refused URL", got)
+	}
+}
+
+// Leases lost while the sweep held them (the process stalled past the TTL and another leaser
+// took the URLs) are not handed to fn, are not taken back, and are reported.
+func TestSweepReportsLostLeases(t *testing.T) {
+	c := newRedis(t)
+	m := dirty.New(c, "rm")
+	other := dirty.New(c, "rm")
+	mark(t, m, u(1), u(2), u(3))
+	var calls int
+	var taken []string
+	var takenTok dirty.Token
+	err := m.Sweep(ctx, 0, func(url string) (bool, error) {
+		calls++
+		if calls == 1 {
+			// Stall past the lease: make every lease expire now, and let another leaser in.
+			for _, v := range []string{u(1), u(2), u(3)} {
+				c.ZAdd(ctx, "{rm}:dirtymap:leases", redis.Z{Score: 1, Member: v})
+			}
+			var err error
+			if taken, takenTok, err = other.Lease(ctx, 10, time.Minute); err != nil || len(taken) != 3 {
+				t.Errorf("the other leaser got %v, %v", taken, err)
+			}
+		}
+		return true, nil
+	})
+	if !errors.Is(err, dirty.ErrLeaseLost) {
+		t.Fatalf("sweep error = %v, want ErrLeaseLost", err)
+	}
+	if calls != 1 {
+		t.Fatalf("fn called %d times; URLs another leaser holds must not be handed to fn", calls)
+	}
+	if done, err := other.Complete(ctx, takenTok, taken...); err != nil || len(done) != 3 {
+		t.Fatalf("the new holder completed %v, %v: the sweep took its leases back", done, err)
+	}
+	if n := count(t, m); n != 0 {
+		t.Fatalf("left %d", n)
+	}
+}

@@ -11,11 +11,14 @@ import (
 
 // Lease takes up to n dirty URLs out of the map for ttl, atomically, and returns them with
 // the lease's token. Nobody else can lease them until the lease ends: Complete (handed on),
-// Release (given back) or expiry. An expired lease goes back into the map at the next Lease
-// call of any process; when a whole batch expired (its holder died between leasing and
-// finishing) it is leased again whole, with the same Token.Batch, so a hand-off keyed on the
-// batch id and content repeats the dead holder's message exactly. Then fewer than n URLs may
-// come back although more are dirty. No URLs and an empty token mean nothing is dirty and free.
+// Release (given back) or expiry. Expired leases are taken back first, at the next Lease call
+// of any process. A batch that expired whole (its holder died between leasing and finishing)
+// is leased again whole, with the same Token.Batch, so a hand-off keyed on the batch id and
+// content repeats the dead holder's message exactly; one call takes over one such batch and
+// leaves the others whole for the next calls (then fewer than n URLs may come back although
+// more are dirty). Only expired URLs whose batch is no longer whole (partly completed or given
+// back, or larger than n) return to the map one by one. No URLs and an empty token mean nothing
+// is dirty and free.
 func (m *Map) Lease(ctx context.Context, n int, ttl time.Duration) ([]string, Token, error) {
 	if n <= 0 {
 		return nil, "", fmt.Errorf("dirty: lease: n must be positive, got %d", n)

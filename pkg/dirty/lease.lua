@@ -15,7 +15,10 @@
 -- Expired leases come first. A batch whose lease expired whole (its holder died between leasing
 -- and finishing) is leased again whole, under the same batch id and the next generation, so the
 -- new holder hands on the same content under the same message id and JetStream drops the copy.
--- Every other expired URL goes back into the dirty set.
+-- One call takes over at most one batch; other batches that expired whole are left as they are
+-- (the next Lease call of any process takes the next one), never broken up. Only an expired URL
+-- whose batch is no longer whole (no record, a member completed, given back or renewed apart,
+-- or more members than n) goes back into the dirty set.
 local items, leases, owners = KEYS[1], KEYS[2], KEYS[3]
 local n = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
@@ -25,53 +28,52 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local expiry = now + ttl
 
-local function batchOf(token)
-  return string.match(token, '^(.+)%.%d+$')
+-- whole(owner) returns the members of owner's batch when the batch is still whole: its record
+-- exists and every member is leased under owner with an expired lease. Otherwise nil.
+local function whole(owner)
+  local batch = string.match(owner, '^(.+)%.%d+$')
+  if not batch then return nil end
+  local members = redis.call('SMEMBERS', prefix .. batch)
+  if #members == 0 then return nil end
+  for _, m in ipairs(members) do
+    local s = redis.call('ZSCORE', leases, m)
+    if redis.call('HGET', owners, m) ~= owner or not s or tonumber(s) > now then return nil end
+  end
+  return members
 end
 
 local expired = redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, tonumber(ARGV[6]))
 local token, got = nil, nil
-local tried = {}
+local state = {} -- owner token -> 'taken' | 'left' | 'broken'
 for _, url in ipairs(expired) do
-  if token then break end
   local owner = redis.call('HGET', owners, url)
-  if owner and not tried[owner] then
-    tried[owner] = true
-    local batch, gen = string.match(owner, '^(.+)%.(%d+)$')
-    if batch then
-      local record = prefix .. batch
-      local members = redis.call('SMEMBERS', record)
-      if #members > 0 and #members <= n then
-        local intact = true
-        for _, m in ipairs(members) do
-          local s = redis.call('ZSCORE', leases, m)
-          if redis.call('HGET', owners, m) ~= owner or not s or tonumber(s) > now then
-            intact = false
-            break
-          end
-        end
-        if intact then
-          token = batch .. '.' .. (tonumber(gen) + 1)
-          got = members
-          for _, m in ipairs(members) do
-            redis.call('ZADD', leases, expiry, m)
-            redis.call('HSET', owners, m, token)
-          end
-          redis.call('PEXPIRE', record, recordTTL)
-        end
+  local st = owner and state[owner]
+  if owner and not st then
+    local members = whole(owner)
+    if members and #members <= n and not token then
+      local batch, gen = string.match(owner, '^(.+)%.(%d+)$')
+      token = batch .. '.' .. (tonumber(gen) + 1)
+      got = members
+      for _, m in ipairs(members) do
+        redis.call('ZADD', leases, expiry, m)
+        redis.call('HSET', owners, m, token)
       end
+      redis.call('PEXPIRE', prefix .. batch, recordTTL)
+      state[token] = 'taken' -- its members, met later in this loop, now belong to token
+      st = 'taken'
+    elseif members and #members <= n then
+      st = 'left'
+    else
+      st = 'broken'
     end
+    state[owner] = st
   end
-end
-
-for _, url in ipairs(expired) do
-  local owner = redis.call('HGET', owners, url)
-  if not token or owner ~= token then
+  if not owner or st == 'broken' then
     redis.call('ZREM', leases, url)
     redis.call('HDEL', owners, url)
     redis.call('SADD', items, url)
     if owner then
-      local batch = batchOf(owner)
+      local batch = string.match(owner, '^(.+)%.%d+$')
       if batch then redis.call('DEL', prefix .. batch) end
     end
   end
