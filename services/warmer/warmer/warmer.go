@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/routemaster-drain/drain/apiclient"
 	"github.com/routemaster-drain/drain/cache"
@@ -57,7 +58,7 @@ type Warmer struct {
 
 	mu    sync.Mutex
 	urls  map[string]*urlQueue
-	hosts map[string]chan struct{}
+	hosts map[string]*hostSlots // only hosts with a fetch running or waiting
 	wg    sync.WaitGroup
 }
 
@@ -93,7 +94,7 @@ func New(o Options) (*Warmer, error) {
 		fetch:   make(chan struct{}, o.Consumer.Concurrency),
 		metrics: m,
 		urls:    map[string]*urlQueue{},
-		hosts:   map[string]chan struct{}{},
+		hosts:   map[string]*hostSlots{},
 	}, nil
 }
 
@@ -143,7 +144,7 @@ func (w *Warmer) handle(ctx context.Context, msg stream.Msg) error {
 	if req.Type == cache.WarmDelete {
 		busted, cur, err := w.o.Cache.BustIf(ctx, req.URL, req.Index)
 		if err != nil {
-			return stream.Retry(err)
+			return redisFailure(err)
 		}
 		w.metrics.requests.WithLabelValues("delete").Inc()
 		w.o.Log.Debug("delete", "url", req.URL, "index", req.Index, "busted", busted, "current", cur)
@@ -151,7 +152,7 @@ func (w *Warmer) handle(ctx context.Context, msg stream.Msg) error {
 	}
 	st, err := w.o.Cache.State(ctx, req.URL, cache.Variant{})
 	if err != nil {
-		return stream.Retry(err)
+		return redisFailure(err)
 	}
 	if st.HasStored && st.Stored >= req.Index {
 		w.metrics.requests.WithLabelValues("covered").Inc()
@@ -286,13 +287,14 @@ type outcome struct {
 // warm fetches u once within the concurrency limits and stores or busts.
 func (w *Warmer) warm(u string) outcome {
 	host := hostOf(u)
-	hs := w.hostSem(host)
+	hs := w.holdHost(host)
+	defer w.releaseHost(host, hs)
 	w.fetch <- struct{}{}
-	hs <- struct{}{}
+	hs.sem <- struct{}{}
 	w.metrics.inflight.Inc()
 	defer func() {
 		w.metrics.inflight.Dec()
-		<-hs
+		<-hs.sem
 		<-w.fetch
 	}()
 	// A fetch is bounded by the API client's timeout and retries; this only guards against a
@@ -304,6 +306,10 @@ func (w *Warmer) warm(u string) outcome {
 	res, err := w.o.Cache.Refresh(ctx, u, cache.Variant{})
 	w.metrics.latency.Observe(time.Since(start).Seconds())
 	switch {
+	case errors.Is(err, cache.ErrRedis):
+		// Reading the index or storing failed: the cache Redis, not the origin.
+		w.metrics.fetches.WithLabelValues("retry").Inc()
+		return outcome{kind: outFailed, err: redisFailure(err)}
 	case err == nil && res.Stored:
 		w.metrics.fetches.WithLabelValues("stored").Inc()
 		return outcome{kind: outStored, index: res.Index}
@@ -314,7 +320,7 @@ func (w *Warmer) warm(u string) outcome {
 		busted, _, berr := w.o.Cache.BustIf(ctx, u, res.Index)
 		if berr != nil {
 			w.metrics.fetches.WithLabelValues("retry").Inc()
-			return outcome{kind: outFailed, err: stream.Retry(berr)}
+			return outcome{kind: outFailed, err: redisFailure(berr)}
 		}
 		w.metrics.fetches.WithLabelValues("gone").Inc()
 		if !busted {
@@ -348,15 +354,54 @@ func permanent(err error) bool {
 	return false
 }
 
-func (w *Warmer) hostSem(host string) chan struct{} {
+// redisFailure is the message result for a failed cache Redis command. An outage (connection
+// refused, timeout, a failover's LOADING or READONLY, out of memory, …) says nothing about the
+// request and ends when Redis is back, so it is retried with the backoff and never
+// dead-lettered (stream.Transient). A reply that this URL's own key or data caused (WRONGTYPE:
+// something else wrote the key; a script runtime error) is an ordinary retry, dead-lettered
+// after DRAIN_MAX_DELIVER deliveries.
+func redisFailure(err error) error {
+	if keyFault(err) {
+		return stream.Retry(err)
+	}
+	return stream.Transient(err)
+}
+
+// keyFault reports a Redis reply caused by the key or data the command touched rather than by
+// the server's state.
+func keyFault(err error) bool {
+	return redis.HasErrorPrefix(err, "WRONGTYPE") || redis.HasErrorPrefix(err, "user_script") ||
+		redis.HasErrorPrefix(err, "Error running script")
+}
+
+// hostSlots bounds the fetches of one origin host; refs counts the fetches running or
+// waiting for it, and the entry is dropped from Warmer.hosts when refs reaches 0, so the map
+// holds only hosts with work in hand however many hosts publishers name.
+type hostSlots struct {
+	sem  chan struct{}
+	refs int
+}
+
+// holdHost returns host's slots, counting the caller until releaseHost.
+func (w *Warmer) holdHost(host string) *hostSlots {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	s := w.hosts[host]
-	if s == nil {
-		s = make(chan struct{}, w.o.HostConcurrency)
-		w.hosts[host] = s
+	h := w.hosts[host]
+	if h == nil {
+		h = &hostSlots{sem: make(chan struct{}, w.o.HostConcurrency)}
+		w.hosts[host] = h
 	}
-	return s
+	h.refs++
+	return h
+}
+
+// releaseHost ends a holdHost, dropping the host's entry once nobody holds it.
+func (w *Warmer) releaseHost(host string, h *hostSlots) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if h.refs--; h.refs == 0 {
+		delete(w.hosts, host)
+	}
 }
 
 func hostOf(raw string) string {
