@@ -33,7 +33,11 @@
 // A batch whose holder died between leasing and completing is leased again whole, under the
 // same batch id (Token.Batch) with a higher generation: a hand-off keyed on the batch id and
 // the content, like the sweeper's Nats-Msg-Id, then repeats the dead holder's message exactly
-// and the receiver can drop the copy.
+// and the receiver can drop the copy. When several holders died, each batch is taken over
+// whole by its own Lease call; taking over one never breaks up another.
+//
+// Sweep renews the leases it holds every third of the lease TTL, so a slow sweep function
+// keeps its URLs; a lease lost anyway is reported through ErrLeaseLost.
 //
 // Lease, Complete, Release and Renew are the batch API the sweeper service uses; Sweep and
 // SweepOne are the gem's API built on them. Every key carries the hash tag {ns}, so the scripts
