@@ -12,8 +12,8 @@ help: ## list the targets
 
 build: ## build bin/ingest, bin/filter, bin/warmer, bin/sweeper, bin/drainctl
 	@mkdir -p bin
-	@for b in $(BINARIES); do [ -d services/$$b ] && (cd services/$$b && CGO_ENABLED=0 $(GO) build -trimpath -o ../../bin/$$b .) || true; done
-	@[ -d cmd/drainctl ] && (cd cmd/drainctl && CGO_ENABLED=0 $(GO) build -trimpath -o ../../bin/drainctl .) || true
+	@for b in $(BINARIES); do if [ -d services/$$b ]; then (cd services/$$b && CGO_ENABLED=0 $(GO) build -trimpath -o ../../bin/$$b .) || exit 1; fi; done
+	@if [ -d cmd/drainctl ]; then (cd cmd/drainctl && CGO_ENABLED=0 $(GO) build -trimpath -o ../../bin/drainctl .) || exit 1; fi
 	@ls bin
 
 test: ## run every module's tests against private NATS and Redis servers

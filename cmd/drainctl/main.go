@@ -44,8 +44,8 @@ type Env struct {
 	JSON   bool // --json was given
 
 	closers    []func()
-	drainRedis *redis.Client
-	cacheRedis *redis.Client
+	drainRedis redis.UniversalClient
+	cacheRedis redis.UniversalClient
 }
 
 // ExitError ends drainctl with Code, printing Msg (if any) on stderr. Code 1 without a message
@@ -63,7 +63,7 @@ func UsageError(format string, a ...any) error {
 }
 
 // DrainRedis returns a client of ROUTEMASTER_DRAIN_REDIS (filter state, dirty map).
-func (e *Env) DrainRedis() *redis.Client {
+func (e *Env) DrainRedis() redis.UniversalClient {
 	if e.drainRedis == nil {
 		e.drainRedis = service.NewRedis(e.Cfg.DrainRedis)
 		e.closers = append(e.closers, func() { _ = e.drainRedis.Close() })
@@ -72,7 +72,7 @@ func (e *Env) DrainRedis() *redis.Client {
 }
 
 // CacheRedis returns a client of ROUTEMASTER_CACHE_REDIS.
-func (e *Env) CacheRedis() *redis.Client {
+func (e *Env) CacheRedis() redis.UniversalClient {
 	if e.cacheRedis == nil {
 		e.cacheRedis = service.NewRedis(e.Cfg.CacheRedis)
 		e.closers = append(e.closers, func() { _ = e.cacheRedis.Close() })

@@ -29,113 +29,113 @@ const (
 
 // NATS is how to reach NATS.
 type NATS struct {
-	URL     string
-	Creds   string
-	TLSCA   string
-	TLSCert string
-	TLSKey  string
+	URL     string // NATS_URL: server URL(s), comma-separated
+	Creds   string // NATS_CREDS: credentials file, "" for none
+	TLSCA   string // NATS_TLS_CA: CA file that verifies the server
+	TLSCert string // NATS_TLS_CERT: client certificate file (with TLSKey)
+	TLSKey  string // NATS_TLS_KEY: client key file (with TLSCert)
 }
 
 // Streams are the JetStream settings shared by every stream the drain declares.
 type Streams struct {
-	Prefix          string
-	Replicas        int
-	MaxAge          time.Duration
-	MemoryStorage   bool
-	DuplicateWindow time.Duration
-	DLQMaxAge       time.Duration // 0 keeps dead letters until replayed
-	DLQMaxBytes     int64
+	Prefix          string        // DRAIN_PREFIX: subject and stream name prefix
+	Replicas        int           // DRAIN_STREAM_REPLICAS: JetStream replicas per stream
+	MaxAge          time.Duration // DRAIN_STREAM_MAX_AGE: how long a stream keeps a message
+	MemoryStorage   bool          // DRAIN_STREAM_STORAGE=memory (file otherwise)
+	DuplicateWindow time.Duration // DRAIN_DUPLICATE_WINDOW: JetStream deduplication window
+	DLQMaxAge       time.Duration // DRAIN_DLQ_MAX_AGE: 0 keeps dead letters until replayed
+	DLQMaxBytes     int64         // DRAIN_DLQ_MAX_BYTES: bound of the dead-letter stream
 }
 
 // Receiver configures the ingest HTTP receiver.
 type Receiver struct {
-	Tokens         []string
-	Addr           string
-	Path           string
-	MaxBody        int64
-	MaxEvents      int
-	MaxInflight    int
-	PublishTimeout time.Duration
-	RetryAfter     int
-	TLSCert        string
-	TLSKey         string
-	SiphonTopics   []string
+	Tokens         []string      // ROUTEMASTER_DRAIN_TOKENS: tokens the bus may authenticate with
+	Addr           string        // DRAIN_INGEST_ADDR: listen address
+	Path           string        // DRAIN_INGEST_PATH: path the bus POSTs to, without a trailing /
+	MaxBody        int64         // DRAIN_INGEST_MAX_BODY: largest request body, bytes
+	MaxEvents      int           // DRAIN_INGEST_MAX_EVENTS: most events in one batch
+	MaxInflight    int           // DRAIN_INGEST_MAX_INFLIGHT: requests handled at once
+	PublishTimeout time.Duration // DRAIN_INGEST_PUBLISH_TIMEOUT: wait for JetStream's acks
+	RetryAfter     int           // DRAIN_INGEST_RETRY_AFTER: Retry-After of a 503, seconds
+	TLSCert        string        // DRAIN_INGEST_TLS_CERT: certificate file for HTTPS
+	TLSKey         string        // DRAIN_INGEST_TLS_KEY: key file for HTTPS
+	SiphonTopics   []string      // DRAIN_SIPHON_TOPICS: topics sent to <prefix>.siphon.<topic>
 }
 
 // Consumer configures a durable JetStream consumer shared by a service's replicas.
 type Consumer struct {
-	Concurrency     int
-	MaxAckPending   int
-	MaxDeliver      int
-	AckWait         time.Duration
-	RetryBackoff    time.Duration
-	RetryBackoffMax time.Duration
+	Concurrency     int           // DRAIN_CONCURRENCY: messages handled at once per process
+	MaxAckPending   int           // DRAIN_MAX_ACK_PENDING: unacked messages per consumer
+	MaxDeliver      int           // DRAIN_MAX_DELIVER: deliveries before a dead letter
+	AckWait         time.Duration // DRAIN_ACK_WAIT: redelivery after this without an ack
+	RetryBackoff    time.Duration // DRAIN_RETRY_BACKOFF: first retry delay
+	RetryBackoffMax time.Duration // DRAIN_RETRY_BACKOFF_MAX: longest retry delay
 }
 
 // Breaker is the circuit breaker setting for one host (or the default).
 type Breaker struct {
-	SleepWindow     time.Duration
-	TimeWindow      time.Duration
-	VolumeThreshold int
-	ErrorThreshold  int // percent
+	SleepWindow     time.Duration // ROUTEMASTER_CIRCUIT_BREAKER_SLEEP_WINDOW: open time
+	TimeWindow      time.Duration // ROUTEMASTER_CIRCUIT_BREAKER_TIME_WINDOW: counting window
+	VolumeThreshold int           // ROUTEMASTER_CIRCUIT_BREAKER_VOLUME_THRESHOLD: min requests
+	ErrorThreshold  int           // ROUTEMASTER_CIRCUIT_BREAKER_ERROR_THRESHOLD: percent failed
 }
 
 // AuthRule is one entry of ROUTEMASTER_CACHE_AUTH: hosts matching Host get Basic auth.
 type AuthRule struct {
 	Host     *regexp.Regexp // anchored: matches the whole host name
-	User     string
-	Password string
+	User     string         // Basic auth user
+	Password string         // Basic auth password: never log it
 }
 
 // Fetch configures the API client the warmer and cache use to reach origins.
 type Fetch struct {
-	Auth           []AuthRule
-	Timeout        time.Duration
-	VerifyTLS      bool
-	UserAgent      string
-	CircuitEnabled bool
-	Breaker        Breaker
-	HostBreakers   map[string]Breaker
-	AllowHosts     []string
-	MaxBody        int64
+	Auth           []AuthRule         // ROUTEMASTER_CACHE_AUTH: Basic auth by host
+	Timeout        time.Duration      // ROUTEMASTER_CACHE_TIMEOUT: bound of one fetch
+	VerifyTLS      bool               // ROUTEMASTER_CACHE_VERIFY_SSL: verify origin certificates
+	UserAgent      string             // ROUTEMASTER_API_CLIENT_USER_AGENT: User-Agent header
+	CircuitEnabled bool               // ROUTEMASTER_ENABLE_API_CLIENT_CIRCUIT: per-host breakers
+	Breaker        Breaker            // ROUTEMASTER_CIRCUIT_BREAKER_*: default breaker settings
+	HostBreakers   map[string]Breaker // <host>.ROUTEMASTER_CIRCUIT_BREAKER_*: overrides by host
+	AllowHosts     []string           // DRAIN_WARM_ALLOW_HOSTS: hosts the warmer may fetch
+	MaxBody        int64              // DRAIN_WARM_MAX_BODY: largest body cached, bytes
 }
 
 // Warm configures the warmer service.
 type Warm struct {
-	QueueName       string
-	HostConcurrency int
-	Coalesce        time.Duration
+	QueueName       string        // ROUTEMASTER_QUEUE_NAME: names the warmer's consumer
+	HostConcurrency int           // DRAIN_WARM_HOST_CONCURRENCY: fetches at once per host
+	Coalesce        time.Duration // DRAIN_WARM_COALESCE: window merging requests for one URL
 }
 
 // Sweep configures the sweeper.
 type Sweep struct {
-	Interval   time.Duration
-	Batch      int
-	Lease      time.Duration
-	Publish    bool
-	WebhookURL string
+	Interval   time.Duration // DRAIN_SWEEP_INTERVAL: time between sweeps
+	Batch      int           // DRAIN_SWEEP_BATCH: most URLs in one hand-off
+	Lease      time.Duration // DRAIN_SWEEP_LEASE: how long a batch is held
+	Publish    bool          // DRAIN_SWEEP_PUBLISH: hand batches to <prefix>.swept
+	WebhookURL string        // DRAIN_SWEEP_WEBHOOK_URL: POST batches here, "" for none
 }
 
 // Config is everything a drain process reads from its environment.
 type Config struct {
-	NATS            NATS
-	Streams         Streams
-	LogLevel        string
-	ShutdownTimeout time.Duration
-	AdminAddr       string
+	NATS            NATS          // NATS_*: how to reach NATS
+	Streams         Streams       // DRAIN_PREFIX, DRAIN_STREAM_*, DRAIN_DUPLICATE_WINDOW, DRAIN_DLQ_*
+	LogLevel        string        // DRAIN_LOG_LEVEL: debug, info, warn or error
+	ShutdownTimeout time.Duration // DRAIN_SHUTDOWN_TIMEOUT: bound of the drain after SIGTERM
+	AdminAddr       string        // DRAIN_ADMIN_ADDR: /healthz, /readyz, /metrics listen address
 
-	DrainRedis  Redis
-	CacheRedis  Redis
-	CacheExpiry time.Duration
+	DrainRedis  Redis         // ROUTEMASTER_DRAIN_REDIS: filter state and dirty map
+	CacheRedis  Redis         // ROUTEMASTER_CACHE_REDIS: the cache (ROUTEMASTER_DRAIN_REDIS when unset)
+	CacheExpiry time.Duration // ROUTEMASTER_CACHE_EXPIRY: TTL of every data key
 
-	Ingest    Receiver
-	CacheMode CacheMode
-	Dirty     bool
-	Consumer  Consumer
-	Fetch     Fetch
-	Warm      Warm
-	Sweep     Sweep
-	IngestURL string
+	Ingest    Receiver  // ROUTEMASTER_DRAIN_TOKENS, DRAIN_INGEST_*, DRAIN_SIPHON_TOPICS
+	CacheMode CacheMode // DRAIN_CACHE_MODE: off, bust or warm
+	Dirty     bool      // DRAIN_FILTER_DIRTY: the filter marks fresh URLs dirty
+	Consumer  Consumer  // DRAIN_CONCURRENCY, DRAIN_MAX_*, DRAIN_ACK_WAIT, DRAIN_RETRY_*
+	Fetch     Fetch     // ROUTEMASTER_CACHE_*, circuit breakers, DRAIN_WARM_ALLOW_HOSTS, _MAX_BODY
+	Warm      Warm      // ROUTEMASTER_QUEUE_NAME, DRAIN_WARM_HOST_CONCURRENCY, DRAIN_WARM_COALESCE
+	Sweep     Sweep     // DRAIN_SWEEP_*
+	IngestURL string    // DRAIN_INGEST_URL: where drainctl send posts
 }
 
 var defaultAdmin = map[Service]string{Filter: ":9091", Warmer: ":9092", Sweeper: ":9093"}

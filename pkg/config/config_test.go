@@ -114,7 +114,7 @@ func TestRedisURL(t *testing.T) {
 		{"redis://user:s3cr3t@myhost:1234/12/ns", "myhost:1234", "user", "s3cr3t", "ns", 12, false},
 		{"redis://:s3cr3t@myhost:1234", "myhost:1234", "", "s3cr3t", "rm", 0, false},
 		{"rediss://cache.example:6380/2/app", "cache.example:6380", "", "", "app", 2, true},
-		{"redis://a:1/3/x,redis://b:2/4", "a:1", "", "", "x", 3, false},
+		{"redis://a:1/0/x, redis://b:2/0/x", "a:1", "", "", "x", 0, false},
 	}
 	for _, tc := range tests {
 		r, err := ParseRedisURL(tc.url)
@@ -130,6 +130,55 @@ func TestRedisURL(t *testing.T) {
 	r, _ := ParseRedisURL("redis://user:s3cr3t@myhost:1234/12/ns")
 	if strings.Contains(r.Redacted(), "s3cr3t") {
 		t.Errorf("Redacted leaks the password: %s", r.Redacted())
+	}
+	if r.Cluster() || len(r.Addrs) != 1 || r.Addrs[0] != "myhost:1234" {
+		t.Errorf("single URL: Cluster() = %v, Addrs = %v", r.Cluster(), r.Addrs)
+	}
+}
+
+// A list of several URLs names Redis Cluster seed nodes; they must agree on everything but
+// the address.
+func TestRedisClusterList(t *testing.T) {
+	r, err := ParseRedisURL("rediss://u:s3cr3t@n1:7000/0/app, rediss://u:s3cr3t@n2:7001/0/app,rediss://u:s3cr3t@n3/0/app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Cluster() || strings.Join(r.Addrs, " ") != "n1:7000 n2:7001 n3:6379" || r.Namespace != "app" ||
+		r.Options.Username != "u" || r.Options.Password != "s3cr3t" || r.Options.TLSConfig == nil {
+		t.Errorf("cluster list = addrs %v ns %s user %q tls %v", r.Addrs, r.Namespace, r.Options.Username, r.Options.TLSConfig != nil)
+	}
+	if red := r.Redacted(); strings.Contains(red, "s3cr3t") || strings.Count(red, "rediss://") != 3 {
+		t.Errorf("Redacted = %s", red)
+	}
+	// Without a path every URL means database 0 and the default namespace.
+	if r, err := ParseRedisURL("redis://a:1,redis://b:2"); err != nil || !r.Cluster() || r.Namespace != DefaultNamespace {
+		t.Errorf("plain list = %+v, %v", r, err)
+	}
+	bad := map[string]string{
+		"db not 0 (first)":   "redis://a:1/2,redis://b:2/2",
+		"db not 0 (later)":   "redis://a:1,redis://b:2/3",
+		"password differs":   "redis://:x@a:1,redis://:y@b:2",
+		"user differs":       "redis://u:x@a:1,redis://v:x@b:2",
+		"scheme differs":     "redis://a:1,rediss://b:2",
+		"namespace differs":  "redis://a:1/0/one,redis://b:2/0/two",
+		"later URL is bad":   "redis://a:1,http://b:2",
+		"empty":              " , ",
+		"password in errors": "redis://:s3cr3t@a:1/0/x,redis://:s3cr3t@b:2/0/y",
+	}
+	for name, raw := range bad {
+		_, err := ParseRedisURL(raw)
+		if err == nil {
+			t.Errorf("%s: %q accepted", name, raw)
+			continue
+		}
+		if strings.Contains(err.Error(), "s3cr3t") {
+			t.Errorf("%s: error leaks the password: %v", name, err)
+		}
+	}
+	_, err = Load(Filter, []string{"ROUTEMASTER_DRAIN_REDIS=redis://a:1/1,redis://b:2/1"})
+	var ve *VarError
+	if !errors.As(err, &ve) || ve.Name != "ROUTEMASTER_DRAIN_REDIS" || !strings.Contains(ve.Msg, "database 0") {
+		t.Errorf("Load with a cluster list on db 1 = %v, want a VarError naming ROUTEMASTER_DRAIN_REDIS", err)
 	}
 }
 

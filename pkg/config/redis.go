@@ -13,30 +13,99 @@ import (
 // DefaultNamespace is the key namespace when a Redis URL names none (the gem's "rm").
 const DefaultNamespace = "rm"
 
-// Redis is a parsed Redis URL: redis[s]://[user:pass@]host:port[/db[/namespace]].
+// Redis is a parsed Redis setting: one URL redis[s]://[user:pass@]host:port[/db[/namespace]]
+// for a single server, or a comma-separated list of such URLs naming the seed nodes of a Redis
+// Cluster.
 type Redis struct {
-	URL       string // as configured, password included: never log it
-	Options   *redis.Options
+	// URL is the setting as configured, password included: never log it (use Redacted).
+	URL string
+	// Options are the client options of the first URL; for a single server, the whole setting.
+	Options *redis.Options
+	// Addrs are the host:port of every URL: one for a single server, several for Redis Cluster.
+	Addrs []string
+	// Namespace prefixes every key (the gem's namespace; DefaultNamespace when none is given).
 	Namespace string
 }
 
-// Redacted returns the URL with its password masked, for logs.
+// Cluster reports whether the setting names several Redis Cluster seed nodes.
+func (r Redis) Cluster() bool { return len(r.Addrs) > 1 }
+
+// Redacted returns the URL (each URL of a list) with its password masked, for logs.
 func (r Redis) Redacted() string {
-	u, err := url.Parse(r.URL)
+	parts := strings.Split(r.URL, ",")
+	for i, p := range parts {
+		u, err := url.Parse(strings.TrimSpace(p))
+		if err != nil {
+			parts[i] = "redis://?"
+			continue
+		}
+		parts[i] = u.Redacted()
+	}
+	return strings.Join(parts, ",")
+}
+
+// ParseRedisURL parses the gem's Redis URL form, which adds a namespace segment after the
+// database number. A comma-separated list of several URLs names the seed nodes of a Redis
+// Cluster (the client discovers the other nodes). Unlike the gem, whose list meant client-side
+// sharding over independent servers, the drain does not shard by itself. The URLs of a list
+// must agree on user, password, scheme (TLS) and namespace, and name database 0 (a cluster
+// has only that one).
+func ParseRedisURL(raw string) (Redis, error) {
+	var urls []string
+	for _, p := range strings.Split(raw, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			urls = append(urls, p)
+		}
+	}
+	if len(urls) == 0 {
+		return Redis{}, fmt.Errorf("is empty: want redis[s]://[user:pass@]host:port[/db[/namespace]]")
+	}
+	first, err := parseOne(urls[0])
+	if err != nil {
+		return Redis{}, err
+	}
+	first.URL = strings.Join(urls, ",")
+	first.Addrs = []string{first.Options.Addr}
+	if len(urls) == 1 {
+		return first, nil
+	}
+	if first.Options.DB != 0 {
+		return Redis{}, fmt.Errorf("%s: a list of URLs names Redis Cluster seed nodes, and a cluster has only database 0", redact(urls[0]))
+	}
+	for _, u := range urls[1:] {
+		r, err := parseOne(u)
+		if err != nil {
+			return Redis{}, err
+		}
+		o, f := r.Options, first.Options
+		switch {
+		case o.DB != 0:
+			return Redis{}, fmt.Errorf("%s: a list of URLs names Redis Cluster seed nodes, and a cluster has only database 0", redact(u))
+		case o.Username != f.Username || o.Password != f.Password:
+			return Redis{}, fmt.Errorf("%s: every URL of a Redis Cluster list must have the same user and password", redact(u))
+		case (o.TLSConfig == nil) != (f.TLSConfig == nil):
+			return Redis{}, fmt.Errorf("%s: every URL of a Redis Cluster list must use the same scheme (redis or rediss)", redact(u))
+		case r.Namespace != first.Namespace:
+			return Redis{}, fmt.Errorf("%s: every URL of a Redis Cluster list must name the same namespace (%q, not %q)", redact(u), first.Namespace, r.Namespace)
+		}
+		first.Addrs = append(first.Addrs, o.Addr)
+	}
+	return first, nil
+}
+
+func redact(raw string) string {
+	u, err := url.Parse(raw)
 	if err != nil {
 		return "redis://?"
 	}
 	return u.Redacted()
 }
 
-// ParseRedisURL parses the gem's Redis URL form, which adds a namespace segment after the
-// database number. Only the first of a comma-separated list is used (sharding across several
-// Redis URLs is not supported; use Redis Cluster or a proxy).
-func ParseRedisURL(raw string) (Redis, error) {
-	raw = strings.TrimSpace(strings.Split(raw, ",")[0])
+// parseOne parses one URL of the gem's form.
+func parseOne(raw string) (Redis, error) {
 	u, err := url.Parse(raw)
-	if err != nil {
-		return Redis{}, fmt.Errorf("%q is not a URL", raw)
+	if err != nil { // the value may hold a password: do not repeat it
+		return Redis{}, fmt.Errorf("is not a URL: want redis[s]://[user:pass@]host:port[/db[/namespace]]")
 	}
 	if u.Scheme != "redis" && u.Scheme != "rediss" {
 		return Redis{}, fmt.Errorf("%s: scheme must be redis or rediss", u.Redacted())

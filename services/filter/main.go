@@ -10,7 +10,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/routemaster-drain/drain/config"
 	"github.com/routemaster-drain/drain/internal/service"
@@ -27,12 +27,22 @@ func main() {
 	service.Main(config.Filter, summary, run)
 }
 
+// maxBatchPublishes is the most publishes the filter makes for one message, as sized for
+// jetstream.WithPublishAsyncMaxPending: a warm request per non-noop event plus a changed message
+// per topic, for a batch of 1000 events (the bus sends far smaller ones). A larger batch still
+// works: its publishes stall briefly for free slots, and at worst the message is retried.
+const maxBatchPublishes = 2 * 1000
+
 func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
-	nc, js, err := stream.Connect(cfg.NATS, "drain-filter", log)
+	// Every async publish gets an ack timeout (so a lost PubAck frees its slot instead of
+	// wedging the window until a reconnect), and the window fits every handler's publishes.
+	nc, js, err := stream.Connect(cfg.NATS, "drain-filter", log,
+		jetstream.WithPublishAsyncTimeout(filter.PublishTimeout),
+		jetstream.WithPublishAsyncMaxPending(max(4000, cfg.Consumer.Concurrency*maxBatchPublishes)))
 	if err != nil {
 		return err
 	}
-	defer closeNATS(nc, cfg.ShutdownTimeout, log)
+	defer service.CloseNATS(nc, cfg.ShutdownTimeout, log)
 	drainRedis := service.NewRedis(cfg.DrainRedis)
 	defer drainRedis.Close()
 	cacheRedis := drainRedis
@@ -66,51 +76,14 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}()
 
 	// Streams must exist before the consumer; wait for NATS rather than exit while it starts.
-	for {
-		err := stream.Declare(ctx, js, names, cfg.Streams)
-		if err == nil {
-			break
-		}
-		log.Warn("declaring streams failed; retrying", "err", err)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(time.Second):
-		}
+	if err := stream.DeclareUntil(ctx, js, names, cfg.Streams, log); err != nil {
+		return nil // stopped before NATS came up
 	}
 	log.Info("filter running", "consumer", names.Durable(filter.ConsumerName), "cache_mode", string(cfg.CacheMode),
 		"dirty", cfg.Dirty, "concurrency", cfg.Consumer.Concurrency, "redis", cfg.DrainRedis.Redacted())
 
 	done := make(chan error, 1)
 	go func() { done <- f.Run(ctx) }()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-	}
-	admin.Stopping()
-	log.Info("stopping: finishing in-flight messages", "timeout", cfg.ShutdownTimeout)
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(cfg.ShutdownTimeout):
-		log.Warn("in-flight messages not finished in time; they will be redelivered")
-		return nil
-	}
-}
-
-// closeNATS flushes what the connection still holds and closes it, waiting at most timeout.
-func closeNATS(nc *nats.Conn, timeout time.Duration, log *slog.Logger) {
-	if err := nc.Drain(); err != nil {
-		nc.Close()
-		return
-	}
-	deadline := time.Now().Add(timeout)
-	for !nc.IsClosed() && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if !nc.IsClosed() {
-		log.Warn("nats drain timed out; closing")
-		nc.Close()
-	}
+	return service.AwaitStop(ctx, done, cfg.ShutdownTimeout,
+		"event batches still being filtered (unacked, so JetStream redelivers them)", admin.Stopping, log)
 }

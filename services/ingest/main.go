@@ -5,11 +5,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
-	"time"
-
-	"github.com/nats-io/nats.go"
 
 	"github.com/routemaster-drain/drain/config"
 	"github.com/routemaster-drain/drain/internal/service"
@@ -29,7 +27,7 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	defer drain(nc, cfg.ShutdownTimeout, log)
+	defer service.CloseNATS(nc, cfg.ShutdownTimeout, log)
 	reg := service.NewRegistry()
 	srv, err := ingest.New(cfg, js, nc, reg, log)
 	if err != nil {
@@ -40,21 +38,11 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 	go func() { _ = srv.DeclareStreams(ctx) }()
-	return srv.Serve(ctx, ln)
-}
-
-// drain flushes what the connection still holds and closes it, waiting at most timeout.
-func drain(nc *nats.Conn, timeout time.Duration, log *slog.Logger) {
-	if err := nc.Drain(); err != nil {
-		nc.Close()
-		return
+	err = srv.Serve(ctx, ln)
+	if errors.Is(err, context.DeadlineExceeded) {
+		// Serve's graceful shutdown ran out of DRAIN_SHUTDOWN_TIMEOUT.
+		return &service.ShutdownTimeoutError{Timeout: cfg.ShutdownTimeout,
+			Abandoned: "bus requests still in flight (unanswered, so the bus retries them)"}
 	}
-	deadline := time.Now().Add(timeout)
-	for !nc.IsClosed() && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if !nc.IsClosed() {
-		log.Warn("nats drain timed out; closing")
-		nc.Close()
-	}
+	return err
 }

@@ -43,9 +43,9 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		if nc, js, err = stream.Connect(cfg.NATS, "drain-sweeper", log); err != nil {
 			return err
 		}
-		defer nc.Close()
+		defer service.CloseNATS(nc, cfg.ShutdownTimeout, log)
 		subject = names.Subject(stream.Swept, "")
-		if err := declare(ctx, js, names, cfg.Streams, log); err != nil {
+		if err := stream.DeclareUntil(ctx, js, names, cfg.Streams, log); err != nil {
 			return nil // stopped before NATS came up
 		}
 		if cfg.Sweep.Lease >= cfg.Streams.DuplicateWindow {
@@ -61,7 +61,7 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		Interval:      cfg.Sweep.Interval,
 		Subject:       subject,
 		WebhookURL:    cfg.Sweep.WebhookURL,
-		ShutdownGrace: cfg.ShutdownTimeout,
+		ShutdownGrace: cfg.ShutdownTimeout + shutdownMargin,
 	}, m, js, reg, log)
 	if err != nil {
 		return err
@@ -82,7 +82,18 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	log.Info("sweeping", "redis", cfg.DrainRedis.Redacted(), "namespace", cfg.DrainRedis.Namespace,
 		"subject", subject, "webhook", cfg.Sweep.WebhookURL != "", "interval", cfg.Sweep.Interval,
 		"batch", cfg.Sweep.Batch, "lease", cfg.Sweep.Lease)
-	err = s.Run(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	err = service.AwaitStop(ctx, done, cfg.ShutdownTimeout,
+		"the sweep batch in progress (its URLs go back to the dirty map and are handed on by the next sweep)", admin.Stopping, log)
+	var timeout *service.ShutdownTimeoutError
+	if errors.As(err, &timeout) {
+		// Let the batch give its URLs back to the map now rather than when its lease expires.
+		select {
+		case <-done:
+		case <-time.After(shutdownMargin + 6*time.Second):
+		}
+	}
 	admin.Stopping()
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -90,20 +101,7 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	return err
 }
 
-// declare creates the streams, retrying while NATS is unreachable, until ctx ends.
-func declare(ctx context.Context, js jetstream.JetStream, names stream.Names, s config.Streams, log *slog.Logger) error {
-	for {
-		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := stream.Declare(dctx, js, names, s)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		log.Warn("declaring streams failed; retrying", "err", err)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Second):
-		}
-	}
-}
+// shutdownMargin lets a batch in progress retry its hand-off slightly past
+// DRAIN_SHUTDOWN_TIMEOUT, so a batch still unfinished when the timeout passes is always
+// reported as abandoned (exit 1) before it is given back to the dirty map.
+const shutdownMargin = 250 * time.Millisecond

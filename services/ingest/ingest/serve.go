@@ -79,25 +79,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
-// DeclareStreams declares the drain's streams (stream.Declare), retrying with backoff until it
-// succeeds or ctx is cancelled, so ingest starts and answers 503 while NATS is away instead of
-// crash-looping. It returns nil once the streams are declared, ctx.Err() otherwise.
+// DeclareStreams declares the drain's streams with stream.DeclareUntil (retrying with backoff
+// until NATS answers or ctx is cancelled), so ingest starts and answers 503 while NATS is away
+// instead of crash-looping. It returns nil once the streams are declared, ctx.Err() otherwise.
 func (s *Server) DeclareStreams(ctx context.Context) error {
-	wait := 250 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := stream.Declare(dctx, s.js, s.names, s.streams)
-		cancel()
-		if err == nil {
-			s.log.Info("streams declared", "prefix", s.names.Prefix)
-			return nil
-		}
-		s.log.Warn("declaring streams failed; retrying", "attempt", attempt, "err", err, "retry_in", wait.String())
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 5*time.Second)
-	}
+	return stream.DeclareUntil(ctx, s.js, s.names, s.streams, s.log)
 }

@@ -2,7 +2,6 @@ package warmer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -22,8 +21,8 @@ const Summary = "warmer: fetches the resources named by warm requests (<prefix>.
 // Main runs the warmer service with cfg until ctx is cancelled (SIGTERM): it connects to
 // NATS and Redis, declares the streams, serves /healthz, /readyz and /metrics on
 // DRAIN_ADMIN_ADDR and consumes warm requests. On cancellation it stops pulling and waits up
-// to DRAIN_SHUTDOWN_TIMEOUT for the messages it holds; any it has not finished are
-// redelivered to another replica.
+// to DRAIN_SHUTDOWN_TIMEOUT for the messages it holds; if some are still unfinished then, it
+// returns a *service.ShutdownTimeoutError (exit 1) and they are redelivered to another replica.
 func Main(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	return run(ctx, cfg, log, service.NewRegistry(), nil)
 }
@@ -35,21 +34,10 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prometh
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
+	defer service.CloseNATS(nc, cfg.ShutdownTimeout, log)
 	names := stream.Names{Prefix: cfg.Streams.Prefix}
-	for {
-		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err = stream.Declare(dctx, js, names, cfg.Streams)
-		cancel()
-		if err == nil {
-			break
-		}
-		log.Warn("declaring streams failed; retrying", "err", err)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(time.Second):
-		}
+	if err := stream.DeclareUntil(ctx, js, names, cfg.Streams, log); err != nil {
+		return nil // stopped before NATS came up
 	}
 
 	rdb := service.NewRedis(cfg.CacheRedis)
@@ -94,17 +82,8 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prometh
 
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
-	select {
-	case err = <-done:
-	case <-ctx.Done():
-		admin.Stopping()
-		log.Info("stopping: finishing the messages in hand", "timeout", cfg.ShutdownTimeout)
-		select {
-		case err = <-done:
-		case <-time.After(cfg.ShutdownTimeout):
-			err = errors.New("shutdown timeout: unfinished warm requests will be redelivered")
-		}
-	}
+	err = service.AwaitStop(ctx, done, cfg.ShutdownTimeout,
+		"warm requests still in hand (unacked, so JetStream redelivers them)", admin.Stopping, log)
 	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = admin.Shutdown(sctx)
