@@ -272,8 +272,9 @@ func dlqReplay(ctx context.Context, e *Env, js jetstream.JetStream, dlq jetstrea
 	return nil
 }
 
-// replay republishes one dead letter to its original subject with its original headers, waits
-// for JetStream to store it, then deletes it from the DLQ. Its Nats-Msg-Id names the dead
+// replay republishes one dead letter to its original subject with its original headers and
+// the Drain-Replay-* headers naming the original message, waits for JetStream to store it,
+// then deletes it from the DLQ. Its Nats-Msg-Id names the dead
 // letter, so a replay whose delete failed (or two operators replaying at once) stores the
 // message once within the duplicate window.
 func replay(ctx context.Context, js jetstream.JetStream, dlq jetstream.Stream, dlqName string, m *jetstream.RawStreamMsg) Replayed {
@@ -290,6 +291,7 @@ func replay(ctx context.Context, js jetstream.JetStream, dlq jetstream.Stream, d
 			out.Header[k] = vs
 		}
 	}
+	setReplayOrigin(out.Header, m.Header)
 	ack, err := js.PublishMsg(ctx, out, jetstream.WithMsgID(fmt.Sprintf("replay-%s-%d", dlqName, m.Sequence)))
 	if err != nil {
 		r.Error = fmt.Sprintf("publish to %s: %v", d.Subject, err)
@@ -301,6 +303,22 @@ func replay(ctx context.Context, js jetstream.JetStream, dlq jetstream.Stream, d
 			"a replay within DRAIN_DUPLICATE_WINDOW stores it once", d.Subject, ack.Stream, ack.Sequence, dlqName, err)
 	}
 	return r
+}
+
+// setReplayOrigin sets the replay's Drain-Replay-Stream and Drain-Replay-Sequence: the message
+// the dead letter stands for, so the filter reruns the batch under the sequence its first
+// delivery had (docs/filter.md, "Replaying a dead letter"). A dead letter of a replay already
+// carries them and keeps them: they name the first message, not the replay.
+func setReplayOrigin(out, dead nats.Header) {
+	st, seq := dead.Get(stream.HeaderReplayStream), dead.Get(stream.HeaderReplaySequence)
+	if st == "" || seq == "" {
+		st, seq = dead.Get(stream.HeaderOrigStream), dead.Get(stream.HeaderOrigSequence)
+	}
+	if st == "" || seq == "" {
+		return
+	}
+	out.Set(stream.HeaderReplayStream, st)
+	out.Set(stream.HeaderReplaySequence, seq)
 }
 
 // replayedHeader reports whether a dead letter's header goes with its replay: the original

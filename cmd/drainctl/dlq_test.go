@@ -200,8 +200,13 @@ func testDLQListAndReplay(t *testing.T, w *dlqWorld) {
 		m.Header.Get(jetstream.MsgIDHeader) != "replay-dlqt_dlq-3" {
 		t.Fatalf("replayed message: seq %d %s %v", m.Sequence, m.Data, m.Header)
 	}
+	// It names the message it stands for (the filter reruns it under that sequence), and
+	// carries no other Drain-* header of the dead letter.
+	if m.Header.Get(stream.HeaderReplayStream) != w.names.Stream(stream.Warm) || m.Header.Get(stream.HeaderReplaySequence) != "1" {
+		t.Fatalf("replayed message: Drain-Replay-* headers %v", m.Header)
+	}
 	for k := range m.Header {
-		if strings.HasPrefix(k, "Drain-") {
+		if strings.HasPrefix(k, "Drain-") && k != stream.HeaderReplayStream && k != stream.HeaderReplaySequence {
 			t.Fatalf("replayed message kept %s", k)
 		}
 	}
@@ -221,7 +226,8 @@ func testDLQListAndReplay(t *testing.T, w *dlqWorld) {
 	if replayed[0].Seq != 1 || replayed[1].Seq != 2 || replayed[1].StreamSeq != 4 || replayed[1].Stream != w.names.Stream(stream.Events) {
 		t.Fatalf("replayed: %+v", replayed)
 	}
-	if m := w.lastOn(t, stream.Events, orders); m.Header.Get("X-Trace") != "trace-2" || !strings.Contains(string(m.Data), `"t":2`) {
+	if m := w.lastOn(t, stream.Events, orders); m.Header.Get("X-Trace") != "trace-2" || !strings.Contains(string(m.Data), `"t":2`) ||
+		m.Header.Get(stream.HeaderReplaySequence) != "2" {
 		t.Fatalf("last on %s: %s %v", orders, m.Data, m.Header)
 	}
 	if info := w.stream(t, stream.DLQ); info.State.Msgs != 0 {
@@ -307,5 +313,30 @@ func TestDLQUsage(t *testing.T) {
 	r := run([]string{"NATS_URL=nats://user:secret@127.0.0.1:1"}, "dlq", "list")
 	if r.code != 1 || !strings.Contains(r.stderr, "cannot reach NATS at nats://***@127.0.0.1:1 (NATS_URL) within 300ms") || strings.Contains(r.stderr, "secret") {
 		t.Fatalf("NATS down: %+v", r)
+	}
+}
+
+// A dead letter of a replay is replayed under the first message's stream and sequence, not
+// under the replay's own.
+func TestDLQReplayOfAReplayKeepsTheOrigin(t *testing.T) {
+	w := newDLQWorld(t)
+	orders := w.names.Subject(stream.Events, "orders")
+	m := nats.NewMsg(w.names.Subject(stream.DLQ, "filter"))
+	m.Data = []byte(`[{"topic":"orders","type":"update","url":"https://o.example.com/1","t":1}]`)
+	m.Header.Set(stream.HeaderOrigSubject, orders)
+	m.Header.Set(stream.HeaderOrigStream, w.names.Stream(stream.Events))
+	m.Header.Set(stream.HeaderOrigSequence, "9")
+	m.Header.Set(stream.HeaderReplayStream, w.names.Stream(stream.Events))
+	m.Header.Set(stream.HeaderReplaySequence, "5")
+	if _, err := w.js.PublishMsg(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if r := run(w.env, "dlq", "replay"); r.code != 0 {
+		t.Fatalf("replay: %+v", r)
+	}
+	got := w.lastOn(t, stream.Events, orders)
+	if got.Header.Get(stream.HeaderReplayStream) != w.names.Stream(stream.Events) || got.Header.Get(stream.HeaderReplaySequence) != "5" ||
+		got.Header.Get(stream.HeaderOrigSequence) != "" {
+		t.Fatalf("replay of a replay: headers %v", got.Header)
 	}
 }

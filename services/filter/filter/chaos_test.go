@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/routemaster-drain/drain/stream"
 )
 
 // workload is 10,000 events over 500 URLs with shuffled timestamps, in 100-event batches over
@@ -104,8 +106,10 @@ func TestTwoFiltersOnOneConsumer(t *testing.T) {
 	}
 }
 
+// TestRedisDownHoldsMessages: with the drain Redis down the messages wait, for many more
+// deliveries than DRAIN_MAX_DELIVER, and none is dead-lettered (stream.Transient).
 func TestRedisDownHoldsMessages(t *testing.T) {
-	e := newEnv(t, "DRAIN_RETRY_BACKOFF_MAX=2s")
+	e := newEnv(t, "DRAIN_RETRY_BACKOFF_MAX=2s", "DRAIN_MAX_DELIVER=2")
 	e.startFilter()
 	batches, topics, newest := workload()
 	half := len(batches) / 2
@@ -136,6 +140,9 @@ func TestRedisDownHoldsMessages(t *testing.T) {
 	e.redis.Start()
 	e.waitDone(60 * time.Second)
 	e.checkInvariants(newest)
+	if dl := e.messages(stream.DLQ); len(dl) != 0 {
+		t.Errorf("%d messages dead-lettered during the outage, e.g. %v", len(dl), dl[0].Header.Get(stream.HeaderError))
+	}
 }
 
 // TestSIGKILL kills the real binary at random moments while batches flow, restarting it each

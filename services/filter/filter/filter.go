@@ -120,6 +120,11 @@ func (f *Filter) Run(ctx context.Context) error {
 // redelivers the message, and the reorder script replays the first delivery's fresh events
 // (see reorder.Filter.Run), so the changed message is published again with the same
 // Nats-Msg-Id.
+// A replay of a dead letter (drainctl dlq replay) runs under the dead-lettered message's
+// sequence, so it reproduces the first delivery the same way (see sourceSeq).
+//
+// Failures of Redis or JetStream return stream.Transient: the message waits out an outage of
+// any length without being dead-lettered. Only an undecodable or invalid batch is Permanent.
 func (f *Filter) Handle(ctx context.Context, msg stream.Msg) error {
 	md, err := msg.Metadata()
 	if err != nil {
@@ -129,13 +134,13 @@ func (f *Filter) Handle(ctx context.Context, msg stream.Msg) error {
 	if err != nil {
 		return stream.Permanent(fmt.Errorf("undecodable batch: %w", err))
 	}
-	seq := md.Sequence.Stream
+	seq := f.sourceSeq(msg, md)
 	res, err := f.reorder.Run(ctx, seq, events, f.dirty)
 	if err != nil {
 		if errors.Is(err, reorder.ErrInvalidBatch) {
 			return stream.Permanent(err)
 		}
-		return stream.Retry(err)
+		return redisFailure(err)
 	}
 
 	var futures []jetstream.PubAckFuture
@@ -143,7 +148,7 @@ func (f *Filter) Handle(ctx context.Context, msg stream.Msg) error {
 	if f.cache != nil {
 		futures, bumps, err = f.bust(ctx, events, res.Fresh)
 		if err != nil {
-			return stream.Retry(err)
+			return err
 		}
 	}
 	for _, g := range event.GroupByTopic(res.Fresh) {
@@ -154,12 +159,12 @@ func (f *Filter) Handle(ctx context.Context, msg stream.Msg) error {
 		out.Header.Set(HeaderSourceSequence, strconv.FormatUint(seq, 10))
 		fut, err := f.js.PublishMsgAsync(out)
 		if err != nil {
-			return stream.Retry(fmt.Errorf("publish changed: %w", err))
+			return stream.Transient(fmt.Errorf("publish changed: %w", err))
 		}
 		futures = append(futures, fut)
 	}
 	if err := waitAcks(ctx, futures); err != nil {
-		return stream.Retry(err)
+		return stream.Transient(err)
 	}
 	f.m.in.Add(float64(len(events)))
 	f.m.fresh.Add(float64(len(res.Fresh)))
@@ -170,6 +175,42 @@ func (f *Filter) Handle(ctx context.Context, msg stream.Msg) error {
 		f.m.warms.Add(float64(bumps))
 	}
 	return nil
+}
+
+// sourceSeq is the stream sequence the message's effects are keyed on: its own, or, for a
+// replay of a dead letter stored on the same stream (drainctl dlq replay sets the
+// Drain-Replay-* headers), the sequence of the message that was dead-lettered. The replay
+// thus reruns the first delivery: the reorder script hands on again what that delivery found
+// fresh, and the changed messages keep their Nats-Msg-Id. A replay sequence that is not an
+// earlier sequence of the stream (a hand-made header, a stream re-created since) is ignored.
+func (f *Filter) sourceSeq(msg stream.Msg, md *jetstream.MsgMetadata) uint64 {
+	h := msg.Headers()
+	if h == nil || h.Get(stream.HeaderReplayStream) != md.Stream {
+		return md.Sequence.Stream
+	}
+	raw := h.Get(stream.HeaderReplaySequence)
+	seq, err := strconv.ParseUint(raw, 10, 64)
+	if err != nil || seq == 0 || seq >= md.Sequence.Stream {
+		f.log.Warn("replay header ignored: not an earlier sequence of the stream; the batch runs under its own sequence",
+			"stream", md.Stream, "seq", md.Sequence.Stream, stream.HeaderReplaySequence, raw)
+		return md.Sequence.Stream
+	}
+	return seq
+}
+
+// redisFailure classifies an error of the drain or cache Redis. Unreachable, loading,
+// read-only, out of memory and the like say nothing about the message and end when the outage
+// does: the message waits (stream.Transient, never dead-lettered). Any other reply of a live
+// server, such as a script error, is retried a bounded number of times.
+func redisFailure(err error) error {
+	var rerr redis.Error
+	if !errors.As(err, &rerr) || redis.IsLoadingError(err) || redis.IsReadOnlyError(err) ||
+		redis.IsClusterDownError(err) || redis.IsTryAgainError(err) || redis.IsMasterDownError(err) ||
+		redis.IsMaxClientsError(err) || redis.IsOOMError(err) || redis.IsNoReplicasError(err) ||
+		redis.HasErrorPrefix(err, "BUSY") {
+		return stream.Transient(err)
+	}
+	return stream.Retry(err)
 }
 
 // ChangedMsgID is the Nats-Msg-Id of the changed message published for the events of topic
@@ -183,7 +224,8 @@ func ChangedMsgID(sourceStream string, seq uint64, topic string) string {
 // Caching rule: a publisher whose clock runs behind still invalidates), and in warm mode
 // publishes one warm request per bump: with the event's type when the event is the one kept for
 // its URL (fresh), and cache.WarmRefresh otherwise, so a late delete never busts a resource that
-// was updated since. It returns the pending publishes and the bump count.
+// was updated since. It returns the pending publishes and the bump count; its error is
+// already classified (stream.Transient for Redis and JetStream failures).
 func (f *Filter) bust(ctx context.Context, events, fresh []event.Event) ([]jetstream.PubAckFuture, int, error) {
 	urls := make([]string, 0, len(events))
 	bumped := make([]*event.Event, 0, len(events))
@@ -198,7 +240,7 @@ func (f *Filter) bust(ctx context.Context, events, fresh []event.Event) ([]jetst
 	}
 	index, err := f.cache.Invalidate(ctx, urls...)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, redisFailure(err)
 	}
 	if f.mode != config.CacheWarm {
 		return nil, len(urls), nil
@@ -216,11 +258,11 @@ func (f *Filter) bust(ctx context.Context, events, fresh []event.Event) ([]jetst
 		}
 		m, err := cache.WarmMsg(subject, cache.WarmRequest{URL: e.URL, Type: typ, T: e.T, Index: index[i]})
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, stream.Retry(err)
 		}
 		fut, err := f.js.PublishMsgAsync(m)
 		if err != nil {
-			return nil, 0, fmt.Errorf("publish warm request: %w", err)
+			return nil, 0, stream.Transient(fmt.Errorf("publish warm request: %w", err))
 		}
 		futures = append(futures, fut)
 	}

@@ -2,12 +2,16 @@ package filter_test
 
 import (
 	"context"
+	"io"
+	"log/slog"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/routemaster-drain/drain/cache"
 	"github.com/routemaster-drain/drain/event"
@@ -227,5 +231,84 @@ func TestCacheModes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDLQReplayAfterScriptRan: the reorder script ran for a message, every publish failed, and
+// the message was dead-lettered. Its replay (stored under a new sequence, with the
+// Drain-Replay-* headers drainctl dlq replay sets) must hand on the fresh events of the first
+// delivery, under the first delivery's Nats-Msg-Id.
+func TestDLQReplayAfterScriptRan(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	f, err := filter.New(e.cfg, e.js, e.rdb, e.rdb, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq := e.publish("stuff", ev{"update", url("a"), 5}, ev{"noop", url("b"), 7})
+
+	// The first delivery, through the filter's own consumer, with the changed stream gone:
+	// the script runs, the publish fails (a Transient error), and the message is dead-lettered
+	// as Consume does (after a panic, say), then terminated.
+	if err := e.js.DeleteStream(ctx, e.names.Stream(stream.Changed)); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := stream.EnsureConsumer(ctx, e.js, f.ConsumerConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	herr := f.Handle(ctx, msg)
+	if herr == nil || stream.IsPermanent(herr) {
+		t.Fatalf("Handle with the changed stream gone: %v", herr)
+	}
+	if got := e.state(url("a")); got != 5 {
+		t.Fatalf("the script did not run: state of a = %d", got)
+	}
+	if err := stream.DeadLetter(ctx, e.js, e.names.Subject(stream.DLQ, filter.ConsumerName), msg, herr, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := msg.Term(); err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Declare(ctx, e.js, e.names, e.cfg.Streams); err != nil {
+		t.Fatal(err)
+	}
+
+	// The replay, as drainctl dlq replay stores it.
+	dl, err := e.js.Stream(ctx, e.names.Stream(stream.DLQ))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead, err := dl.GetMsg(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replay := nats.NewMsg(dead.Header.Get(stream.HeaderOrigSubject))
+	replay.Data = dead.Data
+	replay.Header.Set(stream.HeaderReplayStream, dead.Header.Get(stream.HeaderOrigStream))
+	replay.Header.Set(stream.HeaderReplaySequence, dead.Header.Get(stream.HeaderOrigSequence))
+	ack, err := e.js.PublishMsg(ctx, replay, jetstream.WithMsgID("replay-ft_dlq-1"))
+	if err != nil || ack.Sequence == seq {
+		t.Fatalf("replay stored at %+v: %v", ack, err)
+	}
+
+	e.startFilter()
+	e.waitDone(10 * time.Second)
+	got := e.changed()
+	if len(got) != 1 || brief(got[0].Events) != "update a@5, noop b@7" {
+		t.Fatalf("changed after the replay = %+v, want the first delivery's fresh events", got)
+	}
+	if id := got[0].Header.Get(jetstream.MsgIDHeader); id != filter.ChangedMsgID("ft_events", seq, "stuff") {
+		t.Errorf("Nats-Msg-Id %q, want the first delivery's", id)
+	}
+	if s := got[0].Header.Get(filter.HeaderSourceSequence); s != strconv.FormatUint(seq, 10) {
+		t.Errorf("source sequence %q, want %d", s, seq)
+	}
+	if n := len(e.messages(stream.DLQ)); n != 1 {
+		t.Errorf("DLQ holds %d, want only the dead letter (drainctl deletes it after the replay)", n)
 	}
 }

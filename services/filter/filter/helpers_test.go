@@ -212,16 +212,9 @@ func (e *env) messages(k stream.Kind) []changedMsg {
 // state returns the newest t stored for url (0 when none).
 func (e *env) state(u string) int64 {
 	e.t.Helper()
-	v, err := e.rdb.Get(context.Background(), reorder.StateKey("rm", u)).Result()
-	if err == redis.Nil {
-		return 0
-	}
+	st, err := reorder.ReadState(context.Background(), e.rdb, "rm", u)
 	if err != nil {
 		e.t.Fatal(err)
-	}
-	var st struct{ T int64 }
-	if err := json.Unmarshal([]byte(v), &st); err != nil {
-		e.t.Fatalf("state of %s: %q: %v", u, v, err)
 	}
 	return st.T
 }
