@@ -289,7 +289,8 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr()})
 	defer rdb.Close()
-	target := Target{Redis: rdb, Namespace: namespace, JS: js, Names: stream.Names{Prefix: prefix}, Origin: origin, NoCache: o.CacheMode == "off"}
+	target := Target{Redis: rdb, Namespace: namespace, JS: js, Names: stream.Names{Prefix: prefix}, Origin: origin, NoCache: o.CacheMode == "off",
+		Interruptions: FilterInterruptions(sum)}
 
 	// Settle: poll until every check passes or the run's time is up.
 	settleStart := time.Now()
