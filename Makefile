@@ -46,7 +46,7 @@ chaos: ## kill services, NATS and Redis under a simulated bus (50,000 events, at
 	@$(MAKE) --no-print-directory build
 	cd e2e && $(GO) run ./cmd/chaos -bin ../bin -events 50000 -urls 2000 -timeout 10m
 
-bench: ## run every e2e/bench/<stage> program and write the table to docs/benchmarks.md
+bench: ## run every e2e/bench/<stage> program; write the table and docs/benchmarks-notes.md to docs/benchmarks.md
 	@mkdir -p docs tmp
 	@{ echo "# Benchmarks"; echo; \
 	  echo "Measured $$(date -u +%Y-%m-%d) on $$(nproc) cores ($$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $$(free -g | awk '/Mem:/{print $$2}') GiB), $$($(GO) version | cut -d' ' -f3)."; \
@@ -55,4 +55,5 @@ bench: ## run every e2e/bench/<stage> program and write the table to docs/benchm
 	@set -e; for s in ingest filter warm e2e; do \
 	  if [ -d e2e/bench/$$s ]; then echo "== bench $$s" >&2; (cd e2e && $(GO) run ./bench/$$s) | grep '^|' >> tmp/benchmarks.md; \
 	  else echo "== bench $$s: e2e/bench/$$s does not exist yet, skipped" >&2; fi; done
+	@{ echo; cat docs/benchmarks-notes.md; } >> tmp/benchmarks.md
 	@mv tmp/benchmarks.md docs/benchmarks.md && cat docs/benchmarks.md
