@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/routemaster-drain/drain/draintest"
 	"github.com/routemaster-drain/drain/stream"
 )
 
@@ -151,12 +152,7 @@ func TestSIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	bin := filepath.Join(t.TempDir(), "filter")
-	build := exec.Command("go", "build", "-o", bin, "..")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		t.Fatalf("build: %v", err)
-	}
+	bin := draintest.BuildBinary(t, "..")
 	e := newEnv(t)
 	logs := filepath.Join(t.TempDir(), "filter.log")
 	logf, err := os.Create(logs)

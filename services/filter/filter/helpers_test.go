@@ -243,5 +243,6 @@ func (quietRedis) Printf(context.Context, string, ...any) {}
 
 func TestMain(m *testing.M) {
 	redis.SetLogger(quietRedis{})
+	defer draintest.RemoveBinaries()
 	m.Run()
 }

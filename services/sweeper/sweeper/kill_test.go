@@ -4,13 +4,15 @@ import (
 	"bytes"
 	"math/rand/v2"
 	"net/http/httptest"
+	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/routemaster-drain/drain/draintest"
 )
 
 type syncBuffer struct {
@@ -30,6 +32,12 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	draintest.RemoveBinaries()
+	os.Exit(code)
+}
+
 // The sweeper binary is SIGKILLed mid-sweep six times and restarted; a slow webhook after the
 // publish keeps most kills between the publish and the completion, the window where a naive
 // sweeper would hand a batch on twice. Every URL is stored in JetStream exactly once, and the
@@ -39,12 +47,7 @@ func TestSIGKILLMidSweep(t *testing.T) {
 		t.Skip("builds and kills the sweeper binary")
 	}
 	e := newEnv(t)
-	bin := filepath.Join(t.TempDir(), "sweeper")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Dir = ".."
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := draintest.BuildBinary(t, "..")
 	urls := e.markN(t, 5000)
 	h := &hook{delay: 2 * time.Millisecond}
 	srv := httptestServer(t, h)

@@ -4,24 +4,18 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/routemaster-drain/drain/cache"
+	"github.com/routemaster-drain/drain/draintest"
 )
 
-// buildWarmer builds the warmer binary once per test.
-func buildWarmer(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "warmer")
-	cmd := exec.Command("go", "build", "-o", bin, "..")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("build warmer: %v", err)
-	}
-	return bin
+func TestMain(m *testing.M) {
+	code := m.Run()
+	draintest.RemoveBinaries()
+	os.Exit(code)
 }
 
 type proc struct {
@@ -61,7 +55,7 @@ func TestCrashMidFetch(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and kills processes")
 	}
-	bin := buildWarmer(t)
+	bin := draintest.BuildBinary(t, "..")
 	w := newWorld(t)
 	env := append(append([]string{}, w.env...), "DRAIN_ACK_WAIT=2s", "DRAIN_CONCURRENCY=4")
 	procs := []*proc{{t: t, bin: bin, env: env}, {t: t, bin: bin, env: env}}
