@@ -57,7 +57,7 @@ func (e env) list() []string {
 }
 
 func run(build, quiet bool) error {
-	root, err := repoRoot()
+	root, err := stack.RepoRoot()
 	if err != nil {
 		return err
 	}
@@ -307,21 +307,4 @@ func hostPort(raw, defPort string) string {
 		return u.Hostname() + ":" + defPort
 	}
 	return u.Host
-}
-
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("run devstack inside the repository (no go.work found above the working directory)")
-		}
-		dir = parent
-	}
 }

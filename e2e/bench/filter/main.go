@@ -18,9 +18,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
-	"os/exec"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -28,13 +26,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/routemaster-drain/drain/config"
+	"github.com/routemaster-drain/drain/e2e/devstack/stack"
 	"github.com/routemaster-drain/drain/event"
 	"github.com/routemaster-drain/drain/reorder"
 	"github.com/routemaster-drain/drain/services/filter/filter"
@@ -60,32 +58,18 @@ func main() {
 var profile string
 
 func run(nBatches, nEvents, nURLs int, concs, storage string) error {
-	dir, err := os.MkdirTemp("", "bench-filter-")
+	sc, err := stack.StartScratch("bench-filter-", true)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true})
-	if err != nil {
-		return err
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		return fmt.Errorf("nats-server not ready")
-	}
-	defer ns.Shutdown()
-	redisAddr, stopRedis, err := startRedis(dir)
-	if err != nil {
-		return err
-	}
-	defer stopRedis()
+	defer sc.Close()
 	for i, c := range strings.Split(concs, ",") {
 		conc, err := strconv.Atoi(strings.TrimSpace(c))
 		if err != nil || conc < 0 {
 			return fmt.Errorf("-conc: bad concurrency %q", c)
 		}
 		// Each case has its own prefix and Redis namespace, so it starts from blank state.
-		if err := measure(ns.ClientURL(), redisAddr, fmt.Sprint("bench", i), nBatches, nEvents, nURLs, conc, storage); err != nil {
+		if err := measure(sc.NATS.URL(), sc.Redis.Addr(), fmt.Sprint("bench", i), nBatches, nEvents, nURLs, conc, storage); err != nil {
 			return err
 		}
 	}
@@ -275,33 +259,6 @@ func waitAcked(ctx context.Context, js jetstream.JetStream, names stream.Names, 
 		time.Sleep(5 * time.Millisecond)
 	}
 	return fmt.Errorf("filter did not finish within 10 minutes")
-}
-
-// startRedis runs redis-server from PATH on a free port without persistence.
-func startRedis(dir string) (string, func(), error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command("redis-server", "--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--dir", dir,
-		"--save", "", "--appendonly", "no", "--protected-mode", "no")
-	if err := cmd.Start(); err != nil {
-		return "", nil, fmt.Errorf("redis-server from PATH: %w", err)
-	}
-	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	c := redis.NewClient(&redis.Options{Addr: addr})
-	defer c.Close()
-	for deadline := time.Now().Add(10 * time.Second); c.Ping(context.Background()).Err() != nil; {
-		if time.Now().After(deadline) {
-			stop()
-			return "", nil, fmt.Errorf("redis-server on %s does not answer", addr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return addr, stop, nil
 }
 
 // countHook counts commands and pipelines sent: each is one round trip.

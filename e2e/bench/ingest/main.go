@@ -33,12 +33,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/routemaster-drain/drain/config"
+	"github.com/routemaster-drain/drain/e2e/devstack/stack"
 	"github.com/routemaster-drain/drain/services/ingest/ingest"
 	"github.com/routemaster-drain/drain/stream"
 )
@@ -82,21 +82,12 @@ func run(duration, warmup time.Duration, concFlag string, nEvents int, storage s
 		}
 		concs = append(concs, c)
 	}
-	dir, err := os.MkdirTemp("", "bench-ingest-")
+	sc, err := stack.StartScratch("bench-ingest-", false)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true})
-	if err != nil {
-		return err
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		return fmt.Errorf("nats-server not ready")
-	}
-	defer ns.Shutdown()
-	natsURL := ns.ClientURL()
+	defer sc.Close()
+	natsURL := sc.NATS.URL()
 
 	cfg, err := config.Load(config.Ingest, []string{"ROUTEMASTER_DRAIN_TOKENS=" + token, "NATS_URL=" + natsURL,
 		"DRAIN_PREFIX=bench", "DRAIN_STREAM_STORAGE=" + storage, "DRAIN_INGEST_MAX_INFLIGHT=1024", "DRAIN_LOG_LEVEL=error"})
@@ -173,7 +164,7 @@ func run(duration, warmup time.Duration, concFlag string, nEvents int, storage s
 // measureBinary builds and runs the ingest binary against the same NATS, loads it at
 // concurrency c and reports its throughput and peak RSS.
 func measureBinary(natsURL string, c int, warmup, duration time.Duration, nEvents int, run *atomic.Int64) error {
-	root, err := repoRoot()
+	root, err := stack.RepoRoot()
 	if err != nil {
 		return err
 	}
@@ -222,23 +213,6 @@ func measureBinary(natsURL string, c int, warmup, duration time.Duration, nEvent
 	row("ingest", label, fmtRate(res.rate), "in-process figure above", "-", 0)
 	row("ingest", label+", peak RSS (VmHWM)", hwm, "target", "64 MiB", parseMiB(hwm)/64)
 	return nil
-}
-
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.work above the working directory")
-		}
-		dir = parent
-	}
 }
 
 // vmHWM returns the peak resident set size of a process ("self" or a pid), e.g. "31.2 MiB".

@@ -29,13 +29,13 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/routemaster-drain/drain/cache"
 	"github.com/routemaster-drain/drain/config"
+	"github.com/routemaster-drain/drain/e2e/devstack/stack"
 	"github.com/routemaster-drain/drain/stream"
 )
 
@@ -55,33 +55,19 @@ func main() {
 }
 
 func run(nURLs int, delay time.Duration, procs string, conc int, bin, src, storage string) error {
-	dir, err := os.MkdirTemp("", "bench-warm-")
+	sc, err := stack.StartScratch("bench-warm-", true)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	defer sc.Close()
 	if bin == "" {
-		bin = filepath.Join(dir, "warmer")
+		bin = filepath.Join(sc.Dir, "warmer")
 		cmd := exec.Command("go", "build", "-o", bin, ".")
 		cmd.Dir, cmd.Stderr = src, os.Stderr
 		if err := cmd.Run(); err != nil {
 			return fmt.Errorf("build warmer in %s: %w", src, err)
 		}
 	}
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true})
-	if err != nil {
-		return err
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		return fmt.Errorf("nats-server not ready")
-	}
-	defer ns.Shutdown()
-	redisAddr, stopRedis, err := startRedis(dir)
-	if err != nil {
-		return err
-	}
-	defer stopRedis()
 	o, err := startOrigin(delay)
 	if err != nil {
 		return err
@@ -95,7 +81,7 @@ func run(nURLs int, delay time.Duration, procs string, conc int, bin, src, stora
 		if err != nil || n < 1 {
 			return fmt.Errorf("-procs: bad count %q", p)
 		}
-		rate, err := measure(ns.ClientURL(), redisAddr, fmt.Sprint("benchwarm", i), bin, o, nURLs, n, conc, storage)
+		rate, err := measure(sc.NATS.URL(), sc.Redis.Addr(), fmt.Sprint("benchwarm", i), bin, o, nURLs, n, conc, storage)
 		if err != nil {
 			return err
 		}
@@ -263,32 +249,6 @@ func startOrigin(delay time.Duration) (*origin, error) {
 	})}
 	go func() { _ = o.srv.Serve(ln) }()
 	return o, nil
-}
-
-func startRedis(dir string) (string, func(), error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command("redis-server", "--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--dir", dir,
-		"--save", "", "--appendonly", "no", "--protected-mode", "no")
-	if err := cmd.Start(); err != nil {
-		return "", nil, fmt.Errorf("redis-server from PATH: %w", err)
-	}
-	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	c := redis.NewClient(&redis.Options{Addr: addr})
-	defer c.Close()
-	for deadline := time.Now().Add(10 * time.Second); c.Ping(context.Background()).Err() != nil; {
-		if time.Now().After(deadline) {
-			stop()
-			return "", nil, fmt.Errorf("redis-server on %s does not answer", addr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return addr, stop, nil
 }
 
 func row(stage, label, value, refName, refValue string, ratio float64) {

@@ -14,14 +14,17 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Redis is a private redis-server (from PATH) with AOF persistence in Dir.
+// Redis is a private redis-server (from PATH) with AOF persistence in Dir (unless Ephemeral).
 type Redis struct {
 	Port int
 	Dir  string
 	// Fsync is the appendfsync policy: "always" makes every acknowledged write survive a
 	// SIGKILL; "everysec" (Redis's default) may lose the last second.
 	Fsync string
-	cmd   *exec.Cmd
+	// Ephemeral turns persistence off (no AOF, no snapshots), as benchmarks want: a restart
+	// then starts empty.
+	Ephemeral bool
+	cmd       *exec.Cmd
 }
 
 // StartRedis starts redis-server on 127.0.0.1:port with AOF on, data in dir.
@@ -54,10 +57,14 @@ func (r *Redis) Start() error {
 		return err
 	}
 	defer log.Close()
-	cmd := exec.Command("redis-server",
-		"--bind", "127.0.0.1", "--port", strconv.Itoa(r.Port), "--dir", r.Dir,
-		"--save", "", "--appendonly", "yes", "--appendfsync", r.Fsync,
-		"--daemonize", "no", "--protected-mode", "no")
+	args := []string{"--bind", "127.0.0.1", "--port", strconv.Itoa(r.Port), "--dir", r.Dir,
+		"--save", "", "--daemonize", "no", "--protected-mode", "no"}
+	if r.Ephemeral {
+		args = append(args, "--appendonly", "no")
+	} else {
+		args = append(args, "--appendonly", "yes", "--appendfsync", r.Fsync)
+	}
+	cmd := exec.Command("redis-server", args...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
