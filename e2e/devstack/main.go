@@ -29,6 +29,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/routemaster-drain/drain/config"
 	"github.com/routemaster-drain/drain/e2e/devstack/stack"
 )
@@ -146,6 +148,13 @@ func run(build, quiet bool) error {
 	if borrowed {
 		ns, prefix = "devstack", "devstack"
 		shown["DRAIN_PREFIX"] = prefix
+	}
+	// examples/batch.json has fixed timestamps: start from a clean namespace so the sample
+	// batch is fresh again on every run (only the demo's own keys are touched).
+	if n, err := clearNamespace(ctx, rc, ns); err != nil {
+		return fmt.Errorf("clear the demo's Redis keys: %w", err)
+	} else if n > 0 {
+		say("cleared %d Redis keys of the demo namespace %q from an earlier run", n, ns)
 	}
 	drainRedis := fmt.Sprintf("redis://%s/%d/%s", rc.Options.Addr, rc.Options.DB, ns)
 	e["ROUTEMASTER_DRAIN_REDIS"] = drainRedis
@@ -307,4 +316,31 @@ func hostPort(raw, defPort string) string {
 		return u.Hostname() + ":" + defPort
 	}
 	return u.Host
+}
+
+// clearNamespace deletes the keys of namespace ns (filter state, dirty map, cache) and returns
+// how many there were.
+func clearNamespace(ctx context.Context, rc config.Redis, ns string) (int, error) {
+	c := redis.NewClient(rc.Options)
+	defer c.Close()
+	n := 0
+	for _, pattern := range []string{"{" + ns + "}:*", ns + ":*"} {
+		iter := c.Scan(ctx, 0, pattern, 500).Iterator()
+		var batch []string
+		for iter.Next(ctx) {
+			batch = append(batch, iter.Val())
+		}
+		if err := iter.Err(); err != nil {
+			return n, err
+		}
+		for len(batch) > 0 {
+			k := batch[:min(500, len(batch))]
+			if err := c.Del(ctx, k...).Err(); err != nil {
+				return n, err
+			}
+			n += len(k)
+			batch = batch[len(k):]
+		}
+	}
+	return n, nil
 }
