@@ -221,15 +221,10 @@ func (c *Cache) Peek(ctx context.Context, url string, v Variant) (Entry, error) 
 // the Fetcher, storing the answer if no invalidation happened meanwhile. Origin errors are
 // returned as the Fetcher returned them, and nothing is stored.
 func (c *Cache) Get(ctx context.Context, url string, v Variant) (*Response, error) {
-	e, err := c.Peek(ctx, url, v)
-	if err != nil {
-		return nil, err
+	e, err := c.read(ctx, url, v)
+	if err != nil || e.Fresh() {
+		return e.Stored, err
 	}
-	if e.Fresh() {
-		c.hit(url)
-		return e.Stored, nil
-	}
-	c.miss(url)
 	if c.cfg.Fetcher == nil {
 		return nil, ErrNoFetcher
 	}
@@ -239,16 +234,25 @@ func (c *Cache) Get(ctx context.Context, url string, v Variant) (*Response, erro
 
 // Lookup returns the fresh stored variant of url, or nil on a miss. It never fetches.
 func (c *Cache) Lookup(ctx context.Context, url string, v Variant) (*Response, error) {
+	e, err := c.read(ctx, url, v)
+	if err != nil || !e.Fresh() {
+		return nil, err
+	}
+	return e.Stored, nil
+}
+
+// read is Peek counting a hit or a miss (hooks and metrics).
+func (c *Cache) read(ctx context.Context, url string, v Variant) (Entry, error) {
 	e, err := c.Peek(ctx, url, v)
 	if err != nil {
-		return nil, err
+		return Entry{}, err
 	}
 	if e.Fresh() {
 		c.hit(url)
-		return e.Stored, nil
+	} else {
+		c.miss(url)
 	}
-	c.miss(url)
-	return nil, nil
+	return e, nil
 }
 
 // Refreshed is the outcome of Refresh.

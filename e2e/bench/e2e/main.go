@@ -67,6 +67,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/routemaster-drain/drain/cache"
+	"github.com/routemaster-drain/drain/e2e/bench/table"
 	"github.com/routemaster-drain/drain/e2e/devstack/stack"
 	"github.com/routemaster-drain/drain/stream"
 )
@@ -370,7 +371,7 @@ func run(ctx context.Context, o options) error {
 	}
 	logf("load average after the run: %s", loadAverage())
 
-	label := fmt.Sprintf("POST → warm cache, %s events/s (achieved %s), origin %s, %d warmer(s)", commas(o.rate), commas(int(achieved)), spaced(o.originDelay), o.warmers)
+	label := fmt.Sprintf("POST → warm cache, %s events/s (achieved %s), origin %s, %d warmer(s)", table.Commas(o.rate), table.Commas(int(achieved)), spaced(o.originDelay), o.warmers)
 	if lost > 0 {
 		stored := 0
 		for id := range tl.store {
@@ -379,7 +380,7 @@ func run(ctx context.Context, o options) error {
 			}
 		}
 		storeRate := float64(stored) / time.Duration(cutoff-tl.post[0].Load()).Seconds()
-		label += fmt.Sprintf(", %d of %d events not stored within %s: the pipeline stored only %s URLs/s", lost, last-first, spaced(o.drain), commas(int(storeRate)))
+		label += fmt.Sprintf(", %d of %d events not stored within %s: the pipeline stored only %s URLs/s", lost, last-first, spaced(o.drain), table.Commas(int(storeRate)))
 	}
 	result := fmt.Sprintf("p50 %s, p99 %s, max %s", fmtMS(e2eP50), fmtMS(e2eP99), fmtMS(e2eMax))
 	fmt.Printf("| pipeline | %s | %s | POST → 204 (same requests): p50 %s, p99 %s | %.1f (e2e p99 / POST p99) |\n",
@@ -392,7 +393,7 @@ func run(ctx context.Context, o options) error {
 		}
 		refP99 := pct(refLat, 0.99)
 		fmt.Printf("| pipeline | POST → warm cache p99 (as above) vs raw JetStream, %s events/s as %d-event batches × 3 topics | p99 %s | raw JetStream publish → consumer receive: p50 %s, p99 %s | %.1f (e2e p99 / JetStream p99) |\n",
-			commas(o.rate), o.batch, fmtMS(e2eP99), fmtMS(pct(refLat, 0.5)), fmtMS(refP99), e2eP99/refP99)
+			table.Commas(o.rate), o.batch, fmtMS(e2eP99), fmtMS(pct(refLat, 0.5)), fmtMS(refP99), e2eP99/refP99)
 	}
 	fmt.Printf("| pipeline | POST → warm cache p99 vs target | p99 %s | target: ≤ 50 ms at 10,000 events/s, origin 1 ms | %.2f |\n",
 		fmtMS(e2eP99), e2eP99/50)
@@ -862,12 +863,4 @@ func fmtMS(v float64) string {
 	default:
 		return fmt.Sprintf("%.1f ms", v)
 	}
-}
-
-func commas(n int) string {
-	s := strconv.Itoa(n)
-	for i := len(s) - 3; i > 0; i -= 3 {
-		s = s[:i] + "," + s[i:]
-	}
-	return s
 }

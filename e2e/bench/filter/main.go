@@ -32,6 +32,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/routemaster-drain/drain/config"
+	"github.com/routemaster-drain/drain/e2e/bench/table"
 	"github.com/routemaster-drain/drain/e2e/devstack/stack"
 	"github.com/routemaster-drain/drain/event"
 	"github.com/routemaster-drain/drain/reorder"
@@ -181,8 +182,8 @@ func measure(natsURL, redisAddr, prefix string, nBatches, nEvents, nURLs, conc i
 	}
 
 	label := fmt.Sprintf("%d-event batches, fresh, c=%d, dirty on, cache off", nEvents, cfg.Consumer.Concurrency)
-	row("filter", label, fmtRate(filterRate), "reorder script via EVALSHA", fmtRate(refRate), filterRate/refRate)
-	row("filter", fmt.Sprintf("Redis round trips per %d-event batch", nEvents), fmt.Sprintf("%.2f", trips), "target", "1 (independent of batch size)", 0)
+	table.Row("filter", label, table.Rate(filterRate), "reorder script via EVALSHA", table.Rate(refRate), filterRate/refRate)
+	table.Row("filter", fmt.Sprintf("Redis round trips per %d-event batch", nEvents), fmt.Sprintf("%.2f", trips), "target", "1 (independent of batch size)", 0)
 	return nil
 }
 
@@ -222,7 +223,7 @@ func reference(ctx context.Context, addr, ns string, n, size, urls, conc int, er
 	}
 	wg.Wait()
 	rate := float64(n*size) / time.Since(start).Seconds()
-	fmt.Fprintf(os.Stderr, "reference %s: %s, mean %.2f ms per script\n", ns, fmtRate(rate), 1000*float64(conc)*float64(size)/rate)
+	fmt.Fprintf(os.Stderr, "reference %s: %s, mean %.2f ms per script\n", ns, table.Rate(rate), 1000*float64(conc)*float64(size)/rate)
 	return rate
 }
 
@@ -270,26 +271,4 @@ func (h *countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 }
 func (h *countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(1); return next(ctx, cmds) }
-}
-
-func row(stage, label, value, refName, refValue string, ratio float64) {
-	rs := "-"
-	if ratio > 0 {
-		rs = fmt.Sprintf("%.2f", ratio)
-	}
-	fmt.Printf("| %s | %s | %s | %s: %s | %s |\n", stage, label, value, refName, refValue, rs)
-}
-
-func fmtRate(r float64) string { return commas(int64(r)) + " events/s" }
-
-func commas(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	var b strings.Builder
-	for i, ch := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(ch)
-	}
-	return b.String()
 }

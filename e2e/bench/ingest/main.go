@@ -38,6 +38,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/routemaster-drain/drain/config"
+	"github.com/routemaster-drain/drain/e2e/bench/table"
 	"github.com/routemaster-drain/drain/e2e/devstack/stack"
 	"github.com/routemaster-drain/drain/services/ingest/ingest"
 	"github.com/routemaster-drain/drain/stream"
@@ -144,9 +145,9 @@ func run(duration, warmup time.Duration, concFlag string, nEvents int, storage s
 		purge()
 		ing := measure(c, warmup, duration, nEvents, func(w *worker) error { return w.post(ingestURL) }, &run)
 		label := fmt.Sprintf("%d-event batches, %d topics, c=%d", nEvents, len(topics), c)
-		row("ingest", label, fmtRate(ing.rate), "raw JetStream publish", fmtRate(raw.rate), ing.rate/raw.rate)
-		row("ingest", label+", p50 latency", fmtMs(ing.p50), "raw JetStream publish", fmtMs(raw.p50), ing.p50.Seconds()/raw.p50.Seconds())
-		row("ingest", label+", p99 latency", fmtMs(ing.p99), "raw JetStream publish", fmtMs(raw.p99), ing.p99.Seconds()/raw.p99.Seconds())
+		table.Row("ingest", label, table.Rate(ing.rate), "raw JetStream publish", table.Rate(raw.rate), ing.rate/raw.rate)
+		table.Row("ingest", label+", p50 latency", fmtMs(ing.p50), "raw JetStream publish", fmtMs(raw.p50), ing.p50.Seconds()/raw.p50.Seconds())
+		table.Row("ingest", label+", p99 latency", fmtMs(ing.p99), "raw JetStream publish", fmtMs(raw.p99), ing.p99.Seconds()/raw.p99.Seconds())
 		if ing.errors+raw.errors > 0 {
 			fmt.Fprintf(os.Stderr, "c=%d: %d ingest errors (first: %v), %d raw errors (first: %v)\n", c, ing.errors, ing.firstErr, raw.errors, raw.firstErr)
 		}
@@ -210,8 +211,8 @@ func measureBinary(natsURL string, c int, warmup, duration time.Duration, nEvent
 	res := measure(c, warmup, duration, nEvents, func(w *worker) error { return w.post("http://" + addr + "/events") }, run)
 	hwm := vmHWM(strconv.Itoa(cmd.Process.Pid))
 	label := fmt.Sprintf("ingest binary (separate process), c=%d", c)
-	row("ingest", label, fmtRate(res.rate), "in-process figure above", "-", 0)
-	row("ingest", label+", peak RSS (VmHWM)", hwm, "target", "64 MiB", parseMiB(hwm)/64)
+	table.Row("ingest", label, table.Rate(res.rate), "in-process figure above", "-", 0)
+	table.Row("ingest", label+", peak RSS (VmHWM)", hwm, "target", "64 MiB", parseMiB(hwm)/64)
 	return nil
 }
 
@@ -406,28 +407,6 @@ func measure(c int, warmup, duration time.Duration, nEvents int, op func(*worker
 	return r
 }
 
-func row(stage, label, value, refName, refValue string, ratio float64) {
-	rs := "-"
-	if ratio > 0 {
-		rs = fmt.Sprintf("%.2f", ratio)
-	}
-	fmt.Printf("| %s | %s | %s | %s: %s | %s |\n", stage, label, value, refName, refValue, rs)
-}
-
-func fmtRate(r float64) string { return commas(int64(r)) + " events/s" }
-
 func fmtMs(d time.Duration) string {
 	return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond))
-}
-
-func commas(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	var b strings.Builder
-	for i, ch := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(ch)
-	}
-	return b.String()
 }

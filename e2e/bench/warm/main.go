@@ -35,6 +35,7 @@ import (
 
 	"github.com/routemaster-drain/drain/cache"
 	"github.com/routemaster-drain/drain/config"
+	"github.com/routemaster-drain/drain/e2e/bench/table"
 	"github.com/routemaster-drain/drain/e2e/devstack/stack"
 	"github.com/routemaster-drain/drain/stream"
 )
@@ -86,8 +87,8 @@ func run(nURLs int, delay time.Duration, procs string, conc int, bin, src, stora
 			return err
 		}
 		ideal := float64(n*conc) / delay.Seconds()
-		row("warm", fmt.Sprintf("%s URLs, origin %v, %d warmer(s) × c=%d", commas(nURLs), delay, n, conc),
-			commas(int(rate))+" URLs/s", fmt.Sprintf("ideal %d×%d/%v", n, conc, delay), commas(int(ideal))+" URLs/s", rate/ideal)
+		table.Row("warm", fmt.Sprintf("%s URLs, origin %v, %d warmer(s) × c=%d", table.Commas(nURLs), delay, n, conc),
+			table.Commas(int(rate))+" URLs/s", fmt.Sprintf("ideal %d×%d/%v", n, conc, delay), table.Commas(int(ideal))+" URLs/s", rate/ideal)
 		rates[n] = rate
 		counts = append(counts, n)
 	}
@@ -96,8 +97,8 @@ func run(nURLs int, delay time.Duration, procs string, conc int, bin, src, stora
 			if n == 1 {
 				continue
 			}
-			row("warm", fmt.Sprintf("scaling: %d warmers vs 1", n), fmt.Sprintf("%s URLs/s", commas(int(rates[n]))),
-				"1 warmer", commas(int(base))+" URLs/s", rates[n]/base)
+			table.Row("warm", fmt.Sprintf("scaling: %d warmers vs 1", n), fmt.Sprintf("%s URLs/s", table.Commas(int(rates[n]))),
+				"1 warmer", table.Commas(int(base))+" URLs/s", rates[n]/base)
 		}
 	}
 	return nil
@@ -249,16 +250,4 @@ func startOrigin(delay time.Duration) (*origin, error) {
 	})}
 	go func() { _ = o.srv.Serve(ln) }()
 	return o, nil
-}
-
-func row(stage, label, value, refName, refValue string, ratio float64) {
-	fmt.Printf("| %s | %s | %s | %s: %s | %.2f |\n", stage, label, value, refName, refValue, ratio)
-}
-
-func commas(n int) string {
-	s := strconv.Itoa(n)
-	for i := len(s) - 3; i > 0; i -= 3 {
-		s = s[:i] + "," + s[i:]
-	}
-	return s
 }
