@@ -208,6 +208,9 @@ func (c *ConsumerConfig) pull(ctx context.Context, cons jetstream.Consumer, disp
 				return
 			}
 			c.Log.Warn("consumer pull failed", "consumer", c.Durable, "err", err)
+			if c.gone(ctx, cons, err) {
+				return
+			}
 			select {
 			case <-ctx.Done():
 				return
@@ -217,6 +220,21 @@ func (c *ConsumerConfig) pull(ctx context.Context, cons jetstream.Consumer, disp
 		}
 		dispatch(msg)
 	}
+}
+
+// gone reports whether a pull error means the consumer no longer exists on the server (deleted
+// by an operator, or its stream recreated): the pull then only ever misses heartbeats.
+func (c *ConsumerConfig) gone(ctx context.Context, cons jetstream.Consumer, err error) bool {
+	if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return true
+	}
+	if !errors.Is(err, jetstream.ErrNoHeartbeat) {
+		return false
+	}
+	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_, ierr := cons.Info(ictx)
+	return errors.Is(ierr, jetstream.ErrConsumerNotFound)
 }
 
 func (c *ConsumerConfig) handle(ctx context.Context, js jetstream.JetStream, dlq string, msg Msg, handler Handler) {
