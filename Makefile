@@ -44,7 +44,7 @@ run: ## run the whole pipeline locally without Docker: NATS, Redis, the four ser
 
 chaos: ## kill services, NATS and Redis under a simulated bus (50,000 events, at most 10 minutes)
 	@$(MAKE) --no-print-directory build
-	cd e2e && $(GO) run ./cmd/chaos -bin ../bin -events 50000 -urls 2000 -timeout 10m
+	cd e2e && $(GO) run ./cmd/chaos -bin ../bin -events 50000 -urls 2000 -kill-every 700ms -timeout 10m
 
 bench: ## run every e2e/bench/<stage> program; write the table and docs/benchmarks-notes.md to docs/benchmarks.md
 	@mkdir -p docs tmp
