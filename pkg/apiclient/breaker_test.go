@@ -12,37 +12,17 @@ import (
 
 	"github.com/routemaster-drain/drain/apiclient"
 	"github.com/routemaster-drain/drain/config"
+	"github.com/routemaster-drain/drain/draintest"
 )
 
-// gauge reads one series of a gathered metric; ok is false when it does not exist.
+// gauge reads the series of a gathered metric with the given labels; ok is false when none.
 func gauge(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) (float64, bool) {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+	pairs := make([]string, 0, 2*len(labels))
+	for k, v := range labels {
+		pairs = append(pairs, k, v)
 	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
-					continue next
-				}
-			}
-			switch {
-			case m.Gauge != nil:
-				return m.Gauge.GetValue(), true
-			case m.Counter != nil:
-				return m.Counter.GetValue(), true
-			case m.Histogram != nil:
-				return float64(m.Histogram.GetSampleCount()), true
-			}
-		}
-	}
-	return 0, false
+	return draintest.Metric(t, reg, name, pairs...)
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/routemaster-drain/drain/cache"
@@ -183,33 +182,12 @@ func TestGetReadThrough(t *testing.T) {
 	if ttl := e.rdb.TTL(ctx, key).Val(); ttl <= 0 || ttl > time.Hour {
 		t.Fatalf("TTL %v, want (0, 1h]", ttl)
 	}
-	if got := testutil.ToFloat64(counter(t, e.reg, "drain_cache_hits_total")); got != 1 {
+	if got, _ := draintest.Metric(t, e.reg, "drain_cache_hits_total"); got != 1 {
 		t.Fatalf("hits metric %v", got)
 	}
 	if e.hits.Load() != 1 {
 		t.Fatalf("OnHit called %d times", e.hits.Load())
 	}
-}
-
-func counter(t *testing.T, reg *prometheus.Registry, name string) prometheus.Collector {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: "copy"})
-			var sum float64
-			for _, m := range mf.GetMetric() {
-				sum += m.GetCounter().GetValue()
-			}
-			c.Add(sum)
-			return c
-		}
-	}
-	t.Fatalf("metric %s not found", name)
-	return nil
 }
 
 func TestVariantsAreSeparate(t *testing.T) {

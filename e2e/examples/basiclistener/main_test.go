@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,23 +17,6 @@ import (
 	"github.com/routemaster-drain/drain/stream"
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestListenerPrintsEveryBatch starts the listener before the streams exist, then posts the
 // protocol's sample batch B to an in-process ingest: the listener prints one batch per topic.
 func TestListenerPrintsEveryBatch(t *testing.T) {
@@ -43,7 +24,7 @@ func TestListenerPrintsEveryBatch(t *testing.T) {
 	_, js := n.Connect(t)
 	names := stream.Names{Prefix: "ex"}
 	log := slog.New(slog.DiscardHandler)
-	out := &syncBuffer{}
+	out := &draintest.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, js, names, "printer", out, log) }()

@@ -68,6 +68,7 @@ func newEnv(t *testing.T, overrides ...string) *env {
 
 // instance is a filter running in this process on its own NATS connection.
 type instance struct {
+	t   testing.TB
 	f   *filter.Filter
 	reg *prometheus.Registry
 }
@@ -90,21 +91,13 @@ func (e *env) startFilter() *instance {
 			e.t.Errorf("filter Run: %v", err)
 		}
 	})
-	return &instance{f: f, reg: reg}
+	return &instance{t: e.t, f: f, reg: reg}
 }
 
+// counter sums every series of a metric of this instance (0 when it has none).
 func (i *instance) counter(name string) float64 {
-	mfs, _ := i.reg.Gather()
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			total := 0.0
-			for _, m := range mf.GetMetric() {
-				total += m.GetCounter().GetValue()
-			}
-			return total
-		}
-	}
-	return 0
+	v, _ := draintest.Metric(i.t, i.reg, name)
+	return v
 }
 
 type ev struct {

@@ -1,7 +1,6 @@
 package ingest_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -11,7 +10,6 @@ import (
 	"net/http/httptest"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -36,32 +34,15 @@ type env struct {
 	http  *httptest.Server
 	cfg   *config.Config
 	reg   *prometheus.Registry
-	logs  *syncBuffer
+	logs  *draintest.Buffer
 	names stream.Names
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // start runs ingest with the given configuration overrides ("KEY=value") and, unless
 // undeclared is set, the drain's streams declared.
 func start(t testing.TB, overrides ...string) *env {
 	t.Helper()
-	e := &env{nats: draintest.StartNATS(t), logs: &syncBuffer{}}
+	e := &env{nats: draintest.StartNATS(t), logs: &draintest.Buffer{}}
 	vars := append([]string{"ROUTEMASTER_DRAIN_TOKENS=demo, other ,", "DRAIN_PREFIX=" + prefix, "NATS_URL=" + e.nats.URL(), "DRAIN_LOG_LEVEL=debug"}, overrides...)
 	e.cfg = config.Default(config.Ingest, vars...)
 	e.names = stream.Names{Prefix: e.cfg.Streams.Prefix}

@@ -29,6 +29,7 @@ import (
 	"github.com/routemaster-drain/drain/config"
 	"github.com/routemaster-drain/drain/services/ingest/ingest"
 
+	"github.com/routemaster-drain/drain/draintest"
 	"github.com/routemaster-drain/drain/stream"
 )
 
@@ -239,40 +240,14 @@ func TestInflightCap(t *testing.T) {
 	}
 }
 
-// metricValue returns the value of the series name{labels...} ("k", "v" pairs) of the
-// server's registry, or -1 when there is none.
+// metricValue is the value of a metric's series with the given label pairs, -1 when absent.
 func metricValue(t *testing.T, e *env, name string, labels ...string) float64 {
 	t.Helper()
-	mfs, err := e.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+	v, ok := draintest.Metric(t, e.reg, name, labels...)
+	if !ok {
+		return -1
 	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range mf.GetMetric() {
-			for i := 0; i+1 < len(labels); i += 2 {
-				found := false
-				for _, lp := range m.GetLabel() {
-					if lp.GetName() == labels[i] && lp.GetValue() == labels[i+1] {
-						found = true
-					}
-				}
-				if !found {
-					continue series
-				}
-			}
-			switch {
-			case m.Counter != nil:
-				return m.Counter.GetValue()
-			case m.Gauge != nil:
-				return m.Gauge.GetValue()
-			}
-		}
-	}
-	return -1
+	return v
 }
 
 // TestMetricsAndLogs checks the series ingest exports and that no log line holds a token.

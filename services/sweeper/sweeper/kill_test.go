@@ -1,36 +1,17 @@
 package sweeper_test
 
 import (
-	"bytes"
 	"math/rand/v2"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/routemaster-drain/drain/draintest"
 )
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
@@ -61,10 +42,10 @@ func TestSIGKILLMidSweep(t *testing.T) {
 		"DRAIN_ADMIN_ADDR=127.0.0.1:0",
 		"DRAIN_SWEEP_WEBHOOK_URL=" + srv,
 	}
-	start := func() (*exec.Cmd, *syncBuffer) {
+	start := func() (*exec.Cmd, *draintest.Buffer) {
 		cmd := exec.Command(bin)
 		cmd.Env = env
-		logs := &syncBuffer{}
+		logs := &draintest.Buffer{}
 		cmd.Stderr = logs
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)

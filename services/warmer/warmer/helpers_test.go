@@ -289,36 +289,9 @@ func configFor(t *testing.T, env []string) *config.Config {
 
 func discardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// metricValue sums the samples of a metric family whose label values include label (all of
-// them when label is empty).
-func metricValue(t *testing.T, reg *prometheus.Registry, name, label string) float64 {
+// metricValue sums the series of a metric with the given label pairs (all series when none).
+func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum float64
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			match := label == ""
-			for _, lp := range m.GetLabel() {
-				if lp.GetValue() == label {
-					match = true
-				}
-			}
-			if !match {
-				continue
-			}
-			switch {
-			case m.Counter != nil:
-				sum += m.GetCounter().GetValue()
-			case m.Gauge != nil:
-				sum += m.GetGauge().GetValue()
-			}
-		}
-	}
-	return sum
+	v, _ := draintest.Metric(t, reg, name, labels...)
+	return v
 }

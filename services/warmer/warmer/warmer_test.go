@@ -100,7 +100,7 @@ func TestCoveredRequestsAreNotFetched(t *testing.T) {
 	if n := w.api.total.Load(); n != 0 {
 		t.Fatalf("origin fetched %d times for a covered request", n)
 	}
-	if v := metricValue(t, reg, "drain_warm_requests_total", "covered"); v != 1 {
+	if v := metricValue(t, reg, "drain_warm_requests_total", "via", "covered"); v != 1 {
 		t.Fatalf("covered requests metric %v", v)
 	}
 }
@@ -137,8 +137,8 @@ func TestCoalescing(t *testing.T) {
 	}
 	// Every request was acknowledged either by a fetch that covered it (most of them coalesced
 	// into another request's fetch) or because a stored entry already covered it.
-	fetched, covered := metricValue(t, reg, "drain_warm_requests_total", "fetched"), metricValue(t, reg, "drain_warm_requests_total", "covered")
-	coalesced := metricValue(t, reg, "drain_warm_coalesced_total", "")
+	fetched, covered := metricValue(t, reg, "drain_warm_requests_total", "via", "fetched"), metricValue(t, reg, "drain_warm_requests_total", "via", "covered")
+	coalesced := metricValue(t, reg, "drain_warm_coalesced_total")
 	if fetched+covered != n || coalesced < fetched-float64(fetches) {
 		t.Fatalf("metrics: fetched %v covered %v coalesced %v", fetched, covered, coalesced)
 	}
@@ -162,7 +162,7 @@ func TestOriginOutageWithBreaker(t *testing.T) {
 		w.event(fmt.Sprintf("/o/%d", i), cache.WarmCreate)
 	}
 	eventually(t, 10*time.Second, "the breaker to open", func() bool {
-		return metricValue(t, reg, "drain_apiclient_breaker_state", "") == 2
+		return metricValue(t, reg, "drain_apiclient_breaker_state") == 2
 	})
 	openedAt, before := time.Now(), w.api.total.Load()
 	const outage = 4 * time.Second
@@ -184,7 +184,7 @@ func TestOriginOutageWithBreaker(t *testing.T) {
 	if n := w.deadLetters(); n != 0 {
 		t.Fatalf("%d dead letters after a %v outage", n, outage)
 	}
-	if v := metricValue(t, reg, "drain_warm_messages_total", "retry"); v == 0 {
+	if v := metricValue(t, reg, "drain_warm_messages_total", "outcome", "retry"); v == 0 {
 		t.Fatal("no retries recorded")
 	}
 }
