@@ -1,11 +1,11 @@
 # routemaster-drain for Go. `make help` lists the targets.
 SHELL := /bin/bash
 GO ?= go
-MODULES := $(sort $(dir $(wildcard pkg/go.mod pkg/*/go.mod services/*/go.mod cmd/*/go.mod e2e/go.mod)))
+MODULES := $(sort $(dir $(wildcard pkg/go.mod internal/go.mod services/*/go.mod cmd/*/go.mod e2e/go.mod)))
 BINARIES := ingest filter warmer sweeper
 TEST_FLAGS ?= -count=1 -timeout 30m
 
-.PHONY: help build test lint fuzz bench run up down chaos clean
+.PHONY: help build test lint fuzz bench run up down chaos clean tidy
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -26,6 +26,9 @@ lint: ## gofmt, go vet and staticcheck on every module
 
 fuzz: ## run the batch parser's fuzz target for 60 s
 	cd pkg/event && $(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s .
+
+tidy: ## go mod tidy every module (go.work wires the workspace; no replace directives)
+	bash scripts/tidy.sh
 
 clean: ## remove build output
 	rm -rf bin

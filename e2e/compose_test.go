@@ -12,7 +12,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
 
-	"github.com/routemaster-drain/drain/config"
+	"github.com/routemaster-drain/drain/pkg/config"
 )
 
 // drainServices maps each compose service that runs a drain binary to its config.Service and

@@ -8,7 +8,7 @@ require (
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
 	github.com/redis/go-redis/v9 v9.23.0
-	github.com/routemaster-drain/drain v0.0.0
+	github.com/routemaster-drain/drain/pkg v0.0.0-00010101000000-000000000000
 )
 
 require (
@@ -39,8 +39,6 @@ require (
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
-	github.com/routemaster-drain/drain/services/filter v0.0.0
-	github.com/routemaster-drain/drain/services/ingest v0.0.0
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.1 // indirect
 	github.com/sirupsen/logrus v1.10.2 // indirect
 	github.com/sony/gobreaker/v2 v2.4.0 // indirect
@@ -57,11 +55,16 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
-replace (
-	github.com/routemaster-drain/drain => ../pkg
-	github.com/routemaster-drain/drain/draintest => ../pkg/draintest
-)
+replace github.com/routemaster-drain/drain/pkg => ../pkg
+
+replace github.com/routemaster-drain/drain/internal => ../internal
 
 replace github.com/routemaster-drain/drain/services/ingest => ../services/ingest
 
 replace github.com/routemaster-drain/drain/services/filter => ../services/filter
+
+replace github.com/routemaster-drain/drain/services/warmer => ../services/warmer
+
+replace github.com/routemaster-drain/drain/services/sweeper => ../services/sweeper
+
+replace github.com/routemaster-drain/drain/cmd/drainctl => ../cmd/drainctl

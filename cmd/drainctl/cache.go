@@ -9,8 +9,8 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/routemaster-drain/drain/apiclient"
-	"github.com/routemaster-drain/drain/cache"
+	"github.com/routemaster-drain/drain/pkg/apiclient"
+	"github.com/routemaster-drain/drain/pkg/cache"
 )
 
 var cacheCommand = &Command{

@@ -4,7 +4,7 @@ import (
 	"context"
 	"strconv"
 
-	"github.com/routemaster-drain/drain/dirty"
+	"github.com/routemaster-drain/drain/pkg/dirty"
 )
 
 var dirtyCommand = &Command{

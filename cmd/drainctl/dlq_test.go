@@ -14,9 +14,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/routemaster-drain/drain/config"
-	"github.com/routemaster-drain/drain/draintest"
-	"github.com/routemaster-drain/drain/stream"
+	"github.com/routemaster-drain/drain/pkg/config"
+	"github.com/routemaster-drain/drain/pkg/draintest"
+	"github.com/routemaster-drain/drain/pkg/stream"
 )
 
 const dlqPrefix = "dlqt"
@@ -126,9 +126,9 @@ func (w *dlqWorld) lastOn(t *testing.T, k stream.Kind, subject string) *jetstrea
 // TestDLQListAndReplay runs against the embedded server and against the nats-server 2.9
 // binary a Linux distribution ships, when it is installed.
 func TestDLQListAndReplay(t *testing.T) {
-	servers := map[string]func(testing.TB) *draintest.NATS{
-		"embedded":   draintest.StartNATS,
-		"binary-2.9": func(tb testing.TB) *draintest.NATS { return draintest.StartNATSBinary(tb, "nats-server") },
+	servers := map[string]func(draintest.T) *draintest.NATS{
+		"current":    draintest.StartNATS,
+		"binary-2.9": func(tb draintest.T) *draintest.NATS { return draintest.StartNATSBinary(tb, "nats-server") },
 	}
 	for name, start := range servers {
 		t.Run(name, func(t *testing.T) { testDLQListAndReplay(t, newDLQWorldOn(t, start(t))) })

@@ -22,8 +22,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/routemaster-drain/drain/config"
 	"github.com/routemaster-drain/drain/internal/service"
+	"github.com/routemaster-drain/drain/pkg/config"
 )
 
 // Command is one drainctl command (the first word after drainctl).

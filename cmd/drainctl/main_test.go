@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/routemaster-drain/drain/dirty"
-	"github.com/routemaster-drain/drain/draintest"
+	"github.com/routemaster-drain/drain/pkg/dirty"
+	"github.com/routemaster-drain/drain/pkg/draintest"
 )
 
 var ctx = context.Background()

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/routemaster-drain/drain/event"
+	"github.com/routemaster-drain/drain/pkg/event"
 )
 
 var sendCommand = &Command{

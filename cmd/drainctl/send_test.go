@@ -1,10 +1,8 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,12 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/routemaster-drain/drain/config"
-	"github.com/routemaster-drain/drain/draintest"
-	"github.com/routemaster-drain/drain/services/ingest/ingest"
-	"github.com/routemaster-drain/drain/stream"
+	"github.com/routemaster-drain/drain/pkg/draintest"
+	"github.com/routemaster-drain/drain/pkg/stream"
 )
 
 const batch = `[{"topic":"orders","type":"update","url":"https://orders.example.com/api/orders/1","t":1559567869210,"extra":1},
@@ -142,29 +136,17 @@ func TestSendIngestUnreachable(t *testing.T) {
 	}
 }
 
-// The real ingest handler accepts what send posts and stores each topic's events in JetStream.
+// The ingest binary accepts what send posts and stores each topic's events in JetStream.
 func TestSendToRealIngest(t *testing.T) {
 	srv := draintest.StartNATS(t)
-	cfg := config.Default(config.Ingest, "ROUTEMASTER_DRAIN_TOKENS=demo", "DRAIN_PREFIX=sendt", "NATS_URL="+srv.URL())
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	nc, js, err := stream.Connect(cfg.NATS, "ingest-test", log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	in, err := ingest.New(cfg, js, nc, prometheus.NewRegistry(), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	if err := in.DeclareStreams(dctx); err != nil {
-		t.Fatal(err)
-	}
-	h := httptest.NewServer(in)
-	t.Cleanup(h.Close)
+	addr := draintest.FreeAddr(t)
+	in := draintest.StartProcess(t, draintest.BuildBinary(t, "../../services/ingest"),
+		[]string{"ROUTEMASTER_DRAIN_TOKENS=demo", "DRAIN_PREFIX=sendt", "NATS_URL=" + srv.URL(), "DRAIN_INGEST_ADDR=" + addr})
+	in.WaitHTTP("http://"+addr+"/readyz", http.StatusOK, 20*time.Second)
+	_, js := srv.Connect(t)
+	ingestURL := "http://" + addr + "/events"
 
-	env := []string{"DRAIN_INGEST_URL=" + h.URL + cfg.Ingest.Path, "ROUTEMASTER_DRAIN_TOKENS=demo,other"}
+	env := []string{"DRAIN_INGEST_URL=" + ingestURL, "ROUTEMASTER_DRAIN_TOKENS=demo,other"}
 	if r := run(env, "send", writeFile(t, batch)); r.code != 0 || r.stdout != "204 No Content (2 events)\n" {
 		t.Fatalf("send: %+v", r)
 	}
@@ -181,7 +163,7 @@ func TestSendToRealIngest(t *testing.T) {
 		t.Fatalf("stored %s", m.Data)
 	}
 
-	if r := run([]string{"DRAIN_INGEST_URL=" + h.URL + cfg.Ingest.Path, "ROUTEMASTER_DRAIN_TOKENS=intruder"}, "send", writeFile(t, batch)); r.code != 1 || !strings.Contains(r.stdout, "403") {
+	if r := run([]string{"DRAIN_INGEST_URL=" + ingestURL, "ROUTEMASTER_DRAIN_TOKENS=intruder"}, "send", writeFile(t, batch)); r.code != 1 || !strings.Contains(r.stdout, "403") {
 		t.Fatalf("send with a wrong token: %+v", r)
 	}
 }

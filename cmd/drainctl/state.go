@@ -4,7 +4,7 @@ import (
 	"context"
 	"strconv"
 
-	"github.com/routemaster-drain/drain/reorder"
+	"github.com/routemaster-drain/drain/pkg/reorder"
 )
 
 var stateCommand = &Command{

@@ -12,10 +12,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/routemaster-drain/drain/cache"
-	"github.com/routemaster-drain/drain/dirty"
-	"github.com/routemaster-drain/drain/reorder"
-	"github.com/routemaster-drain/drain/stream"
+	"github.com/routemaster-drain/drain/pkg/cache"
+	"github.com/routemaster-drain/drain/pkg/dirty"
+	"github.com/routemaster-drain/drain/pkg/reorder"
+	"github.com/routemaster-drain/drain/pkg/stream"
 )
 
 // Result is the outcome of one check.

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"testing"
 
-	"github.com/routemaster-drain/drain/event"
+	"github.com/routemaster-drain/drain/pkg/event"
 )
 
 func TestPlan(t *testing.T) {

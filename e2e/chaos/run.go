@@ -19,7 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/routemaster-drain/drain/e2e/devstack/stack"
-	"github.com/routemaster-drain/drain/stream"
+	"github.com/routemaster-drain/drain/pkg/stream"
 )
 
 // Options size a chaos run.

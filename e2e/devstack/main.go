@@ -31,8 +31,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/routemaster-drain/drain/config"
 	"github.com/routemaster-drain/drain/e2e/devstack/stack"
+	"github.com/routemaster-drain/drain/pkg/config"
 )
 
 // OriginAddr is where the demo origin listens; examples/batch.json names URLs under it.

@@ -8,7 +8,7 @@ import (
 
 	"github.com/sony/gobreaker/v2"
 
-	"github.com/routemaster-drain/drain/config"
+	"github.com/routemaster-drain/drain/pkg/config"
 )
 
 // Breaker states as exported by the drain_apiclient_breaker_state gauge.

@@ -10,9 +10,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/routemaster-drain/drain/apiclient"
-	"github.com/routemaster-drain/drain/config"
-	"github.com/routemaster-drain/drain/draintest"
+	"github.com/routemaster-drain/drain/pkg/apiclient"
+	"github.com/routemaster-drain/drain/pkg/config"
+	"github.com/routemaster-drain/drain/pkg/draintest"
 )
 
 // gauge reads the series of a gathered metric with the given labels; ok is false when none.

@@ -21,7 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
 
-	"github.com/routemaster-drain/drain/config"
+	"github.com/routemaster-drain/drain/pkg/config"
 )
 
 // Defaults of the options.

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/routemaster-drain/drain/apiclient"
+	"github.com/routemaster-drain/drain/pkg/apiclient"
 )
 
 // TestStatusRows covers every row of spec §8.3 plus its gaps: each non-2xx status is a

@@ -14,8 +14,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/routemaster-drain/drain/apiclient"
-	"github.com/routemaster-drain/drain/config"
+	"github.com/routemaster-drain/drain/pkg/apiclient"
+	"github.com/routemaster-drain/drain/pkg/config"
 )
 
 var quiet = apiclient.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))

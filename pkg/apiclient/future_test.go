@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/routemaster-drain/drain/apiclient"
+	"github.com/routemaster-drain/drain/pkg/apiclient"
 )
 
 func TestFuturesAreParallelAndBounded(t *testing.T) {

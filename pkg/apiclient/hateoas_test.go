@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/routemaster-drain/drain/apiclient"
+	"github.com/routemaster-drain/drain/pkg/apiclient"
 )
 
 // widgetAPI is a HAL origin: a root, a paginated /widgets collection (3 items a page, 3 pages,

@@ -10,8 +10,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/routemaster-drain/drain/apiclient"
-	"github.com/routemaster-drain/drain/config"
+	"github.com/routemaster-drain/drain/pkg/apiclient"
+	"github.com/routemaster-drain/drain/pkg/config"
 )
 
 // fetchConfig returns the warmer's default fetch settings with overrides ("KEY=value").

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/routemaster-drain/drain/apiclient"
+	"github.com/routemaster-drain/drain/pkg/apiclient"
 )
 
 func TestExpand(t *testing.T) {

@@ -4,7 +4,7 @@ import (
 	"context"
 	"strconv"
 
-	"github.com/routemaster-drain/drain/apiclient"
+	"github.com/routemaster-drain/drain/pkg/apiclient"
 )
 
 // APIFetcher returns a Fetcher that reads origins through the API client: its headers, auth,

@@ -3,7 +3,7 @@ package cache_test
 import (
 	"fmt"
 
-	"github.com/routemaster-drain/drain/cache"
+	"github.com/routemaster-drain/drain/pkg/cache"
 )
 
 // The Redis key and field names an app in another language reads.

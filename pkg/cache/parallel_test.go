@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/routemaster-drain/drain/cache"
-	"github.com/routemaster-drain/drain/draintest"
+	"github.com/routemaster-drain/drain/pkg/cache"
+	"github.com/routemaster-drain/drain/pkg/draintest"
 )
 
 // gatedFetcher answers 200 for every URL, but each fetch waits for one value on gate; it

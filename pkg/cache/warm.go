@@ -9,7 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/routemaster-drain/drain/stream"
+	"github.com/routemaster-drain/drain/pkg/stream"
 )
 
 // WarmRequest is the body of a message on <prefix>.warm: the filter asks the warmers to bring

@@ -6,8 +6,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/routemaster-drain/drain/cache"
-	"github.com/routemaster-drain/drain/stream"
+	"github.com/routemaster-drain/drain/pkg/cache"
+	"github.com/routemaster-drain/drain/pkg/stream"
 )
 
 func TestWarmRequestWire(t *testing.T) {

@@ -12,8 +12,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/routemaster-drain/drain/dirty"
-	"github.com/routemaster-drain/drain/draintest"
+	"github.com/routemaster-drain/drain/pkg/dirty"
+	"github.com/routemaster-drain/drain/pkg/draintest"
 )
 
 var ctx = context.Background()

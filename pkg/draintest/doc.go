@@ -1,13 +1,12 @@
-// Package draintest starts private, disposable servers for tests: a JetStream-enabled NATS
-// server and a Redis server, each on a random port with its own temporary storage, stopped by
-// t.Cleanup. Tests never share them and can stop and restart them mid-test.
+// Package draintest starts private, disposable servers for tests of the drain and of the apps
+// that use it: a JetStream-enabled nats-server and a redis-server, each a real process on a
+// random loopback port with its own temporary storage, stopped at t.Cleanup. Tests never share
+// them and can kill them (a crash) and start them again mid-test, on the same port and store.
 //
-// NATS runs embedded from the nats-server Go module (StartNATS), or as an external nats-server
-// binary (StartNATSBinary, to test against the version a system ships). Redis runs the
-// redis-server binary from PATH; when there is none and a Docker engine answers, a
-// testcontainers Redis container is used instead; when neither is available the test fails
-// with a message naming both options.
+// StartNATS runs nats-server NATSServerVersion, built once per machine from the Go module
+// proxy (NATSServerBinary); StartNATSBinary runs another executable, such as the release a
+// Linux distribution ships. StartRedis runs redis-server from PATH.
 //
-// This is a module of its own, so services and apps never link nats-server or testcontainers
-// into their binaries; only their tests import it.
+// The package adds no dependency to an app's module graph beyond the library's own: the
+// servers are separate programs, never linked in.
 package draintest

@@ -1,47 +1,48 @@
 package draintest
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"testing"
+	"syscall"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// NATS is a private JetStream server.
+// NATS is a private JetStream server: a nats-server process on a random loopback port with a
+// temporary store, so a test can kill it (SIGKILL, as a crash) and start it again on the same
+// port and store.
 type NATS struct {
-	t      testing.TB
+	t      T
 	port   int
 	dir    string
 	binary string
-	srv    *server.Server
+	args   []string
 	cmd    *exec.Cmd
+	exited chan struct{} // closed when cmd has been reaped
 }
 
-// StartNATS starts an embedded JetStream server on a random port with a temporary store.
-func StartNATS(t testing.TB) *NATS {
+// StartNATS starts the current nats-server (see NATSServerBinary) with JetStream on a random
+// port and a temporary store, stopped at cleanup.
+func StartNATS(t T) *NATS {
 	t.Helper()
-	n := &NATS{t: t, port: freePort(t), dir: t.TempDir()}
-	n.Start()
-	t.Cleanup(n.Stop)
-	return n
+	return StartNATSBinary(t, NATSServerBinary(t))
 }
 
 // StartNATSBinary starts the nats-server executable at path (for example the 2.9 release a
-// Linux distribution ships) with JetStream on a random port. The test is skipped when path is
-// not executable.
-func StartNATSBinary(t testing.TB, path string) *NATS {
+// Linux distribution ships, "nats-server" from PATH) with JetStream on a random port. The test
+// is skipped when path is not executable.
+func StartNATSBinary(t T, path string) *NATS {
 	t.Helper()
 	if _, err := exec.LookPath(path); err != nil {
 		t.Skipf("no %s binary: %v", path, err)
 	}
-	n := &NATS{t: t, port: freePort(t), dir: t.TempDir(), binary: path}
+	n := &NATS{t: t, port: FreePort(t), dir: t.TempDir(), binary: path}
 	n.Start()
 	t.Cleanup(n.Stop)
 	return n
@@ -54,77 +55,82 @@ func (n *NATS) URL() string { return "nats://127.0.0.1:" + strconv.Itoa(n.port) 
 func (n *NATS) Port() int { return n.port }
 
 // Start starts the server (again) on its port and store; stored streams survive a restart.
+// It returns once JetStream answers.
 func (n *NATS) Start() {
 	n.t.Helper()
-	if n.binary != "" {
-		n.startBinary()
-		return
-	}
-	opts := &server.Options{
-		ServerName: "draintest",
-		Host:       "127.0.0.1",
-		Port:       n.port,
-		JetStream:  true,
-		StoreDir:   n.dir,
-		NoLog:      true,
-		NoSigs:     true,
-	}
+	args := append([]string{"-a", "127.0.0.1", "-p", strconv.Itoa(n.port), "-js", "-sd", n.dir}, n.args...)
 	var err error
-	for attempt := 0; attempt < 50; attempt++ {
-		var srv *server.Server
-		srv, err = server.NewServer(opts)
-		if err != nil {
-			break
-		}
-		go srv.Start()
-		if srv.ReadyForConnections(10 * time.Second) {
-			n.srv = srv
+	// A port freed a moment ago (a restart) can still be held by the kernel: try again briefly.
+	for attempt := 0; attempt < 20; attempt++ {
+		if err = n.startOnce(args); err == nil {
 			return
 		}
-		srv.Shutdown()
-		err = fmt.Errorf("not ready (port %d may still be held)", n.port)
 		time.Sleep(100 * time.Millisecond)
 	}
-	n.t.Fatalf("draintest: start embedded nats-server: %v", err)
+	n.t.Fatalf("draintest: start %s: %v", n.binary, err)
 }
 
-func (n *NATS) startBinary() {
-	cmd := exec.Command(n.binary, "-a", "127.0.0.1", "-p", strconv.Itoa(n.port), "-js", "-sd", n.dir)
+func (n *NATS) startOnce(args []string) error {
+	cmd := exec.Command(n.binary, args...)
 	cmd.Stdout, cmd.Stderr = nil, nil
 	if err := cmd.Start(); err != nil {
-		n.t.Fatalf("draintest: start %s: %v", n.binary, err)
+		return err
 	}
-	n.cmd = cmd
-	waitTCP(n.t, n.port, "nats-server")
-	// JetStream answers a little after the port opens.
-	deadline := time.Now().Add(10 * time.Second)
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
-		nc, err := nats.Connect(n.URL())
-		if err == nil {
-			js, _ := jetstream.New(nc)
-			_, err = js.AccountInfo(contextTimeout(time.Second))
-			nc.Close()
-			if err == nil {
-				return
-			}
+		select {
+		case <-exited:
+			return fmt.Errorf("exited at start (port %d may still be held)", n.port)
+		default:
 		}
-		time.Sleep(50 * time.Millisecond)
+		if jetStreamAnswers(n.URL()) {
+			n.cmd, n.exited = cmd, exited
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	n.t.Fatalf("draintest: %s did not enable JetStream", n.binary)
+	_ = cmd.Process.Kill()
+	<-exited
+	return fmt.Errorf("JetStream did not answer on port %d within 15 s", n.port)
 }
 
-// Stop shuts the server down (clients see a disconnection). Safe to call twice.
-func (n *NATS) Stop() {
-	if n.srv != nil {
-		n.srv.Shutdown()
-		n.srv.WaitForShutdown()
-		n.srv = nil
+func jetStreamAnswers(url string) bool {
+	nc, err := nats.Connect(url, nats.Timeout(200*time.Millisecond))
+	if err != nil {
+		return false
 	}
-	if n.cmd != nil {
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_, err = js.AccountInfo(ctx)
+	return err == nil
+}
+
+// Stop shuts the server down gracefully (SIGTERM, as an orderly restart) and waits for it.
+// Safe to call twice.
+func (n *NATS) Stop() { n.signal(syscall.SIGTERM) }
+
+// Kill kills the server with SIGKILL, as a crash, and waits for it. Safe to call twice.
+func (n *NATS) Kill() { n.signal(syscall.SIGKILL) }
+
+func (n *NATS) signal(sig syscall.Signal) {
+	if n.cmd == nil {
+		return
+	}
+	_ = n.cmd.Process.Signal(sig)
+	select {
+	case <-n.exited:
+	case <-time.After(10 * time.Second):
 		_ = n.cmd.Process.Kill()
-		_ = n.cmd.Wait()
-		n.cmd = nil
+		<-n.exited
 	}
+	n.cmd = nil
 }
 
 // Restart stops and starts the server on the same port and store.
@@ -134,7 +140,7 @@ func (n *NATS) Restart() {
 }
 
 // Connect opens a client connection and its JetStream context, closed at cleanup.
-func (n *NATS) Connect(t testing.TB) (*nats.Conn, jetstream.JetStream) {
+func (n *NATS) Connect(t T) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
 	nc, err := nats.Connect(n.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
 	if err != nil {
@@ -151,7 +157,8 @@ func (n *NATS) Connect(t testing.TB) (*nats.Conn, jetstream.JetStream) {
 // StoreDir is the server's JetStream store directory.
 func (n *NATS) StoreDir() string { return filepath.Clean(n.dir) }
 
-func freePort(t testing.TB) int {
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort(t T) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -161,7 +168,7 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func waitTCP(t testing.TB, port int, what string) {
+func waitTCP(t T, port int, what string) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
@@ -173,4 +180,10 @@ func waitTCP(t testing.TB, port int, what string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("draintest: %s did not listen on port %d", what, port)
+}
+
+// FreeAddr returns a 127.0.0.1:port address that was free a moment ago.
+func FreeAddr(t T) string {
+	t.Helper()
+	return "127.0.0.1:" + strconv.Itoa(FreePort(t))
 }

@@ -2,26 +2,20 @@ package draintest
 
 import (
 	"context"
-	"fmt"
 	"os/exec"
 	"strconv"
-	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/testcontainers/testcontainers-go"
-	"github.com/testcontainers/testcontainers-go/wait"
 )
 
 // Redis is a private Redis server.
 type Redis struct {
-	t        testing.TB
-	port     int
-	dir      string
-	aof      bool
-	cmd      *exec.Cmd
-	ctr      testcontainers.Container
-	hostPort string
+	t    T
+	port int
+	dir  string
+	aof  bool
+	cmd  *exec.Cmd
 }
 
 // RedisOption configures StartRedis.
@@ -30,20 +24,18 @@ type RedisOption func(*Redis)
 // WithAOF turns on append-only persistence, so data survives Stop and Start.
 func WithAOF() RedisOption { return func(r *Redis) { r.aof = true } }
 
-// StartRedis starts redis-server from PATH on a random port in a temporary directory. Without
-// redis-server it falls back to a testcontainers Redis when a Docker engine answers; with
-// neither, the test fails naming both options.
-func StartRedis(t testing.TB, opts ...RedisOption) *Redis {
+// StartRedis starts redis-server from PATH on a random port in a temporary directory, killed
+// at cleanup. Without redis-server the test fails with the command that installs it.
+func StartRedis(t T, opts ...RedisOption) *Redis {
 	t.Helper()
 	r := &Redis{t: t, dir: t.TempDir()}
 	for _, o := range opts {
 		o(r)
 	}
-	if _, err := exec.LookPath("redis-server"); err == nil {
-		r.port = freePort(t)
-	} else if !dockerAvailable() {
-		t.Fatalf("draintest: Redis is needed: install redis-server (apt-get install -y redis-server) or run a Docker engine for testcontainers")
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Fatalf("draintest: redis-server is needed on PATH (apt-get install -y redis-server)")
 	}
+	r.port = FreePort(t)
 	r.Start()
 	t.Cleanup(r.Stop)
 	return r
@@ -51,9 +43,6 @@ func StartRedis(t testing.TB, opts ...RedisOption) *Redis {
 
 // Addr is host:port of the server; it stays the same across restarts.
 func (r *Redis) Addr() string {
-	if r.hostPort != "" {
-		return r.hostPort
-	}
 	return "127.0.0.1:" + strconv.Itoa(r.port)
 }
 
@@ -69,10 +58,6 @@ func (r *Redis) URL(db int, ns string) string {
 // Start starts the server (again).
 func (r *Redis) Start() {
 	r.t.Helper()
-	if r.port == 0 {
-		r.startContainer()
-		return
-	}
 	aof := "no"
 	if r.aof {
 		aof = "yes"
@@ -96,43 +81,6 @@ func (r *Redis) Start() {
 	}
 }
 
-func (r *Redis) startContainer() {
-	ctx := context.Background()
-	cmd := []string{"redis-server", "--save", ""}
-	if r.aof {
-		cmd = append(cmd, "--appendonly", "yes")
-	}
-	if r.ctr != nil {
-		if err := r.ctr.Start(ctx); err != nil {
-			r.t.Fatalf("draintest: restart redis container: %v", err)
-		}
-	} else {
-		ctr, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{
-			ContainerRequest: testcontainers.ContainerRequest{
-				Image:        "redis:7-alpine",
-				Cmd:          cmd,
-				ExposedPorts: []string{"6379/tcp"},
-				WaitingFor:   wait.ForListeningPort("6379/tcp"),
-			},
-			Started: true,
-		})
-		if err != nil {
-			r.t.Fatalf("draintest: redis container: %v", err)
-		}
-		r.ctr = ctr
-		r.t.Cleanup(func() { _ = ctr.Terminate(context.Background()) })
-	}
-	host, err := r.ctr.Host(ctx)
-	if err != nil {
-		r.t.Fatalf("draintest: redis container host: %v", err)
-	}
-	port, err := r.ctr.MappedPort(ctx, "6379/tcp")
-	if err != nil {
-		r.t.Fatalf("draintest: redis container port: %v", err)
-	}
-	r.hostPort = fmt.Sprintf("%s:%s", host, port.Port())
-}
-
 // Stop kills the server (like a crash: no final save beyond what AOF already wrote).
 // Safe to call twice.
 func (r *Redis) Stop() {
@@ -140,10 +88,6 @@ func (r *Redis) Stop() {
 		_ = r.cmd.Process.Kill()
 		_ = r.cmd.Wait()
 		r.cmd = nil
-	}
-	if r.ctr != nil {
-		timeout := time.Second
-		_ = r.ctr.Stop(context.Background(), &timeout)
 	}
 }
 
@@ -154,29 +98,9 @@ func (r *Redis) Restart() {
 }
 
 // Client returns a client of database db, closed at cleanup.
-func (r *Redis) Client(t testing.TB, db int) *redis.Client {
+func (r *Redis) Client(t T, db int) *redis.Client {
 	t.Helper()
 	c := redis.NewClient(&redis.Options{Addr: r.Addr(), DB: db})
 	t.Cleanup(func() { _ = c.Close() })
 	return c
-}
-
-func dockerAvailable() bool {
-	ok := false
-	func() {
-		defer func() { _ = recover() }()
-		p, err := testcontainers.NewDockerProvider()
-		if err != nil {
-			return
-		}
-		defer p.Close()
-		ok = p.Health(contextTimeout(3*time.Second)) == nil
-	}()
-	return ok
-}
-
-func contextTimeout(d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	time.AfterFunc(d, cancel)
-	return ctx
 }

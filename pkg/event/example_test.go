@@ -3,7 +3,7 @@ package event_test
 import (
 	"fmt"
 
-	"github.com/routemaster-drain/drain/event"
+	"github.com/routemaster-drain/drain/pkg/event"
 )
 
 func ExampleParse() {

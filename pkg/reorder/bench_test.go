@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/routemaster-drain/drain/event"
-	"github.com/routemaster-drain/drain/reorder"
+	"github.com/routemaster-drain/drain/pkg/event"
+	"github.com/routemaster-drain/drain/pkg/reorder"
 )
 
 // BenchmarkRun measures one 100-event batch over 100 distinct URLs: fresh (every event newer

@@ -11,8 +11,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/routemaster-drain/drain/event"
-	"github.com/routemaster-drain/drain/reorder"
+	"github.com/routemaster-drain/drain/pkg/event"
+	"github.com/routemaster-drain/drain/pkg/reorder"
 )
 
 // exampleRedis is a client of a private redis-server that TestMain starts for the examples

@@ -11,8 +11,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/routemaster-drain/drain/dirty"
-	"github.com/routemaster-drain/drain/event"
+	"github.com/routemaster-drain/drain/pkg/dirty"
+	"github.com/routemaster-drain/drain/pkg/event"
 )
 
 //go:embed reorder.lua

@@ -12,10 +12,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/routemaster-drain/drain/dirty"
-	"github.com/routemaster-drain/drain/draintest"
-	"github.com/routemaster-drain/drain/event"
-	"github.com/routemaster-drain/drain/reorder"
+	"github.com/routemaster-drain/drain/pkg/dirty"
+	"github.com/routemaster-drain/drain/pkg/draintest"
+	"github.com/routemaster-drain/drain/pkg/event"
+	"github.com/routemaster-drain/drain/pkg/reorder"
 )
 
 // newRedis returns a client of a fresh database of a private Redis server.

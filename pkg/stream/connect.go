@@ -12,7 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/routemaster-drain/drain/config"
+	"github.com/routemaster-drain/drain/pkg/config"
 )
 
 // Connect opens a NATS connection for the named client with the credentials and TLS settings

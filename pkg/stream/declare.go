@@ -7,7 +7,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/routemaster-drain/drain/config"
+	"github.com/routemaster-drain/drain/pkg/config"
 )
 
 // Retry timing of DeclareUntil: the first wait, the longest wait, and the bound of one attempt

@@ -11,8 +11,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/routemaster-drain/drain/draintest"
-	"github.com/routemaster-drain/drain/stream"
+	"github.com/routemaster-drain/drain/pkg/draintest"
+	"github.com/routemaster-drain/drain/pkg/stream"
 )
 
 // TestDeclareUntilWaitsForNATS starts the declaration while NATS is down: it keeps retrying,

@@ -4,27 +4,22 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
-	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/routemaster-drain/drain/config"
-	"github.com/routemaster-drain/drain/stream"
+	"github.com/routemaster-drain/drain/pkg/config"
+	"github.com/routemaster-drain/drain/pkg/draintest"
+	"github.com/routemaster-drain/drain/pkg/stream"
 )
 
 // An app subscribes its own durable consumer to every accepted batch: the gem's Basic drain.
 func ExampleListen() {
-	dir, _ := os.MkdirTemp("", "example")
-	defer os.RemoveAll(dir)
-	srv, _ := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: dir, NoLog: true})
-	go srv.Start()
-	srv.ReadyForConnections(5 * time.Second)
-	defer srv.Shutdown()
+	scope := draintest.NewScope()
+	defer scope.Close()
+	srv := draintest.StartNATS(scope)
 
-	nc, js, _ := stream.Connect(config.NATS{URL: srv.ClientURL()}, "example", slog.Default())
+	nc, js, _ := stream.Connect(config.NATS{URL: srv.URL()}, "example", slog.Default())
 	defer nc.Close()
 	names := stream.Names{Prefix: "routemaster"}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -6,7 +6,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/routemaster-drain/drain/event"
+	"github.com/routemaster-drain/drain/pkg/event"
 )
 
 // Batch is one message of <prefix>.events.<topic> (or .changed./.siphon.): the events of one

@@ -11,9 +11,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/routemaster-drain/drain/config"
-	"github.com/routemaster-drain/drain/draintest"
-	"github.com/routemaster-drain/drain/stream"
+	"github.com/routemaster-drain/drain/pkg/config"
+	"github.com/routemaster-drain/drain/pkg/draintest"
+	"github.com/routemaster-drain/drain/pkg/stream"
 )
 
 func testStreams() config.Streams {
@@ -32,9 +32,9 @@ func declare(t *testing.T, js jetstream.JetStream, n stream.Names) {
 // TestDeclareIdempotent declares the streams twice, then with changed settings, against the
 // embedded server and against the nats-server 2.9 binary when it is installed.
 func TestDeclareIdempotent(t *testing.T) {
-	servers := map[string]func(testing.TB) *draintest.NATS{
-		"embedded":   draintest.StartNATS,
-		"binary-2.9": func(tb testing.TB) *draintest.NATS { return draintest.StartNATSBinary(tb, "nats-server") },
+	servers := map[string]func(draintest.T) *draintest.NATS{
+		"current":    draintest.StartNATS,
+		"binary-2.9": func(tb draintest.T) *draintest.NATS { return draintest.StartNATSBinary(tb, "nats-server") },
 	}
 	for name, start := range servers {
 		t.Run(name, func(t *testing.T) {

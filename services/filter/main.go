@@ -12,10 +12,10 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/routemaster-drain/drain/config"
 	"github.com/routemaster-drain/drain/internal/service"
-	"github.com/routemaster-drain/drain/services/filter/filter"
-	"github.com/routemaster-drain/drain/stream"
+	"github.com/routemaster-drain/drain/pkg/config"
+	"github.com/routemaster-drain/drain/pkg/stream"
+	"github.com/routemaster-drain/drain/services/filter/internal/filtering"
 )
 
 const summary = `filter consumes <prefix>.events.> (durable consumer <prefix>_filter, shared by replicas),
@@ -37,7 +37,7 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	// Every async publish gets an ack timeout (so a lost PubAck frees its slot instead of
 	// wedging the window until a reconnect), and the window fits every handler's publishes.
 	nc, js, err := stream.Connect(cfg.NATS, "drain-filter", log,
-		jetstream.WithPublishAsyncTimeout(filter.PublishTimeout),
+		jetstream.WithPublishAsyncTimeout(filtering.PublishTimeout),
 		jetstream.WithPublishAsyncMaxPending(max(4000, cfg.Consumer.Concurrency*maxBatchPublishes)))
 	if err != nil {
 		return err
@@ -51,7 +51,7 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		defer cacheRedis.Close()
 	}
 	reg := service.NewRegistry()
-	f, err := filter.New(cfg, js, drainRedis, cacheRedis, reg, log)
+	f, err := filtering.New(cfg, js, drainRedis, cacheRedis, reg, log)
 	if err != nil {
 		return err
 	}
@@ -79,7 +79,7 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err := stream.DeclareUntil(ctx, js, names, cfg.Streams, log); err != nil {
 		return nil // stopped before NATS came up
 	}
-	log.Info("filter running", "consumer", names.Durable(filter.ConsumerName), "cache_mode", string(cfg.CacheMode),
+	log.Info("filter running", "consumer", names.Durable(filtering.ConsumerName), "cache_mode", string(cfg.CacheMode),
 		"dirty", cfg.Dirty, "concurrency", cfg.Consumer.Concurrency, "redis", cfg.DrainRedis.Redacted())
 
 	done := make(chan error, 1)

@@ -9,10 +9,10 @@ import (
 	"log/slog"
 	"net"
 
-	"github.com/routemaster-drain/drain/config"
 	"github.com/routemaster-drain/drain/internal/service"
-	"github.com/routemaster-drain/drain/services/ingest/ingest"
-	"github.com/routemaster-drain/drain/stream"
+	"github.com/routemaster-drain/drain/pkg/config"
+	"github.com/routemaster-drain/drain/pkg/stream"
+	"github.com/routemaster-drain/drain/services/ingest/internal/receiver"
 )
 
 const summary = `ingest receives Routemaster event batches over HTTP(S) and stores them in NATS JetStream.
@@ -29,7 +29,7 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	defer service.CloseNATS(nc, cfg.ShutdownTimeout, log)
 	reg := service.NewRegistry()
-	srv, err := ingest.New(cfg, js, nc, reg, log)
+	srv, err := receiver.New(cfg, js, nc, reg, log)
 	if err != nil {
 		return err
 	}

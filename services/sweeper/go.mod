@@ -5,7 +5,9 @@ go 1.26.0
 require (
 	github.com/nats-io/nats.go v1.55.0
 	github.com/prometheus/client_golang v1.25.0
-	github.com/routemaster-drain/drain v0.0.0
+	github.com/redis/go-redis/v9 v9.23.0
+	github.com/routemaster-drain/drain/internal v0.0.0-00010101000000-000000000000
+	github.com/routemaster-drain/drain/pkg v0.0.0-00010101000000-000000000000
 )
 
 require (
@@ -18,14 +20,8 @@ require (
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
-	github.com/redis/go-redis/v9 v9.23.0 // indirect
 	go.uber.org/atomic v1.12.0 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
-)
-
-replace (
-	github.com/routemaster-drain/drain => ../../pkg
-	github.com/routemaster-drain/drain/draintest => ../../pkg/draintest
 )

@@ -12,11 +12,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/routemaster-drain/drain/config"
-	"github.com/routemaster-drain/drain/dirty"
 	"github.com/routemaster-drain/drain/internal/service"
-	"github.com/routemaster-drain/drain/services/sweeper/sweeper"
-	"github.com/routemaster-drain/drain/stream"
+	"github.com/routemaster-drain/drain/pkg/config"
+	"github.com/routemaster-drain/drain/pkg/dirty"
+	"github.com/routemaster-drain/drain/pkg/stream"
+	"github.com/routemaster-drain/drain/services/sweeper/internal/sweeping"
 )
 
 const summary = `sweeper takes URLs out of the dirty map every DRAIN_SWEEP_INTERVAL (and on POST /sweep) and
@@ -55,7 +55,7 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 
 	reg := service.NewRegistry()
-	s, err := sweeper.New(sweeper.Config{
+	s, err := sweeping.New(sweeping.Config{
 		Batch:         cfg.Sweep.Batch,
 		Lease:         cfg.Sweep.Lease,
 		Interval:      cfg.Sweep.Interval,

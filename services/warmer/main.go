@@ -3,11 +3,11 @@
 package main
 
 import (
-	"github.com/routemaster-drain/drain/config"
 	"github.com/routemaster-drain/drain/internal/service"
-	"github.com/routemaster-drain/drain/services/warmer/warmer"
+	"github.com/routemaster-drain/drain/pkg/config"
+	"github.com/routemaster-drain/drain/services/warmer/internal/warming"
 )
 
 func main() {
-	service.Main(config.Warmer, warmer.Summary, warmer.Main)
+	service.Main(config.Warmer, warming.Summary, warming.Main)
 }

@@ -66,10 +66,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/routemaster-drain/drain/cache"
 	"github.com/routemaster-drain/drain/e2e/bench/table"
 	"github.com/routemaster-drain/drain/e2e/devstack/stack"
-	"github.com/routemaster-drain/drain/stream"
+	"github.com/routemaster-drain/drain/pkg/cache"
+	"github.com/routemaster-drain/drain/pkg/stream"
 )
 
 const (

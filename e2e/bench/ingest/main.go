@@ -4,12 +4,13 @@
 // same run. It prints rows of the shared benchmark table on stdout:
 //
 //	cd e2e && go run ./bench/ingest            # or: make bench
-//	go run ./bench/ingest -duration 10s -conc 1,8,64 -rss=false
+//	go run ./bench/ingest -duration 10s -conc 1,8,64 -storage memory
 //
-// The ingest handler runs in this process on a real TCP listener, with the load generator and
-// the NATS server (everything shares the machine's cores, as the target requires). Peak RSS is
-// measured on the ingest binary run as a separate process (VmHWM of /proc/<pid>/status) under
-// the c=64 load, so it counts ingest alone.
+// It builds the ingest binary (../services/ingest) and runs it as a separate process, configured
+// through its environment, against the JetStream server embedded in this process; the load
+// generator runs here too (everything shares the machine's cores, as the target requires). The
+// last row is the ingest process's peak RSS over the whole run (VmHWM of /proc/<pid>/status),
+// which the highest concurrency sets, so it counts ingest alone.
 package main
 
 import (
@@ -19,13 +20,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -35,13 +31,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/routemaster-drain/drain/config"
+	"github.com/routemaster-drain/drain/e2e/bench/svc"
 	"github.com/routemaster-drain/drain/e2e/bench/table"
 	"github.com/routemaster-drain/drain/e2e/devstack/stack"
-	"github.com/routemaster-drain/drain/services/ingest/ingest"
-	"github.com/routemaster-drain/drain/stream"
+	"github.com/routemaster-drain/drain/pkg/stream"
 )
 
 const token = "bench-token"
@@ -54,27 +48,15 @@ func main() {
 	concFlag := flag.String("conc", "1,8,64", "comma-separated concurrencies")
 	events := flag.Int("events", 100, "events per batch")
 	storage := flag.String("storage", "file", "stream storage: file or memory")
-	noRaw := flag.Bool("noraw", false, "skip the raw publish reference (for profiling ingest alone)")
-	rss := flag.Bool("rss", true, "also run the ingest binary as a separate process at the highest concurrency and report its peak RSS")
-	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	noRaw := flag.Bool("noraw", false, "skip the raw publish reference (its columns then read \"skipped\")")
 	flag.Parse()
-	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench ingest:", err)
-			os.Exit(1)
-		}
-		_ = pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
-	}
-	if err := run(*duration, *warmup, *concFlag, *events, *storage, *rss, *noRaw); err != nil {
+	if err := run(*duration, *warmup, *concFlag, *events, *storage, *noRaw); err != nil {
 		fmt.Fprintln(os.Stderr, "bench ingest:", err)
-		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
 
-func run(duration, warmup time.Duration, concFlag string, nEvents int, storage string, rss, noRaw bool) error {
+func run(duration, warmup time.Duration, concFlag string, nEvents int, storage string, noRaw bool) error {
 	var concs []int
 	for _, s := range strings.Split(concFlag, ",") {
 		c, err := strconv.Atoi(strings.TrimSpace(s))
@@ -89,35 +71,23 @@ func run(duration, warmup time.Duration, concFlag string, nEvents int, storage s
 	}
 	defer sc.Close()
 	natsURL := sc.NATS.URL()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 
-	cfg, err := config.Load(config.Ingest, []string{"ROUTEMASTER_DRAIN_TOKENS=" + token, "NATS_URL=" + natsURL,
+	if err := svc.Build(ctx, sc.Dir, "ingest"); err != nil {
+		return err
+	}
+	// ingest declares the streams at start-up and answers /readyz once they exist.
+	ing, err := svc.Start(ctx, sc.Dir, "ingest", []string{"ROUTEMASTER_DRAIN_TOKENS=" + token, "NATS_URL=" + natsURL,
 		"DRAIN_PREFIX=bench", "DRAIN_STREAM_STORAGE=" + storage, "DRAIN_INGEST_MAX_INFLIGHT=1024", "DRAIN_LOG_LEVEL=error"})
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	nc, js, err := stream.Connect(cfg.NATS, "bench-ingest", log)
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	srv, err := ingest.New(cfg, js, nc, prometheus.NewRegistry(), log)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := srv.DeclareStreams(ctx); err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	go func() { _ = srv.Serve(ctx, ln) }()
-	ingestURL := "http://" + ln.Addr().String() + "/events"
+	defer ing.Close()
+	ingestURL := ing.URL("/events")
 
-	// The raw reference publishes from its own connection, as a client of the same server.
+	// The raw reference publishes from its own connection, as a client of the same server; the
+	// stream is purged through it between cases.
 	rawNC, err := nats.Connect(natsURL)
 	if err != nil {
 		return err
@@ -129,7 +99,7 @@ func run(duration, warmup time.Duration, concFlag string, nEvents int, storage s
 	}
 	names := stream.Names{Prefix: "bench"}
 	purge := func() {
-		s, err := js.Stream(ctx, names.Stream(stream.Events))
+		s, err := rawJS.Stream(ctx, names.Stream(stream.Events))
 		if err == nil {
 			_ = s.Purge(ctx)
 		}
@@ -137,82 +107,39 @@ func run(duration, warmup time.Duration, concFlag string, nEvents int, storage s
 
 	var run atomic.Int64 // makes every batch of the whole run unique
 	for _, c := range concs {
-		raw := result{rate: 1, p50: 1, p99: 1}
+		var raw result
 		if !noRaw {
 			purge()
 			raw = measure(c, warmup, duration, nEvents, func(w *worker) error { return w.publishRaw(rawJS, names) }, &run)
 		}
 		purge()
-		ing := measure(c, warmup, duration, nEvents, func(w *worker) error { return w.post(ingestURL) }, &run)
+		res := measure(c, warmup, duration, nEvents, func(w *worker) error { return w.post(ingestURL) }, &run)
+		if !ing.Running() {
+			return fmt.Errorf("the ingest process exited during the c=%d case", c)
+		}
 		label := fmt.Sprintf("%d-event batches, %d topics, c=%d", nEvents, len(topics), c)
-		table.Row("ingest", label, table.Rate(ing.rate), "raw JetStream publish", table.Rate(raw.rate), ing.rate/raw.rate)
-		table.Row("ingest", label+", p50 latency", fmtMs(ing.p50), "raw JetStream publish", fmtMs(raw.p50), ing.p50.Seconds()/raw.p50.Seconds())
-		table.Row("ingest", label+", p99 latency", fmtMs(ing.p99), "raw JetStream publish", fmtMs(raw.p99), ing.p99.Seconds()/raw.p99.Seconds())
-		if ing.errors+raw.errors > 0 {
-			fmt.Fprintf(os.Stderr, "c=%d: %d ingest errors (first: %v), %d raw errors (first: %v)\n", c, ing.errors, ing.firstErr, raw.errors, raw.firstErr)
-		}
-	}
-	fmt.Fprintf(os.Stderr, "peak RSS of the whole benchmark process (ingest + nats-server + load generator): %s\n", vmHWM("self"))
-	if rss {
-		purge()
-		if err := measureBinary(natsURL, concs[len(concs)-1], warmup, duration, nEvents, &run); err != nil {
-			return fmt.Errorf("ingest binary: %w", err)
-		}
-	}
-	return nil
-}
-
-// measureBinary builds and runs the ingest binary against the same NATS, loads it at
-// concurrency c and reports its throughput and peak RSS.
-func measureBinary(natsURL string, c int, warmup, duration time.Duration, nEvents int, run *atomic.Int64) error {
-	root, err := stack.RepoRoot()
-	if err != nil {
-		return err
-	}
-	dir, err := os.MkdirTemp("", "bench-ingest-bin-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "ingest")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Dir = filepath.Join(root, "services", "ingest")
-	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	addr := l.Addr().String()
-	l.Close()
-	cmd := exec.Command(bin)
-	cmd.Env = []string{"ROUTEMASTER_DRAIN_TOKENS=" + token, "NATS_URL=" + natsURL, "DRAIN_PREFIX=bench",
-		"DRAIN_INGEST_ADDR=" + addr, "DRAIN_INGEST_MAX_INFLIGHT=1024", "DRAIN_LOG_LEVEL=error"}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
+		ref := func(v string) string {
+			if noRaw {
+				return "skipped"
 			}
+			return v
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("ingest binary not ready")
+		ratio := func(a, b float64) float64 {
+			if noRaw || b == 0 {
+				return 0
+			}
+			return a / b
 		}
-		time.Sleep(50 * time.Millisecond)
+		table.Row("ingest", label, table.Rate(res.rate), "raw JetStream publish", ref(table.Rate(raw.rate)), ratio(res.rate, raw.rate))
+		table.Row("ingest", label+", p50 latency", fmtMs(res.p50), "raw JetStream publish", ref(fmtMs(raw.p50)), ratio(res.p50.Seconds(), raw.p50.Seconds()))
+		table.Row("ingest", label+", p99 latency", fmtMs(res.p99), "raw JetStream publish", ref(fmtMs(raw.p99)), ratio(res.p99.Seconds(), raw.p99.Seconds()))
+		if res.errors+raw.errors > 0 {
+			fmt.Fprintf(os.Stderr, "c=%d: %d ingest errors (first: %v), %d raw errors (first: %v)\n", c, res.errors, res.firstErr, raw.errors, raw.firstErr)
+		}
 	}
-	res := measure(c, warmup, duration, nEvents, func(w *worker) error { return w.post("http://" + addr + "/events") }, run)
-	hwm := vmHWM(strconv.Itoa(cmd.Process.Pid))
-	label := fmt.Sprintf("ingest binary (separate process), c=%d", c)
-	table.Row("ingest", label, table.Rate(res.rate), "in-process figure above", "-", 0)
-	table.Row("ingest", label+", peak RSS (VmHWM)", hwm, "target", "64 MiB", parseMiB(hwm)/64)
+	hwm := vmHWM(strconv.Itoa(ing.PID()))
+	table.Row("ingest", fmt.Sprintf("ingest process peak RSS (VmHWM), c up to %d", slices.Max(concs)), hwm, "target", "64 MiB", parseMiB(hwm)/64)
+	fmt.Fprintf(os.Stderr, "peak RSS of the benchmark process (nats-server + load generator): %s\n", vmHWM("self"))
 	return nil
 }
 

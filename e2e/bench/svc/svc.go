@@ -1,0 +1,97 @@
+// Package svc runs a drain service binary as a separate process for a benchmark. The e2e
+// module may not import the services' own packages (they live under services/*/internal), so
+// a benchmark measures the real binary: built by stack.Build (`go build` in services/<name>,
+// as `make build` does), started by a stack.Proc and configured only through environment
+// variables, and waited for on /readyz.
+package svc
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/routemaster-drain/drain/e2e/devstack/stack"
+	"github.com/routemaster-drain/drain/pkg/config"
+)
+
+// Build compiles the named services (ingest, filter, warmer, sweeper) from the repository that
+// holds the working directory into dir.
+func Build(ctx context.Context, dir string, names ...string) error {
+	root, err := stack.RepoRoot()
+	if err != nil {
+		return err
+	}
+	return stack.Build(ctx, root, dir, os.Stderr, names...)
+}
+
+// Service is one running service binary.
+type Service struct {
+	*stack.Proc
+	// Addr is host:port of its HTTP server: the bus port for ingest (DRAIN_INGEST_ADDR), the
+	// admin port for the others (DRAIN_ADMIN_ADDR).
+	Addr string
+}
+
+// URL is http://Addr + path.
+func (s *Service) URL(path string) string { return "http://" + s.Addr + path }
+
+// Start starts dir/name on a free 127.0.0.1 port (set as DRAIN_INGEST_ADDR for ingest,
+// DRAIN_ADMIN_ADDR otherwise) and waits up to 30s for GET /readyz to answer 2xx. The process
+// sees env and nothing else of the drain's configuration: every variable of config.Vars that
+// env does not set is blanked, which config.Load reads as its default, so a stray DRAIN_* in
+// the caller's shell cannot change what is measured (config.Load in-process saw only env).
+// Its output goes to stderr, each line prefixed with name.
+func Start(ctx context.Context, dir, name string, env []string) (*Service, error) {
+	port, err := stack.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	addrVar := "DRAIN_ADMIN_ADDR"
+	if name == "ingest" {
+		addrVar = "DRAIN_INGEST_ADDR"
+	}
+	s := &Service{Addr: addr, Proc: &stack.Proc{
+		Name:   name,
+		Path:   filepath.Join(dir, name),
+		Env:    hermetic(append(slices.Clone(env), addrVar+"="+addr)),
+		Health: "http://" + addr + "/readyz",
+		Log:    &stack.PrefixWriter{W: os.Stderr, Prefix: name + ": ", Mu: &sync.Mutex{}},
+	}}
+	if err := s.Proc.Start(); err != nil {
+		return nil, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := s.WaitHealthy(wctx); err != nil {
+		s.Kill()
+		return nil, fmt.Errorf("%s not ready: %w", name, err)
+	}
+	return s, nil
+}
+
+// Close stops the process: SIGTERM, then SIGKILL after 30s.
+func (s *Service) Close() { s.Stop(30 * time.Second) }
+
+// hermetic returns env preceded by NAME= for every drain variable env does not set (the last
+// value of a repeated variable wins, so env's own settings are kept).
+func hermetic(env []string) []string {
+	set := map[string]bool{}
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		set[k] = true
+	}
+	var out []string
+	for _, v := range config.Vars {
+		if !set[v.Name] {
+			out = append(out, v.Name+"=")
+		}
+	}
+	return append(out, env...)
+}

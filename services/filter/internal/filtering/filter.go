@@ -1,0 +1,291 @@
+// Package filtering is the drain's filter service: one durable JetStream consumer, shared by every
+// replica, over every accepted batch (<prefix>.events.>). For each message it runs the batch
+// through the atomic reordering filter (pkg/reorder), which also marks fresh non-noop URLs
+// dirty; in cache modes bust or warm it bumps the invalidation index of every non-noop event's
+// URL (and asks the warmers to refetch); it publishes the fresh events to
+// <prefix>.changed.<topic>; and only then acks. See docs/filter.md.
+package filtering
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/routemaster-drain/drain/pkg/cache"
+	"github.com/routemaster-drain/drain/pkg/config"
+	"github.com/routemaster-drain/drain/pkg/event"
+	"github.com/routemaster-drain/drain/pkg/reorder"
+	"github.com/routemaster-drain/drain/pkg/stream"
+)
+
+// ConsumerName is the filter's durable consumer name before the prefix: <prefix>_filter.
+const ConsumerName = "filter"
+
+// PublishTimeout bounds how long a message waits for JetStream to acknowledge what it
+// publishes; past it the message is retried (and its publishes deduplicated on the next try).
+const PublishTimeout = 10 * time.Second
+
+// Headers of a message on <prefix>.changed.<topic>, besides Nats-Msg-Id.
+const (
+	// HeaderSourceStream names the stream of the batch the fresh events came from.
+	HeaderSourceStream = stream.HeaderOrigStream
+	// HeaderSourceSequence is that batch's stream sequence.
+	HeaderSourceSequence = stream.HeaderOrigSequence
+)
+
+// Filter handles the messages of <prefix>.events.>. It is safe for concurrent use; run any
+// number of Filters (in any number of processes) on one consumer.
+type Filter struct {
+	js      jetstream.JetStream
+	names   stream.Names
+	reorder *reorder.Filter
+	cache   *cache.Cache // nil in cache mode off
+	mode    config.CacheMode
+	dirty   bool
+	cons    config.Consumer
+	log     *slog.Logger
+	m       *metrics
+}
+
+// New returns a Filter for cfg. drain is the Redis of the filter state and dirty map
+// (ROUTEMASTER_DRAIN_REDIS); cacheRedis the cache's (ROUTEMASTER_CACHE_REDIS), used only in
+// cache modes bust and warm. Metrics are registered on reg.
+func New(cfg *config.Config, js jetstream.JetStream, drain, cacheRedis redis.UniversalClient, reg prometheus.Registerer, log *slog.Logger) (*Filter, error) {
+	f := &Filter{
+		js:      js,
+		names:   stream.Names{Prefix: cfg.Streams.Prefix},
+		reorder: reorder.New(drain, cfg.DrainRedis.Namespace, cfg.CacheExpiry),
+		mode:    cfg.CacheMode,
+		dirty:   cfg.Dirty,
+		cons:    cfg.Consumer,
+		log:     log,
+	}
+	if f.mode != config.CacheOff {
+		c, err := cache.New(cache.Config{Redis: cacheRedis, Namespace: cfg.CacheRedis.Namespace, Expiry: cfg.CacheExpiry})
+		if err != nil {
+			return nil, err
+		}
+		f.cache = c
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	f.m = m
+	return f, nil
+}
+
+// ConsumerConfig is the durable consumer the filter runs on.
+func (f *Filter) ConsumerConfig() stream.ConsumerConfig {
+	return stream.ConsumerConfig{
+		Stream:        f.names.Stream(stream.Events),
+		Durable:       f.names.Durable(ConsumerName),
+		FilterSubject: f.names.Subject(stream.Events, ">"),
+		Stage:         ConsumerName,
+		Concurrency:   f.cons.Concurrency,
+		MaxAckPending: f.cons.MaxAckPending,
+		MaxDeliver:    f.cons.MaxDeliver,
+		AckWait:       f.cons.AckWait,
+		Backoff:       f.cons.RetryBackoff,
+		BackoffMax:    f.cons.RetryBackoffMax,
+		Log:           f.log,
+		Observe:       f.m.observe,
+	}
+}
+
+// Run consumes until ctx is cancelled, then stops pulling, finishes and acks the messages in
+// hand, and returns nil.
+func (f *Filter) Run(ctx context.Context) error {
+	if err := f.reorder.Load(ctx); err != nil {
+		f.log.Warn("reorder script not preloaded; the first batch will load it", "err", err)
+	}
+	return stream.Consume(ctx, f.js, f.names.Subject(stream.DLQ, ""), f.ConsumerConfig(), f.Handle)
+}
+
+// Handle processes one message of <prefix>.events.<topic>; its result is a stream.Handler's.
+//
+// Effects, in order, each idempotent under redelivery: (1) the reorder script records the new
+// state and the dirty marks, atomically, under the message's stream sequence; (2) in bust or
+// warm mode, the invalidation index of every non-noop event's URL is bumped; (3) the fresh
+// events, and in warm mode one warm request per bump, are published, and every publish is
+// acknowledged by JetStream. Only then does the caller ack. A crash anywhere before the ack
+// redelivers the message, and the reorder script replays the first delivery's fresh events
+// (see reorder.Filter.Run), so the changed message is published again with the same
+// Nats-Msg-Id.
+// A replay of a dead letter (drainctl dlq replay) runs under the dead-lettered message's
+// sequence, so it reproduces the first delivery the same way (see sourceSeq).
+//
+// Failures of Redis or JetStream return stream.Transient: the message waits out an outage of
+// any length without being dead-lettered. Only an undecodable or invalid batch is Permanent.
+func (f *Filter) Handle(ctx context.Context, msg stream.Msg) error {
+	md, err := msg.Metadata()
+	if err != nil {
+		return stream.Permanent(fmt.Errorf("message without JetStream metadata: %w", err))
+	}
+	events, err := event.Parse(msg.Data())
+	if err != nil {
+		return stream.Permanent(fmt.Errorf("undecodable batch: %w", err))
+	}
+	seq := f.sourceSeq(msg, md)
+	res, err := f.reorder.Run(ctx, seq, events, f.dirty)
+	if err != nil {
+		if errors.Is(err, reorder.ErrInvalidBatch) {
+			return stream.Permanent(err)
+		}
+		return redisFailure(err)
+	}
+
+	var futures []jetstream.PubAckFuture
+	bumps := 0
+	if f.cache != nil {
+		futures, bumps, err = f.bust(ctx, events, res.Fresh)
+		if err != nil {
+			return err
+		}
+	}
+	for _, g := range event.GroupByTopic(res.Fresh) {
+		out := nats.NewMsg(f.names.Subject(stream.Changed, g.Topic))
+		out.Data = g.JSON()
+		out.Header.Set(jetstream.MsgIDHeader, ChangedMsgID(md.Stream, seq, g.Topic))
+		out.Header.Set(HeaderSourceStream, md.Stream)
+		out.Header.Set(HeaderSourceSequence, strconv.FormatUint(seq, 10))
+		fut, err := f.js.PublishMsgAsync(out)
+		if err != nil {
+			return stream.Transient(fmt.Errorf("publish changed: %w", err))
+		}
+		futures = append(futures, fut)
+	}
+	if err := waitAcks(ctx, futures); err != nil {
+		return stream.Transient(err)
+	}
+	f.m.in.Add(float64(len(events)))
+	f.m.fresh.Add(float64(len(res.Fresh)))
+	f.m.stale.Add(float64(res.Stale))
+	f.m.dirty.Add(float64(len(res.NewlyDirty)))
+	f.m.bumps.Add(float64(bumps))
+	if f.mode == config.CacheWarm {
+		f.m.warms.Add(float64(bumps))
+	}
+	return nil
+}
+
+// sourceSeq is the stream sequence the message's effects are keyed on: its own, or, for a
+// replay of a dead letter stored on the same stream (drainctl dlq replay sets the
+// Drain-Replay-* headers), the sequence of the message that was dead-lettered. The replay
+// thus reruns the first delivery: the reorder script hands on again what that delivery found
+// fresh, and the changed messages keep their Nats-Msg-Id. A replay sequence that is not an
+// earlier sequence of the stream (a hand-made header, a stream re-created since) is ignored.
+func (f *Filter) sourceSeq(msg stream.Msg, md *jetstream.MsgMetadata) uint64 {
+	h := msg.Headers()
+	if h == nil || h.Get(stream.HeaderReplayStream) != md.Stream {
+		return md.Sequence.Stream
+	}
+	raw := h.Get(stream.HeaderReplaySequence)
+	seq, err := strconv.ParseUint(raw, 10, 64)
+	if err != nil || seq == 0 || seq >= md.Sequence.Stream {
+		f.log.Warn("replay header ignored: not an earlier sequence of the stream; the batch runs under its own sequence",
+			"stream", md.Stream, "seq", md.Sequence.Stream, stream.HeaderReplaySequence, raw)
+		return md.Sequence.Stream
+	}
+	return seq
+}
+
+// redisFailure classifies an error of the drain or cache Redis. Unreachable, loading,
+// read-only, out of memory and the like say nothing about the message and end when the outage
+// does: the message waits (stream.Transient, never dead-lettered). Any other reply of a live
+// server, such as a script error, is retried a bounded number of times.
+func redisFailure(err error) error {
+	var rerr redis.Error
+	if !errors.As(err, &rerr) || redis.IsLoadingError(err) || redis.IsReadOnlyError(err) ||
+		redis.IsClusterDownError(err) || redis.IsTryAgainError(err) || redis.IsMasterDownError(err) ||
+		redis.IsMaxClientsError(err) || redis.IsOOMError(err) || redis.IsNoReplicasError(err) ||
+		redis.HasErrorPrefix(err, "BUSY") {
+		return stream.Transient(err)
+	}
+	return stream.Retry(err)
+}
+
+// ChangedMsgID is the Nats-Msg-Id of the changed message published for the events of topic
+// found fresh in the message at seq of the source stream. It depends on the source message, not
+// on the content, because a redelivery may list the same events in another order.
+func ChangedMsgID(sourceStream string, seq uint64, topic string) string {
+	return "changed-" + sourceStream + "-" + strconv.FormatUint(seq, 10) + "-" + topic
+}
+
+// bust bumps the invalidation index of every non-noop event's URL, fresh or stale (the gem's
+// Caching rule: a publisher whose clock runs behind still invalidates), and in warm mode
+// publishes one warm request per bump: with the event's type when the event is the one kept for
+// its URL (fresh), and cache.WarmRefresh otherwise, so a late delete never busts a resource that
+// was updated since. It returns the pending publishes and the bump count; its error is
+// already classified (stream.Transient for Redis and JetStream failures).
+func (f *Filter) bust(ctx context.Context, events, fresh []event.Event) ([]jetstream.PubAckFuture, int, error) {
+	urls := make([]string, 0, len(events))
+	bumped := make([]*event.Event, 0, len(events))
+	for i := range events {
+		if events[i].Type != event.Noop {
+			urls = append(urls, events[i].URL)
+			bumped = append(bumped, &events[i])
+		}
+	}
+	if len(urls) == 0 {
+		return nil, 0, nil
+	}
+	index, err := f.cache.Invalidate(ctx, urls...)
+	if err != nil {
+		return nil, 0, redisFailure(err)
+	}
+	if f.mode != config.CacheWarm {
+		return nil, len(urls), nil
+	}
+	kept := make(map[string]*event.Event, len(fresh))
+	for i := range fresh {
+		kept[fresh[i].URL] = &fresh[i]
+	}
+	subject := f.names.Subject(stream.Warm, "")
+	futures := make([]jetstream.PubAckFuture, 0, len(urls))
+	for i, e := range bumped {
+		typ := cache.WarmRefresh
+		if k := kept[e.URL]; k != nil && k.T == e.T && k.Type == e.Type {
+			typ = string(e.Type)
+		}
+		m, err := cache.WarmMsg(subject, cache.WarmRequest{URL: e.URL, Type: typ, T: e.T, Index: index[i]})
+		if err != nil {
+			return nil, 0, stream.Retry(err)
+		}
+		fut, err := f.js.PublishMsgAsync(m)
+		if err != nil {
+			return nil, 0, stream.Transient(fmt.Errorf("publish warm request: %w", err))
+		}
+		futures = append(futures, fut)
+	}
+	return futures, len(urls), nil
+}
+
+// waitAcks waits until JetStream acknowledged every publish, or one failed, or PublishTimeout.
+func waitAcks(ctx context.Context, futures []jetstream.PubAckFuture) error {
+	if len(futures) == 0 {
+		return nil
+	}
+	timer := time.NewTimer(PublishTimeout)
+	defer timer.Stop()
+	for _, fut := range futures {
+		select {
+		case <-fut.Ok():
+		case err := <-fut.Err():
+			return fmt.Errorf("publish %s: %w", fut.Msg().Subject, err)
+		case <-timer.C:
+			return fmt.Errorf("publish %s: no acknowledgement within %v", fut.Msg().Subject, PublishTimeout)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}

@@ -1,0 +1,49 @@
+package receiver_test
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/routemaster-drain/drain/pkg/config"
+	"github.com/routemaster-drain/drain/pkg/stream"
+	"github.com/routemaster-drain/drain/services/ingest/internal/receiver"
+)
+
+// ExampleNew wires ingest as its main.go does: connect, declare the streams in the background
+// (ingest answers 503 until they exist), serve until SIGTERM, then drain NATS.
+func ExampleNew() {
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	cfg, err := config.Load(config.Ingest, os.Environ())
+	if err != nil {
+		log.Error("config", "err", err)
+		return
+	}
+	nc, js, err := stream.Connect(cfg.NATS, "drain-ingest", log)
+	if err != nil {
+		log.Error("nats", "err", err)
+		return
+	}
+	defer nc.Drain()
+	srv, err := receiver.New(cfg, js, nc, prometheus.NewRegistry(), log)
+	if err != nil {
+		log.Error("ingest", "err", err)
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	go func() { _ = srv.DeclareStreams(ctx) }()
+	ln, err := net.Listen("tcp", cfg.Ingest.Addr)
+	if err != nil {
+		log.Error("listen", "err", err)
+		return
+	}
+	if err := srv.Serve(ctx, ln); err != nil {
+		log.Error("serve", "err", err)
+	}
+}

@@ -1,0 +1,218 @@
+package warming
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/routemaster-drain/drain/pkg/cache"
+	"github.com/routemaster-drain/drain/pkg/config"
+	"github.com/routemaster-drain/drain/pkg/stream"
+)
+
+// A refresh request (a stale event's) fetches whatever the cache holds: the origin's 404
+// busts what was stored, its 200 stores the current version.
+func TestRefreshRequests(t *testing.T) {
+	w := newWorld(t)
+	w.startWarmer()
+	w.event("/gone-now", cache.WarmCreate)
+	eventually(t, 10*time.Second, "/gone-now warm", func() bool { return w.cached("/gone-now") != "" })
+
+	// The resource disappeared at the origin; the only event left is a stale one.
+	w.api.mu.Lock()
+	delete(w.api.version, "/gone-now")
+	w.api.version["/fresh"] = 3
+	w.api.mu.Unlock()
+	w.publish(w.api.url("/gone-now"), cache.WarmRefresh)
+	w.publish(w.api.url("/fresh"), cache.WarmRefresh)
+	w.quiet(10 * time.Second)
+
+	if w.storedAnything("/gone-now") {
+		t.Fatal("/gone-now: a refresh answered 404 left a stored variant")
+	}
+	if got, want := w.cached("/fresh"), w.api.body("/fresh"); got != want || !strings.Contains(got, `"v":3`) {
+		t.Fatalf("/fresh cached %q, want %q", got, want)
+	}
+	if n := w.deadLetters(); n != 0 {
+		t.Fatalf("%d dead letters", n)
+	}
+}
+
+// While the cache Redis is down, warm requests (fetches and deletes) are retried far beyond
+// DRAIN_MAX_DELIVER without a dead letter, and all of them take effect once Redis is back.
+func TestRedisOutageIsRetriedWithoutDeadLetters(t *testing.T) {
+	w := newWorld(t)
+	w.event("/del", cache.WarmCreate) // stored before the outage, deleted during it
+	_, reg := w.startWarmer("DRAIN_MAX_DELIVER=2")
+	eventually(t, 10*time.Second, "/del warm", func() bool { return w.cached("/del") != "" })
+	delIndex, err := w.cache.Invalidate(context.Background(), w.api.url("/del"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.redis.Stop()
+	const urls = 5
+	w.api.mu.Lock()
+	delete(w.api.version, "/del")
+	for i := range urls {
+		w.api.version[fmt.Sprintf("/r/%d", i)] = 1
+	}
+	w.api.mu.Unlock()
+	publish := func(path, typ string, index int64) {
+		m, err := cache.WarmMsg(w.names.Subject(stream.Warm, ""), cache.WarmRequest{URL: w.api.url(path), Type: typ, T: time.Now().UnixMilli(), Index: index})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.js.PublishMsg(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish("/del", cache.WarmDelete, delIndex[0])
+	for i := range urls {
+		publish(fmt.Sprintf("/r/%d", i), cache.WarmCreate, 1)
+	}
+	// With DRAIN_MAX_DELIVER=2 an ordinary retry would be dead-lettered at the second delivery;
+	// wait until every message has failed at least three times on average.
+	eventually(t, 30*time.Second, "retries during the Redis outage", func() bool {
+		return metricValue(t, reg, "drain_warm_messages_total", "outcome", "retry") >= 3*(urls+1)
+	})
+	if n := w.deadLetters(); n != 0 {
+		t.Fatalf("%d dead letters during a Redis outage", n)
+	}
+	w.redis.Start() // empty: no AOF, so the indexes start again from 0
+	w.quiet(30 * time.Second)
+	for i := range urls {
+		p := fmt.Sprintf("/r/%d", i)
+		if got, want := w.cached(p), w.api.body(p); got != want {
+			t.Fatalf("%s cached %q, want %q", p, got, want)
+		}
+	}
+	if w.storedAnything("/del") {
+		t.Fatal("/del still stored")
+	}
+	if n := w.deadLetters(); n != 0 {
+		t.Fatalf("%d dead letters after the Redis outage", n)
+	}
+}
+
+// A WRONGTYPE reply (the URL's key holds something else) is the key's fault, a counted retry;
+// Redis being down is an outage, retried without a dead letter.
+func TestRedisFailureClassification(t *testing.T) {
+	w := newWorld(t)
+	u := "https://x.example/wrongtype"
+	if err := w.rdb.Set(context.Background(), w.cache.Key(u), "not a hash", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := w.cache.State(context.Background(), u, cache.Variant{})
+	if !errors.Is(err, cache.ErrRedis) || !keyFault(err) {
+		t.Fatalf("State of a string key: %v, want an ErrRedis the key caused", err)
+	}
+	w.redis.Stop()
+	_, err = w.cache.State(context.Background(), u, cache.Variant{})
+	if !errors.Is(err, cache.ErrRedis) || keyFault(err) {
+		t.Fatalf("State with Redis down: %v, want an ErrRedis outage", err)
+	}
+}
+
+// Per-host slots exist only while a fetch for the host runs or waits: after fetches for many
+// hosts the map is empty, and while fetches wait it holds one entry per busy host, each still
+// bounded by DRAIN_WARM_HOST_CONCURRENCY.
+func TestHostSlotsArePruned(t *testing.T) {
+	w := newWorld(t)
+	gate := make(chan struct{})
+	var mu sync.Mutex
+	running, peak := map[string]int{}, map[string]int{}
+	c, err := cache.New(cache.Config{Redis: w.rdb, Namespace: "ns", Fetcher: cache.FetcherFunc(
+		func(ctx context.Context, u string, _ cache.Variant) (*cache.Response, error) {
+			h := hostOf(u)
+			mu.Lock()
+			running[h]++
+			peak[h] = max(peak[h], running[h])
+			mu.Unlock()
+			defer func() { mu.Lock(); running[h]--; mu.Unlock() }()
+			<-gate
+			return &cache.Response{Status: 200, Header: http.Header{}, Body: []byte(u)}, nil
+		})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wm, err := New(Options{JS: w.js, Names: w.names, Cache: c, HostConcurrency: 2,
+		Consumer: config.Consumer{Concurrency: 16}, Log: discardLog(), Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostsHeld := func() map[string]int {
+		wm.mu.Lock()
+		defer wm.mu.Unlock()
+		out := map[string]int{}
+		for h, s := range wm.hosts {
+			out[h] = s.refs
+		}
+		return out
+	}
+
+	var wg sync.WaitGroup
+	for i := range 8 {
+		host := "a.example"
+		if i >= 5 {
+			host = "b.example"
+		}
+		wg.Go(func() {
+			if out := wm.warm(fmt.Sprintf("http://%s/%d", host, i)); out.kind != outStored {
+				t.Errorf("warm %s/%d: %+v", host, i, out)
+			}
+		})
+	}
+	eventually(t, 10*time.Second, "2 fetches running per host", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return running["a.example"] == 2 && running["b.example"] == 2
+	})
+	if got := hostsHeld(); len(got) != 2 || got["a.example"] != 5 || got["b.example"] != 3 {
+		t.Fatalf("host slots while busy: %v, want a.example:5 b.example:3", got)
+	}
+	close(gate)
+	wg.Wait()
+	if got := hostsHeld(); len(got) != 0 {
+		t.Fatalf("host slots after the fetches: %v, want none", got)
+	}
+	for i := range 200 {
+		wm.warm(fmt.Sprintf("http://h%d.example/x", i))
+	}
+	if got := hostsHeld(); len(got) != 0 {
+		t.Fatalf("%d host entries left after fetches for 200 hosts", len(got))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if peak["a.example"] != 2 || peak["b.example"] != 2 {
+		t.Fatalf("peak fetches per host %v, want 2 (DRAIN_WARM_HOST_CONCURRENCY)", peak)
+	}
+}
+
+// With the default settings a message failing on the origin is retried for longer than a
+// 30 s outage plus one breaker sleep window (the circuit may stay open that long after the
+// origin is back) before it is dead-lettered. The backoff is stream.Consume's: Backoff
+// doubled per delivery, capped at BackoffMax, one delay after each of the first
+// MaxDeliver-1 deliveries.
+func TestDefaultsOutlastAThirtySecondOriginOutage(t *testing.T) {
+	cfg := config.Default(config.Warmer)
+	c := cfg.Consumer
+	var budget time.Duration
+	d := c.RetryBackoff
+	for range c.MaxDeliver - 1 {
+		budget += d
+		d = min(2*d, c.RetryBackoffMax)
+	}
+	need := 30*time.Second + cfg.Fetch.Breaker.SleepWindow
+	t.Logf("default retry budget before a dead letter: %v (MaxDeliver %d, backoff %v..%v); needed %v",
+		budget, c.MaxDeliver, c.RetryBackoff, c.RetryBackoffMax, need)
+	if budget < need {
+		t.Fatalf("retry budget %v < %v", budget, need)
+	}
+}

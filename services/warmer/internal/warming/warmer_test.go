@@ -1,0 +1,255 @@
+package warming
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/routemaster-drain/drain/pkg/cache"
+	"github.com/routemaster-drain/drain/pkg/stream"
+)
+
+func TestWarmsUpdatesAndBustsDeletes(t *testing.T) {
+	w := newWorld(t)
+	w.startWarmer()
+
+	w.event("/a", cache.WarmCreate)
+	w.event("/a", cache.WarmUpdate)
+	w.event("/b", cache.WarmCreate)
+	eventually(t, 10*time.Second, "/b warm", func() bool { return w.cached("/b") != "" })
+	w.event("/b", cache.WarmDelete)
+	w.publish(w.api.url("/missing"), cache.WarmUpdate) // origin answers 404
+	w.api.mu.Lock()
+	w.api.version["/gone"] = 1
+	w.api.gone["/gone"] = true
+	w.api.mu.Unlock()
+	w.publish(w.api.url("/gone"), cache.WarmUpdate) // origin answers 410
+	w.quiet(10 * time.Second)
+
+	if got, want := w.cached("/a"), w.api.body("/a"); got != want || !strings.Contains(got, `"v":2`) {
+		t.Fatalf("/a cached %q, want %q", got, want)
+	}
+	for _, p := range []string{"/b", "/missing", "/gone"} {
+		if w.storedAnything(p) {
+			t.Errorf("%s still has a stored variant", p)
+		}
+	}
+	if n := w.deadLetters(); n != 0 {
+		t.Fatalf("%d dead letters", n)
+	}
+}
+
+func TestDisallowedHostIsDeadLettered(t *testing.T) {
+	w := newWorld(t)
+	w.startWarmer()
+	evil := strings.Replace(w.api.url("/internal"), "127.0.0.1", "localhost", 1)
+	w.publish(evil, cache.WarmCreate)
+	eventually(t, 10*time.Second, "a dead letter", func() bool { return w.deadLetters() == 1 })
+	w.quiet(5 * time.Second)
+	if n := w.api.total.Load(); n != 0 {
+		t.Fatalf("the origin saw %d requests for a disallowed host", n)
+	}
+	dlq, err := w.js.Stream(context.Background(), w.names.Stream(stream.DLQ))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := dlq.GetLastMsgForSubject(context.Background(), w.names.Subject(stream.DLQ, "warm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(msg.Header.Get(stream.HeaderError), "not allowed") || !strings.Contains(string(msg.Data), "/internal") {
+		t.Fatalf("dead letter: %s %v", msg.Data, msg.Header)
+	}
+}
+
+func TestBadRequestIsDeadLettered(t *testing.T) {
+	w := newWorld(t)
+	w.startWarmer()
+	if _, err := w.js.Publish(context.Background(), w.names.Subject(stream.Warm, ""), []byte(`{"url":"nope"}`)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "a dead letter", func() bool { return w.deadLetters() == 1 })
+}
+
+// A request already covered by a stored entry is acknowledged without a fetch.
+func TestCoveredRequestsAreNotFetched(t *testing.T) {
+	w := newWorld(t)
+	w.api.version["/c"] = 1
+	url := w.api.url("/c")
+	idx, _ := w.cache.Invalidate(context.Background(), url)
+	// Someone (a reader's Get) already stored the current version at this index.
+	rc, _ := cache.New(cache.Config{Redis: w.rdb, Namespace: "ns", Fetcher: cache.FetcherFunc(func(ctx context.Context, u string, v cache.Variant) (*cache.Response, error) {
+		return &cache.Response{Status: 200, Header: http.Header{}, Body: []byte(w.api.body("/c"))}, nil
+	})})
+	if _, err := rc.Get(context.Background(), url, cache.Variant{}); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := cache.WarmMsg(w.names.Subject(stream.Warm, ""), cache.WarmRequest{URL: url, Type: "update", T: 1, Index: idx[0]})
+	if _, err := w.js.PublishMsg(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	_, reg := w.startWarmer()
+	w.quiet(10 * time.Second)
+	if n := w.api.total.Load(); n != 0 {
+		t.Fatalf("origin fetched %d times for a covered request", n)
+	}
+	if v := metricValue(t, reg, "drain_warm_requests_total", "via", "covered"); v != 1 {
+		t.Fatalf("covered requests metric %v", v)
+	}
+}
+
+// 1,000 warm requests for one URL within a second cost few fetches, and the cache ends with
+// the origin's final version.
+func TestCoalescing(t *testing.T) {
+	w := newWorld(t)
+	_, reg := w.startWarmer()
+	const n = 1000
+	start := time.Now()
+	for i := range n {
+		w.event("/hot", cache.WarmUpdate)
+		// Spread the burst over about 0.9 s.
+		if ahead := time.Duration(i+1)*900*time.Microsecond - time.Since(start); ahead > 0 {
+			time.Sleep(ahead)
+		}
+	}
+	took := time.Since(start)
+	if took > 1500*time.Millisecond {
+		t.Logf("publishing took %v (slow machine)", took)
+	}
+	w.quiet(20 * time.Second)
+	fetches := w.api.fetchesOf("/hot")
+	t.Logf("%d requests in %v → %d origin fetches", n, took, fetches)
+	if fetches > 10 {
+		t.Fatalf("%d origin fetches for %d requests, want ≤ 10", fetches, n)
+	}
+	if got, want := w.cached("/hot"), w.api.body("/hot"); got != want || !strings.Contains(want, fmt.Sprintf(`"v":%d`, n)) {
+		t.Fatalf("cached %q, want %q", got, want)
+	}
+	if w.deadLetters() != 0 {
+		t.Fatal("dead letters")
+	}
+	// Every request was acknowledged either by a fetch that covered it (most of them coalesced
+	// into another request's fetch) or because a stored entry already covered it.
+	fetched, covered := metricValue(t, reg, "drain_warm_requests_total", "via", "fetched"), metricValue(t, reg, "drain_warm_requests_total", "via", "covered")
+	coalesced := metricValue(t, reg, "drain_warm_coalesced_total")
+	if fetched+covered != n || coalesced < fetched-float64(fetches) {
+		t.Fatalf("metrics: fetched %v covered %v coalesced %v", fetched, covered, coalesced)
+	}
+}
+
+// The origin answers 500 for a while; the breaker opens and only its probes reach the origin;
+// after recovery every URL is warm and nothing was dead-lettered.
+func TestOriginOutageWithBreaker(t *testing.T) {
+	w := newWorld(t)
+	const urls = 20
+	w.api.failing.Store(true)
+	_, reg := w.startWarmer(
+		"ROUTEMASTER_ENABLE_API_CLIENT_CIRCUIT=YES",
+		"ROUTEMASTER_CIRCUIT_BREAKER_SLEEP_WINDOW=1",
+		"ROUTEMASTER_CIRCUIT_BREAKER_TIME_WINDOW=10",
+		"ROUTEMASTER_CIRCUIT_BREAKER_VOLUME_THRESHOLD=5",
+		"ROUTEMASTER_CIRCUIT_BREAKER_ERROR_THRESHOLD=50",
+		"DRAIN_CONCURRENCY=4",
+	)
+	for i := range urls {
+		w.event(fmt.Sprintf("/o/%d", i), cache.WarmCreate)
+	}
+	eventually(t, 10*time.Second, "the breaker to open", func() bool {
+		return metricValue(t, reg, "drain_apiclient_breaker_state") == 2
+	})
+	openedAt, before := time.Now(), w.api.total.Load()
+	const outage = 4 * time.Second
+	time.Sleep(outage) // the outage goes on; the warmer keeps retrying
+	during := w.api.total.Load() - before
+	t.Logf("origin saw %d requests before the breaker opened, %d during %v open", before, during, outage)
+	// One probe per sleep window (1 s) while open, plus one in flight when it opened.
+	if limit := int64(outage/time.Second) + 2; during > limit {
+		t.Fatalf("origin saw %d requests in %v while the breaker was open, want ≤ %d (its probes)", during, time.Since(openedAt), limit)
+	}
+	w.api.failing.Store(false)
+	w.quiet(60 * time.Second)
+	for i := range urls {
+		p := fmt.Sprintf("/o/%d", i)
+		if got, want := w.cached(p), w.api.body(p); got != want {
+			t.Fatalf("%s cached %q, want %q", p, got, want)
+		}
+	}
+	if n := w.deadLetters(); n != 0 {
+		t.Fatalf("%d dead letters after a %v outage", n, outage)
+	}
+	if v := metricValue(t, reg, "drain_warm_messages_total", "outcome", "retry"); v == 0 {
+		t.Fatal("no retries recorded")
+	}
+}
+
+// Many URLs at once are warmed with at most DRAIN_WARM_HOST_CONCURRENCY fetches per host.
+func TestHostConcurrencyLimit(t *testing.T) {
+	w := newWorld(t)
+	var mu sync.Mutex
+	var cur, peak int
+	w.api.delay.Store(int64(50 * time.Millisecond))
+	inner := w.api.srv.Config.Handler
+	w.api.srv.Config.Handler = http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		cur++
+		peak = max(peak, cur)
+		mu.Unlock()
+		inner.ServeHTTP(rw, r)
+		mu.Lock()
+		cur--
+		mu.Unlock()
+	})
+	w.startWarmer("DRAIN_CONCURRENCY=16", "DRAIN_WARM_HOST_CONCURRENCY=3")
+	for i := range 30 {
+		w.event(fmt.Sprintf("/h/%d", i), cache.WarmCreate)
+	}
+	w.quiet(20 * time.Second)
+	if peak > 3 || peak < 2 {
+		t.Fatalf("peak concurrent fetches on one host %d, want 2..3", peak)
+	}
+	for i := range 30 {
+		p := fmt.Sprintf("/h/%d", i)
+		if w.cached(p) != w.api.body(p) {
+			t.Fatalf("%s not warm", p)
+		}
+	}
+}
+
+func TestAdminEndpoints(t *testing.T) {
+	w := newWorld(t)
+	reg := prometheus.NewRegistry()
+	addrCh := make(chan string, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, configFor(t, w.env), discardLog(), reg, func(a string) { addrCh <- a })
+	}()
+	addr := <-addrCh
+	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "ready", "/metrics": "drain_warm_inflight_fetches"} {
+		res, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || !strings.Contains(string(b), want) {
+			t.Fatalf("%s: %d %s", path, res.StatusCode, b)
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("warmer did not stop on cancel")
+	}
+}
