@@ -2,11 +2,33 @@ package event
 
 import (
 	"encoding/json"
+	"strconv"
 	"testing"
+	"unicode/utf8"
 )
 
-// FuzzParse checks Parse against encoding/json: Parse never accepts invalid JSON, every event
-// it returns re-parses from its Raw bytes to the same fields, and it never panics.
+// jsonEvent is how an app in Go reads an event with encoding/json: keys match
+// case-insensitively, the last duplicate wins.
+type jsonEvent struct {
+	Topic string      `json:"topic"`
+	Type  string      `json:"type"`
+	URL   string      `json:"url"`
+	T     json.Number `json:"t"`
+}
+
+// millis is encoding/json's number read as Parse defines t: whole milliseconds, truncated.
+func millis(n json.Number) (int64, bool) {
+	if i, err := strconv.ParseInt(string(n), 10, 64); err == nil {
+		return i, true
+	}
+	f, err := strconv.ParseFloat(string(n), 64)
+	return int64(f), err == nil
+}
+
+// FuzzParse checks Parse against encoding/json: Parse never accepts invalid JSON or invalid
+// UTF-8; every event it accepts has the topic, type, url and t that encoding/json reads from
+// the same bytes into a struct (so an app decoding Raw sees what the drain acted on); every
+// event re-parses from its Raw bytes to the same fields; and it never panics.
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{
 		`[]`, `{}`, `[1]`, `[null]`, `""`,
@@ -16,6 +38,9 @@ func FuzzParse(f *testing.F) {
 		`[{"topic":"menus","type":"update","url":"https://menus.example.com/api/menus/5","t":1559567873000,"data":{}}]`,
 		`[{"topic":"users","type":"update","url":"https://api.example.com:8443/v1/users/42","t":1559567890000},{"topic":"users","type":"noop","url":"https://api.example.com/v1/users/42#profile","t":1559567890000}]`,
 		`[{"topic":"a","type":"cr\u0065ate","url":"http:\/\/x.test\/1","t":1e3,"x":[true,false,null,"\n"]}]`,
+		`[{"url":"http://a.test/1","topic":"a","type":"create","t":1,"URL":"http://169.254.169.254/"}]`,
+		`[{"Topic":"a","TYPE":"update","Url":"http://a.test/1","T":2}]`,
+		"[{\"topic\":\"a\",\"type\":\"create\",\"url\":\"http://a.test/\xff\",\"t\":1}]",
 	} {
 		f.Add([]byte(s))
 	}
@@ -24,16 +49,18 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if !json.Valid(body) {
-			t.Fatalf("Parse accepted invalid JSON %q", body)
+		if !json.Valid(body) || !utf8.Valid(body) {
+			t.Fatalf("Parse accepted invalid JSON or UTF-8 %q", body)
 		}
-		var generic []map[string]any
-		if err := json.Unmarshal(body, &generic); err != nil || len(generic) != len(events) {
-			t.Fatalf("encoding/json disagrees on %q: %v (%d vs %d)", body, err, len(generic), len(events))
+		var decoded []jsonEvent
+		if err := json.Unmarshal(body, &decoded); err != nil || len(decoded) != len(events) {
+			t.Fatalf("encoding/json disagrees on %q: %v (%d vs %d)", body, err, len(decoded), len(events))
 		}
 		for i, e := range events {
-			if generic[i]["url"] != e.URL || generic[i]["topic"] != e.Topic || generic[i]["type"] != string(e.Type) {
-				t.Fatalf("event %d fields %+v disagree with encoding/json %v", i, e, generic[i])
+			d := decoded[i]
+			ms, ok := millis(d.T)
+			if d.URL != e.URL || d.Topic != e.Topic || d.Type != string(e.Type) || !ok || ms != e.T {
+				t.Fatalf("event %d %+v disagrees with encoding/json's %+v in %q", i, e, d, body)
 			}
 			again, err := parseEvent(e.Raw, i)
 			if err != nil || again.URL != e.URL || again.T != e.T || string(again.Data) != string(e.Data) {

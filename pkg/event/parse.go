@@ -162,6 +162,8 @@ func (s *scanner) object(idx int) (Event, error) {
 	s.i++ // '{'
 	var topic, typ, u, t, data span
 	var have [5]bool
+	var seen [8][]byte // the keys of this event so far, to refuse duplicates and case variants
+	keys := seen[:0]
 	s.ws()
 	if !s.eat('}') {
 		for {
@@ -190,16 +192,25 @@ func (s *scanner) object(idx int) (Event, error) {
 				return Event{}, err
 			}
 			v := span{vs, s.i}
-			switch string(key) {
-			case "topic":
+			for _, k := range keys {
+				if bytes.EqualFold(k, key) {
+					return Event{}, &ParseError{Index: idx, Field: string(key),
+						Msg: fmt.Sprintf("duplicate key (%q is the same key: keys match case-insensitively)", k)}
+				}
+			}
+			keys = append(keys, key)
+			// Keys match as encoding/json matches them: case-insensitively. None of these five
+			// names holds a letter with a non-ASCII case fold (k, s), so ASCII folding is exact.
+			switch {
+			case asciiEqualFold(key, "topic"):
 				topic, have[0] = v, true
-			case "type":
+			case asciiEqualFold(key, "type"):
 				typ, have[1] = v, true
-			case "url":
+			case asciiEqualFold(key, "url"):
 				u, have[2] = v, true
-			case "t":
+			case asciiEqualFold(key, "t"):
 				t, have[3] = v, true
-			case "data":
+			case asciiEqualFold(key, "data"):
 				data, have[4] = v, true
 			}
 			s.ws()
@@ -277,9 +288,6 @@ func (s *scanner) stringBytes(idx int, name string, v span, present bool) ([]byt
 		return nil, &ParseError{Index: idx, Field: name, Msg: "must be a string"}
 	}
 	raw := s.b[v.start+1 : v.end-1]
-	if !utf8.Valid(raw) {
-		return nil, &ParseError{Index: idx, Field: name, Msg: "must be valid UTF-8"}
-	}
 	if bytes.IndexByte(raw, '\\') >= 0 {
 		var out string
 		if err := json.Unmarshal(s.b[v.start:v.end], &out); err != nil {
@@ -352,21 +360,39 @@ func (s *scanner) str() (span, bool, error) {
 			}
 		case c < 0x20:
 			return span{}, false, s.syntax("control character in string")
-		default:
-			s.i++
+		default: // the first byte of a multi-byte UTF-8 sequence
+			r, size := utf8.DecodeRune(s.b[s.i:])
+			if r == utf8.RuneError && size <= 1 {
+				return span{}, false, s.syntax("invalid UTF-8 in string")
+			}
+			s.i += size
 		}
 	}
 	return span{}, false, s.syntax("unterminated string")
 }
 
-// plainChar marks the bytes that may appear in a JSON string without an escape and do not end
-// it: everything but control characters, '"' and '\\'.
+// plainChar marks the ASCII bytes that may appear in a JSON string without an escape and do
+// not end it: everything but control characters, '"' and '\\'. Bytes from 0x80 up start a
+// multi-byte UTF-8 sequence, which str validates.
 var plainChar = func() (t [256]bool) {
-	for c := 0x20; c < 256; c++ {
+	for c := 0x20; c < 0x80; c++ {
 		t[c] = c != '"' && c != '\\'
 	}
 	return t
 }()
+
+// asciiEqualFold reports whether key equals name (lower-case ASCII) ignoring ASCII case.
+func asciiEqualFold(key []byte, name string) bool {
+	if len(key) != len(name) {
+		return false
+	}
+	for i := range key {
+		if c := key[i]; c|0x20 != name[i] || !('a' <= c|0x20 && c|0x20 <= 'z') {
+			return false
+		}
+	}
+	return true
+}
 
 func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
