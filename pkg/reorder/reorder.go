@@ -133,9 +133,9 @@ func (f *Filter) Load(ctx context.Context) error {
 // the newer change. Distinct batches must use distinct seqs; seq 0 is a valid sequence but
 // should be reserved for one-off batches.
 //
-// When markDirty is set, the URL of every fresh non-noop event is added to the dirty set in the
-// same script, except on a replay, whose first run already did. NewlyDirty lists the URLs that
-// were not in the set before.
+// When markDirty is set, the URL of every fresh non-noop event (kept, or superseded by a newer
+// noop of the batch) is added to the dirty set in the same script, except on a replay, whose
+// first run already did. NewlyDirty lists the URLs that were not in the set before.
 func (f *Filter) Run(ctx context.Context, seq uint64, events []event.Event, markDirty bool) (Result, error) {
 	if len(events) == 0 {
 		return Result{}, nil

@@ -4,7 +4,7 @@
 -- KEYS[2..]    the state key ({ns}:dirtymap:state:<url>) of each distinct URL, first-seen order
 -- ARGV[1]      state TTL in milliseconds
 -- ARGV[2]      the source message's stream sequence
--- ARGV[3]      "1" to mark fresh non-noop, non-replayed URLs dirty
+-- ARGV[3]      "1" to mark dirty the URLs that a fresh non-noop event of this run advanced
 -- ARGV[4..]    per event, in batch order: its URL number (1-based index into KEYS[2..]),
 --              negated when the event is a noop, then its t (ms)
 --
@@ -71,6 +71,7 @@ local order = {}     -- URL numbers in the order they were first kept
 local advanced = {}  -- URL number -> true when this run moved its state forward
 local replayed = {}  -- URL number -> true when its kept event is a replay of an earlier run
 local noop = {}     -- batch position -> true for noop events
+local changed = {}  -- URL number -> true when a fresh non-noop event advanced it in this run
 local new_t = {}    -- URL number -> its kept t as sent (a decimal string, written back as is)
 local n = (#ARGV - 3) / 2
 for i = 1, n do
@@ -86,6 +87,11 @@ for i = 1, n do
     keep = true
     advanced[u] = true
     replayed[u] = nil
+    -- A fresh change marks the URL dirty even when a newer noop of the same batch is the event
+    -- kept for it: the same events in two batches would have marked it too.
+    if not noop[i] then
+      changed[u] = true
+    end
   elseif t == cur_t[u] and replayable[u] then
     -- The state holds exactly what this message wrote on an earlier delivery: the first event
     -- at that t is the one the earlier run kept, so keep it again.
@@ -111,7 +117,7 @@ for j = 1, #order do
   if advanced[u] then
     redis.call("SET", KEYS[u + 1], state_prefix .. new_t[u] .. seq_suffix, "PX", ttl)
   end
-  if mark and not replayed[u] and not noop[i] then
+  if mark and changed[u] then
     to_mark[#to_mark + 1] = string.sub(KEYS[u + 1], url_from)
     marked_url[#to_mark] = u
   end

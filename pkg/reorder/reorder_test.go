@@ -159,6 +159,31 @@ func TestStateWrittenByOthers(t *testing.T) {
 	}
 }
 
+// Whether a URL becomes dirty does not depend on how the bus batched its events: [update@5,
+// noop@6] marks the URL in one batch as in two, and a redelivery of the batch marks nothing
+// again.
+func TestDirtyMarkingIndependentOfBatching(t *testing.T) {
+	c := newRedis(t)
+	ctx := context.Background()
+	f := reorder.New(c, "rm", time.Hour)
+	one := run(t, f, 1, ev(event.Update, u("one"), 5), ev(event.Noop, u("one"), 6))
+	if got := brief(one.Fresh); !slices.Equal(got, []string{"one@6"}) {
+		t.Fatalf("fresh = %v, want the newest event (the noop) kept", got)
+	}
+	two := run(t, f, 2, ev(event.Update, u("two"), 5))
+	two.NewlyDirty = append(two.NewlyDirty, run(t, f, 3, ev(event.Noop, u("two"), 6)).NewlyDirty...)
+	if !slices.Equal(one.NewlyDirty, []string{u("one")}) || !slices.Equal(two.NewlyDirty, []string{u("two")}) {
+		t.Fatalf("newly dirty: one batch %v, two batches %v; want the URL marked both ways", one.NewlyDirty, two.NewlyDirty)
+	}
+	if err := c.SRem(ctx, reorder.DirtyKey("rm"), u("one")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	again := run(t, f, 1, ev(event.Update, u("one"), 5), ev(event.Noop, u("one"), 6))
+	if len(again.NewlyDirty) != 0 || len(again.Fresh) != 1 {
+		t.Fatalf("redelivery: dirty %v fresh %v, want the noop replayed and nothing re-marked", again.NewlyDirty, again.Fresh)
+	}
+}
+
 func TestDirtyMarking(t *testing.T) {
 	c := newRedis(t)
 	ctx := context.Background()
@@ -166,8 +191,8 @@ func TestDirtyMarking(t *testing.T) {
 	res := run(t, f, 1,
 		ev(event.Create, u("a"), 1), ev(event.Noop, u("n"), 1), ev(event.Update, u("a"), 2),
 		ev(event.Create, u("b"), 1), ev(event.Update, u("c"), 1), ev(event.Noop, u("c"), 2))
-	if !slices.Equal(res.NewlyDirty, []string{u("a"), u("b")}) {
-		t.Fatalf("newly dirty = %v, want a and b (noops, and URLs whose kept event is a noop, are not marked)", res.NewlyDirty)
+	if !slices.Equal(res.NewlyDirty, []string{u("a"), u("b"), u("c")}) {
+		t.Fatalf("newly dirty = %v, want a, b and c (a noop alone marks nothing; c's fresh update counts though a newer noop is kept)", res.NewlyDirty)
 	}
 	res = run(t, f, 2, ev(event.Update, u("a"), 3), ev(event.Delete, u("d"), 1), ev(event.Update, u("b"), 1))
 	if !slices.Equal(res.NewlyDirty, []string{u("d")}) {
@@ -175,7 +200,7 @@ func TestDirtyMarking(t *testing.T) {
 	}
 	got := c.SMembers(ctx, "{rm}:dirtymap:items").Val()
 	slices.Sort(got)
-	if want := []string{u("a"), u("b"), u("d")}; !slices.Equal(got, want) {
+	if want := []string{u("a"), u("b"), u("c"), u("d")}; !slices.Equal(got, want) {
 		t.Fatalf("dirty set = %v, want %v", got, want)
 	}
 	if ttl := c.TTL(ctx, "{rm}:dirtymap:items").Val(); ttl != -1 {
