@@ -289,13 +289,15 @@ func (w *Warmer) warm(u string) outcome {
 	host := hostOf(u)
 	hs := w.holdHost(host)
 	defer w.releaseHost(host, hs)
-	w.fetch <- struct{}{}
+	// The host's slot first: a request queued behind a slow host waits there without holding
+	// one of the process's slots, so other hosts keep every slot the slow one does not use.
 	hs.sem <- struct{}{}
+	w.fetch <- struct{}{}
 	w.metrics.inflight.Inc()
 	defer func() {
 		w.metrics.inflight.Dec()
-		<-hs.sem
 		<-w.fetch
+		<-hs.sem
 	}()
 	// A fetch is bounded by the API client's timeout and retries; this only guards against a
 	// fetcher without one.

@@ -253,3 +253,27 @@ func TestAdminEndpoints(t *testing.T) {
 		t.Fatal("warmer did not stop on cancel")
 	}
 }
+
+// A slow origin never takes another origin's fetch slots: with 4 fetches at once and 1 per
+// host, requests queued for a slow host wait for that host's slot without holding one of the
+// process's, so an instant origin is fetched at once.
+func TestSlowHostDoesNotBlockOtherHosts(t *testing.T) {
+	w := newWorld(t)
+	w.api.delay.Store(int64(700 * time.Millisecond))
+	fast := newAPI(t)
+	fast.version["/quick"] = 1
+	w.startWarmer("DRAIN_CONCURRENCY=4", "DRAIN_WARM_HOST_CONCURRENCY=1")
+	for i := range 5 {
+		w.event(fmt.Sprintf("/slow/%d", i), cache.WarmCreate)
+	}
+	time.Sleep(200 * time.Millisecond) // the slow requests are queued first
+	start := time.Now()
+	w.publish(fast.url("/quick"), cache.WarmCreate)
+	eventually(t, 5*time.Second, "the instant origin's resource cached", func() bool {
+		r, err := w.cache.Lookup(context.Background(), fast.url("/quick"), cache.Variant{})
+		return err == nil && r != nil
+	})
+	if waited := time.Since(start); waited > 400*time.Millisecond {
+		t.Fatalf("a fetch from an instant origin waited %v behind a slow one", waited)
+	}
+}
