@@ -86,25 +86,10 @@ func NewRegistry() *prometheus.Registry {
 	return reg
 }
 
-// NewRedis returns a client for a configured Redis setting: a single-node client for one URL,
-// a Redis Cluster client for a list of seed nodes (config.Redis.Cluster).
-func NewRedis(r config.Redis) redis.UniversalClient {
-	o := r.Options
-	addrs := r.Addrs
-	if len(addrs) == 0 { // a Redis built by hand rather than by ParseRedisURL
-		addrs = []string{o.Addr}
-	}
-	return redis.NewUniversalClient(&redis.UniversalOptions{
-		Addrs:        addrs,
-		DB:           o.DB,
-		Username:     o.Username,
-		Password:     o.Password,
-		TLSConfig:    o.TLSConfig,
-		PoolSize:     max(o.PoolSize, 32),
-		ReadTimeout:  3 * time.Second,
-		WriteTimeout: 3 * time.Second,
-	})
-}
+// NewRedis returns a client for a configured Redis setting (config.Redis.NewClient): a
+// single-server client for one URL, a Redis Cluster client for a list of seed nodes, a
+// Sentinel-following client when the URL names a master_name.
+func NewRedis(r config.Redis) redis.UniversalClient { return r.NewClient() }
 
 // Admin serves /healthz (the process is up), /readyz (ready reports nil) and /metrics.
 type Admin struct {

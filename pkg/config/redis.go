@@ -3,6 +3,7 @@ package config
 import (
 	"crypto/tls"
 	"fmt"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -13,22 +14,69 @@ import (
 // DefaultNamespace is the key namespace when a Redis URL names none (the gem's "rm").
 const DefaultNamespace = "rm"
 
-// Redis is a parsed Redis setting: one URL redis[s]://[user:pass@]host:port[/db[/namespace]]
-// for a single server, or a comma-separated list of such URLs naming the seed nodes of a Redis
-// Cluster.
+// Redis is a parsed Redis setting: one URL redis[s]://[user:pass@]host:port[/db[/namespace]][?options]
+// for a single server, a comma-separated list of such URLs naming the seed nodes of a Redis
+// Cluster, or URLs with a master_name option naming Redis Sentinels. The options are go-redis's
+// URL query options (pool_size, dial_timeout, read_timeout, write_timeout, max_retries, ...),
+// honoured as go-redis parses them once the namespace segment is taken off.
 type Redis struct {
 	// URL is the setting as configured, password included: never log it (use Redacted).
 	URL string
-	// Options are the client options of the first URL; for a single server, the whole setting.
+	// Options are the client options of the first URL, query options included; for a single
+	// server, the whole setting.
 	Options *redis.Options
-	// Addrs are the host:port of every URL: one for a single server, several for Redis Cluster.
+	// Addrs are the host:port of every URL: one for a single server, several for Redis Cluster
+	// (or the Sentinels, with Failover).
 	Addrs []string
+	// Failover is set when the URL names Redis Sentinels (the master_name option): clients then
+	// follow the master the Sentinels elect.
+	Failover *redis.FailoverOptions
 	// Namespace prefixes every key (the gem's namespace; DefaultNamespace when none is given).
 	Namespace string
+	// poolSizeSet records a pool_size option, which the client floor does not override.
+	poolSizeSet bool
 }
 
+// MinPoolSize is the connection pool a drain Redis client gets at least when the URL sets no
+// pool_size: the services run DRAIN_CONCURRENCY (32 by default) operations at once.
+const MinPoolSize = 32
+
 // Cluster reports whether the setting names several Redis Cluster seed nodes.
-func (r Redis) Cluster() bool { return len(r.Addrs) > 1 }
+func (r Redis) Cluster() bool { return r.Failover == nil && len(r.Addrs) > 1 }
+
+// NewClient returns a client for the setting: a Sentinel-following client with Failover, a
+// Redis Cluster client for a list of seed nodes, otherwise a single-server client. Every
+// go-redis option the URL carries is applied; the pool holds at least MinPoolSize connections
+// unless the URL sets pool_size.
+func (r Redis) NewClient() redis.UniversalClient {
+	floor := func(n int) int {
+		if r.poolSizeSet {
+			return n
+		}
+		return max(n, MinPoolSize)
+	}
+	switch {
+	case r.Failover != nil:
+		fo := *r.Failover
+		fo.PoolSize = floor(fo.PoolSize)
+		return redis.NewFailoverClient(&fo)
+	case r.Cluster():
+		o := r.Options
+		return redis.NewClusterClient(&redis.ClusterOptions{
+			Addrs: r.Addrs, Username: o.Username, Password: o.Password, TLSConfig: o.TLSConfig,
+			Protocol: o.Protocol, ClientName: o.ClientName, MaxRetries: o.MaxRetries,
+			MinRetryBackoff: o.MinRetryBackoff, MaxRetryBackoff: o.MaxRetryBackoff,
+			DialTimeout: o.DialTimeout, ReadTimeout: o.ReadTimeout, WriteTimeout: o.WriteTimeout,
+			PoolFIFO: o.PoolFIFO, PoolSize: floor(o.PoolSize), PoolTimeout: o.PoolTimeout,
+			MinIdleConns: o.MinIdleConns, MaxIdleConns: o.MaxIdleConns, MaxActiveConns: o.MaxActiveConns,
+			ConnMaxIdleTime: o.ConnMaxIdleTime, ConnMaxLifetime: o.ConnMaxLifetime,
+		})
+	default:
+		o := *r.Options
+		o.PoolSize = floor(o.PoolSize)
+		return redis.NewClient(&o)
+	}
+}
 
 // Redacted returns the URL (each URL of a list) with its password masked, for logs.
 func (r Redis) Redacted() string {
@@ -66,6 +114,18 @@ func ParseRedisURL(raw string) (Redis, error) {
 	}
 	first.URL = strings.Join(urls, ",")
 	first.Addrs = []string{first.Options.Addr}
+	if first.Failover != nil {
+		// Sentinels: each further URL adds one (only its host is read).
+		for _, u := range urls[1:] {
+			r, err := url.Parse(u)
+			if err != nil || r.Host == "" {
+				return Redis{}, fmt.Errorf("%s: not a Sentinel URL", redact(u))
+			}
+			first.Failover.SentinelAddrs = append(first.Failover.SentinelAddrs, hostPort(r, "26379"))
+		}
+		first.Addrs = first.Failover.SentinelAddrs
+		return first, nil
+	}
 	if len(urls) == 1 {
 		return first, nil
 	}
@@ -101,7 +161,8 @@ func redact(raw string) string {
 	return u.Redacted()
 }
 
-// parseOne parses one URL of the gem's form.
+// parseOne parses one URL of the gem's form: it validates the scheme, host and path, takes the
+// namespace segment off, and lets go-redis parse the rest, query options included.
 func parseOne(raw string) (Redis, error) {
 	u, err := url.Parse(raw)
 	if err != nil { // the value may hold a password: do not repeat it
@@ -113,29 +174,12 @@ func parseOne(raw string) (Redis, error) {
 	if u.Host == "" {
 		return Redis{}, fmt.Errorf("%s: missing host", u.Redacted())
 	}
-	opts := &redis.Options{Addr: u.Host}
-	if u.Port() == "" {
-		opts.Addr = u.Host + ":6379"
-	}
-	if u.User != nil {
-		opts.Username = u.User.Username()
-		opts.Password, _ = u.User.Password()
-		if _, hasPass := u.User.Password(); !hasPass {
-			// redis://:pass@ and redis://pass@ both mean a password with no ACL user.
-			opts.Password, opts.Username = opts.Username, ""
-		}
-	}
-	if u.Scheme == "rediss" {
-		opts.TLSConfig = &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
-	}
-	ns := DefaultNamespace
+	ns, db := DefaultNamespace, 0
 	segs := strings.Split(strings.Trim(u.Path, "/"), "/")
 	if len(segs) > 0 && segs[0] != "" {
-		db, err := strconv.Atoi(segs[0])
-		if err != nil || db < 0 {
+		if db, err = strconv.Atoi(segs[0]); err != nil || db < 0 {
 			return Redis{}, fmt.Errorf("%s: database %q must be a whole number", u.Redacted(), segs[0])
 		}
-		opts.DB = db
 	}
 	if len(segs) > 1 && segs[1] != "" {
 		ns = segs[1]
@@ -146,5 +190,41 @@ func parseOne(raw string) (Redis, error) {
 	if strings.ContainsAny(ns, "{}") {
 		return Redis{}, fmt.Errorf("%s: namespace %q must not contain braces", u.Redacted(), ns)
 	}
-	return Redis{URL: raw, Options: opts, Namespace: ns}, nil
+	if u.User != nil {
+		if _, hasPass := u.User.Password(); !hasPass {
+			// redis://pass@ means a password with no ACL user, as redis://:pass@ does.
+			u.User = url.UserPassword("", u.User.Username())
+		}
+	}
+	stripped := *u
+	stripped.Path = "/" + strconv.Itoa(db)
+	query := u.Query()
+	r := Redis{URL: raw, Namespace: ns, poolSizeSet: query.Get("pool_size") != ""}
+	if query.Get("master_name") != "" {
+		fo, err := redis.ParseFailoverURL(stripped.String())
+		if err != nil {
+			return Redis{}, fmt.Errorf("%s: %v", u.Redacted(), strings.TrimPrefix(err.Error(), "redis: "))
+		}
+		r.Failover = fo
+		// Options describe the first Sentinel's address; clients connect through Failover.
+		r.Options = &redis.Options{Addr: hostPort(u, "26379"), Username: fo.Username, Password: fo.Password, DB: fo.DB, TLSConfig: fo.TLSConfig}
+		return r, nil
+	}
+	opts, err := redis.ParseURL(stripped.String())
+	if err != nil {
+		return Redis{}, fmt.Errorf("%s: %v", u.Redacted(), strings.TrimPrefix(err.Error(), "redis: "))
+	}
+	if opts.TLSConfig != nil {
+		opts.TLSConfig.MinVersion = tls.VersionTLS12
+	}
+	r.Options = opts
+	return r, nil
+}
+
+// hostPort is u's host:port, with port def when the URL names none.
+func hostPort(u *url.URL, def string) string {
+	if u.Port() == "" {
+		return net.JoinHostPort(u.Hostname(), def)
+	}
+	return u.Host
 }
