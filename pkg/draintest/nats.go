@@ -22,7 +22,8 @@ type NATS struct {
 	port   int
 	dir    string
 	binary string
-	args   []string
+	name   string // server name within a cluster ("" for a single server)
+	conf   string // configuration file (cluster nodes), instead of flags
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when cmd has been reaped
 }
@@ -54,23 +55,49 @@ func (n *NATS) URL() string { return "nats://127.0.0.1:" + strconv.Itoa(n.port) 
 // Port is the server's TCP port; it stays the same across restarts.
 func (n *NATS) Port() int { return n.port }
 
+// Name is the server's name in its cluster ("n0", "n1", ...; "" for a single server).
+func (n *NATS) Name() string { return n.name }
+
 // Start starts the server (again) on its port and store; stored streams survive a restart.
 // It returns once JetStream answers.
 func (n *NATS) Start() {
 	n.t.Helper()
-	args := append([]string{"-a", "127.0.0.1", "-p", strconv.Itoa(n.port), "-js", "-sd", n.dir}, n.args...)
 	var err error
 	// A port freed a moment ago (a restart) can still be held by the kernel: try again briefly.
 	for attempt := 0; attempt < 20; attempt++ {
-		if err = n.startOnce(args); err == nil {
-			return
+		if err = n.launchOnce(); err == nil {
+			if err = n.awaitJetStream(); err == nil {
+				return
+			}
+			n.Kill()
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	n.t.Fatalf("draintest: start %s: %v", n.binary, err)
 }
 
-func (n *NATS) startOnce(args []string) error {
+// launch starts the process without waiting for JetStream (cluster nodes answer only once a
+// quorum is up), failing the test if it cannot be started.
+func (n *NATS) launch() {
+	n.t.Helper()
+	if err := n.launchOnce(); err != nil {
+		n.t.Fatalf("draintest: start %s: %v", n.binary, err)
+	}
+}
+
+// waitReady waits for a launched server's JetStream, failing the test after 15 s.
+func (n *NATS) waitReady() {
+	n.t.Helper()
+	if err := n.awaitJetStream(); err != nil {
+		n.t.Fatalf("draintest: %s %s: %v", n.binary, n.name, err)
+	}
+}
+
+func (n *NATS) launchOnce() error {
+	args := []string{"-a", "127.0.0.1", "-p", strconv.Itoa(n.port), "-js", "-sd", n.dir}
+	if n.conf != "" {
+		args = []string{"-c", n.conf}
+	}
 	cmd := exec.Command(n.binary, args...)
 	cmd.Stdout, cmd.Stderr = nil, nil
 	if err := cmd.Start(); err != nil {
@@ -78,21 +105,24 @@ func (n *NATS) startOnce(args []string) error {
 	}
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
+	n.cmd, n.exited = cmd, exited
+	return nil
+}
+
+func (n *NATS) awaitJetStream() error {
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
-		case <-exited:
+		case <-n.exited:
+			n.cmd = nil
 			return fmt.Errorf("exited at start (port %d may still be held)", n.port)
 		default:
 		}
 		if jetStreamAnswers(n.URL()) {
-			n.cmd, n.exited = cmd, exited
 			return nil
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	_ = cmd.Process.Kill()
-	<-exited
 	return fmt.Errorf("JetStream did not answer on port %d within 15 s", n.port)
 }
 
