@@ -29,7 +29,7 @@ type ConsumerConfig struct {
 	Stage         string        // dead letters go to <prefix>.dlq.<Stage>; default Durable
 	Concurrency   int           // messages handled at once by this process (default 1)
 	MaxAckPending int           // server-side cap on unacked messages for all replicas (default 1000)
-	MaxDeliver    int           // deliveries before dead-lettering (default 20)
+	MaxDeliver    int           // failed deliveries before dead-lettering, TransientError ones not counted (default 20)
 	AckWait       time.Duration // redelivery timeout; handlers running longer are kept alive with InProgress (default 30s)
 	Backoff       time.Duration // first retry delay, doubled per delivery (default 1s)
 	BackoffMax    time.Duration // longest retry delay (default 30s)
@@ -253,12 +253,18 @@ func newOutageLedger(c ConsumerConfig) *outageLedger {
 }
 
 func (l *outageLedger) count(seq uint64) uint64 {
+	if seq == 0 { // no metadata: nothing to key on
+		return 0
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.n[seq].n
 }
 
 func (l *outageLedger) add(seq uint64) {
+	if seq == 0 {
+		return
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if _, ok := l.n[seq]; !ok && len(l.n) >= l.max {
