@@ -7,12 +7,10 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/routemaster-drain/drain/pkg/stream"
@@ -20,8 +18,8 @@ import (
 
 var dlqCommand = &Command{
 	Name:    "dlq",
-	Usage:   "list [--limit N] [--stage S] | replay [--seq N] [--stage S]",
-	Summary: "list dead letters without consuming them, or replay them to their original subjects",
+	Usage:   "list [--limit N] [--stage S] | replay [--seq N] [--stage S] | purge [--seq N] [--stage S] [--yes]",
+	Summary: "list dead letters without consuming them, replay them to their original subjects, or purge them",
 	Run:     runDLQ,
 }
 
@@ -58,20 +56,23 @@ type Replayed struct {
 
 func runDLQ(ctx context.Context, e *Env, args []string) error {
 	if len(args) == 0 {
-		return UsageError("expected list or replay")
+		return UsageError("expected list, replay or purge")
 	}
 	sub, rest := args[0], args[1:]
-	if sub != "list" && sub != "replay" {
-		return UsageError("unknown dlq command %q: expected list or replay", sub)
+	if sub != "list" && sub != "replay" && sub != "purge" {
+		return UsageError("unknown dlq command %q: expected list, replay or purge", sub)
 	}
 	fs := e.Flags("dlq " + sub)
 	stage := fs.String("stage", "", "only dead letters of this stage (<prefix>.dlq.<stage>)")
-	var limit *int
-	var seq *uint64
+	var sel stream.Selection
+	var yes *bool
 	if sub == "list" {
-		limit = fs.Int("limit", 0, "at most this many dead letters, oldest first (0: all)")
+		fs.IntVar(&sel.Limit, "limit", 0, "at most this many dead letters, oldest first (0: all)")
 	} else {
-		seq = fs.Uint64("seq", 0, "only the dead letter with this DLQ sequence")
+		fs.Uint64Var(&sel.Seq, "seq", 0, "only the dead letter with this DLQ sequence")
+	}
+	if sub == "purge" {
+		yes = fs.Bool("yes", false, "really delete; without it, only count what would be deleted")
 	}
 	if err := fs.Parse(rest); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -85,127 +86,51 @@ func runDLQ(ctx context.Context, e *Env, args []string) error {
 	if *stage != "" && !stageRE.MatchString(*stage) {
 		return UsageError("--stage %q must match [A-Za-z0-9_-]+", *stage)
 	}
-	if limit != nil && *limit < 0 {
+	if sel.Limit < 0 {
 		return UsageError("--limit must not be negative")
 	}
+	sel.Stage = *stage
 
 	js, err := jetStream(ctx, e)
 	if err != nil {
 		return err
 	}
-	names := stream.Names{Prefix: e.Cfg.Streams.Prefix}
-	dlq, err := js.Stream(ctx, names.Stream(stream.DLQ))
-	if err != nil {
-		return fmt.Errorf("stream %s: %w", names.Stream(stream.DLQ), err)
-	}
-	filter := names.Subject(stream.DLQ, ">")
-	if *stage != "" {
-		filter = names.Subject(stream.DLQ, *stage)
-	}
-	sel := selection{filter: filter}
-	if seq != nil {
-		sel.seq = *seq
-	}
-	if limit != nil {
-		sel.limit = *limit
-	}
-	if sub == "list" {
-		return dlqList(ctx, e, dlq, sel)
-	}
-	return dlqReplay(ctx, e, js, dlq, sel)
-}
-
-// selection says which dead letters a command works on.
-type selection struct {
-	filter string // DLQ subject (with > for all stages)
-	seq    uint64 // only this DLQ sequence (0: all)
-	limit  int    // at most this many (0: all)
-}
-
-// each calls fn with the selected dead letters, oldest first, without consuming them: it reads
-// them by sequence (a JetStream "get next message on subject" per dead letter), so no consumer
-// is created and nothing is acknowledged. Only messages already stored when each starts are
-// visited, so a message dead-lettered again during a replay is not replayed twice.
-func (sel selection) each(ctx context.Context, dlq jetstream.Stream, fn func(*jetstream.RawStreamMsg) error) error {
-	if sel.seq != 0 {
-		m, err := dlq.GetMsg(ctx, sel.seq)
-		if errors.Is(err, jetstream.ErrMsgNotFound) || (err == nil && !subjectMatches(sel.filter, m.Subject)) {
-			return fmt.Errorf("no dead letter with sequence %d in %s (on %s)", sel.seq, dlq.CachedInfo().Config.Name, sel.filter)
-		}
-		if err != nil {
-			return err
-		}
-		return fn(m)
-	}
-	info, err := dlq.Info(ctx)
+	dlq, err := stream.OpenDeadLetters(ctx, js, stream.Names{Prefix: e.Cfg.Streams.Prefix})
 	if err != nil {
 		return err
 	}
-	if info.State.Msgs == 0 {
-		return nil
+	switch sub {
+	case "list":
+		return dlqList(ctx, e, dlq, sel)
+	case "replay":
+		return dlqReplay(ctx, e, dlq, sel)
 	}
-	last := info.State.LastSeq
-	n := 0
-	for next := max(info.State.FirstSeq, 1); next <= last; {
-		m, err := dlq.GetMsg(ctx, next, jetstream.WithGetMsgSubject(sel.filter))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("read %s at sequence %d: %w", info.Config.Name, next, err)
-		}
-		if m.Sequence > last {
-			return nil
-		}
-		if err := fn(m); err != nil {
-			return err
-		}
-		if n++; sel.limit > 0 && n >= sel.limit {
-			return nil
-		}
-		next = m.Sequence + 1
-	}
-	return nil
+	return dlqPurge(ctx, e, dlq, sel, *yes)
 }
 
-// subjectMatches reports whether subject matches filter, a subject whose last token may be >.
-func subjectMatches(filter, subject string) bool {
-	if p, ok := strings.CutSuffix(filter, ">"); ok {
-		return strings.HasPrefix(subject, p) && len(subject) > len(p)
-	}
-	return filter == subject
-}
-
-func deadLetterOf(m *jetstream.RawStreamMsg) DeadLetter {
-	h := m.Header
+func deadLetterOf(m stream.DLQMsg) DeadLetter {
 	d := DeadLetter{
-		Seq:            m.Sequence,
-		Stage:          h.Get(stream.HeaderStage),
-		Subject:        h.Get(stream.HeaderOrigSubject),
-		DeadLetteredAt: h.Get(stream.HeaderDeadLetteredAt),
-		Error:          h.Get(stream.HeaderError),
-		OriginalStream: h.Get(stream.HeaderOrigStream),
+		Seq:            m.Seq,
+		Stage:          m.Stage,
+		Subject:        m.OrigSubject,
+		Deliveries:     m.Deliveries,
+		DeadLetteredAt: m.DeadLetteredAt.Format(time.RFC3339Nano),
+		Error:          m.Error,
+		OriginalStream: m.OrigStream,
+		OriginalSeq:    m.OrigSeq,
 		Headers:        map[string][]string{},
 		Body:           string(m.Data),
 	}
-	d.Deliveries, _ = strconv.ParseUint(h.Get(stream.HeaderDeliveries), 10, 64)
-	d.OriginalSeq, _ = strconv.ParseUint(h.Get(stream.HeaderOrigSequence), 10, 64)
-	if d.Stage == "" { // not written by stream.DeadLetter: the stage is the subject's last token
-		d.Stage = m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
-	}
-	if d.DeadLetteredAt == "" {
-		d.DeadLetteredAt = m.Time.UTC().Format(time.RFC3339Nano)
-	}
-	for k, vs := range h {
+	for k, vs := range m.Header {
 		d.Headers[k] = vs
 	}
 	return d
 }
 
-func dlqList(ctx context.Context, e *Env, dlq jetstream.Stream, sel selection) error {
+func dlqList(ctx context.Context, e *Env, dlq *stream.DeadLetters, sel stream.Selection) error {
 	var all []DeadLetter
 	tw := tabwriter.NewWriter(e.Stdout, 0, 4, 2, ' ', 0)
-	err := sel.each(ctx, dlq, func(m *jetstream.RawStreamMsg) error {
+	err := dlq.Each(ctx, sel, func(m stream.DLQMsg) error {
 		d := deadLetterOf(m)
 		if e.JSON {
 			all = append(all, d)
@@ -230,12 +155,15 @@ func dlqList(ctx context.Context, e *Env, dlq jetstream.Stream, sel selection) e
 	return err
 }
 
-func dlqReplay(ctx context.Context, e *Env, js jetstream.JetStream, dlq jetstream.Stream, sel selection) error {
-	dlqName := dlq.CachedInfo().Config.Name
+func dlqReplay(ctx context.Context, e *Env, dlq *stream.DeadLetters, sel stream.Selection) error {
 	var done []Replayed
 	failed := 0
-	err := sel.each(ctx, dlq, func(m *jetstream.RawStreamMsg) error {
-		r := replay(ctx, js, dlq, dlqName, m)
+	err := dlq.Replay(ctx, sel, func(out stream.Replayed) error {
+		r := Replayed{Seq: out.Letter.Seq, Stage: out.Letter.Stage, Subject: out.Letter.OrigSubject,
+			Stream: out.Stream, StreamSeq: out.StreamSeq, Duplicate: out.Duplicate}
+		if out.Err != nil {
+			r.Error = out.Err.Error()
+		}
 		done = append(done, r)
 		if r.Error != "" {
 			failed++
@@ -267,66 +195,30 @@ func dlqReplay(ctx context.Context, e *Env, js jetstream.JetStream, dlq jetstrea
 		fmt.Fprintln(e.Stderr, "drainctl dlq: nothing to replay")
 	}
 	if failed > 0 {
-		return &ExitError{Code: 1, Msg: fmt.Sprintf("%d of %d dead letters not replayed; they stay in %s", failed, len(done), dlqName)}
+		return &ExitError{Code: 1, Msg: fmt.Sprintf("%d of %d dead letters not replayed; they stay in %s", failed, len(done), dlq.Stream())}
 	}
 	return nil
 }
 
-// replay republishes one dead letter to its original subject with its original headers and
-// the Drain-Replay-* headers naming the original message, waits for JetStream to store it,
-// then deletes it from the DLQ. Its Nats-Msg-Id names the dead
-// letter, so a replay whose delete failed (or two operators replaying at once) stores the
-// message once within the duplicate window.
-func replay(ctx context.Context, js jetstream.JetStream, dlq jetstream.Stream, dlqName string, m *jetstream.RawStreamMsg) Replayed {
-	d := deadLetterOf(m)
-	r := Replayed{Seq: d.Seq, Stage: d.Stage, Subject: d.Subject}
-	if d.Subject == "" {
-		r.Error = "no " + stream.HeaderOrigSubject + " header"
-		return r
-	}
-	out := nats.NewMsg(d.Subject)
-	out.Data = m.Data
-	for k, vs := range m.Header {
-		if replayedHeader(k) {
-			out.Header[k] = vs
+// dlqPurge deletes the selected dead letters with --yes; without it, it deletes nothing,
+// says how many it would delete and exits 1, so a forgotten --yes is noticed.
+func dlqPurge(ctx context.Context, e *Env, dlq *stream.DeadLetters, sel stream.Selection, yes bool) error {
+	if !yes {
+		n, err := dlq.Count(ctx, sel)
+		if err != nil {
+			return err
 		}
+		return &ExitError{Code: 1, Msg: fmt.Sprintf("%d dead letters would be purged from %s; nothing deleted without --yes", n, dlq.Stream())}
 	}
-	setReplayOrigin(out.Header, m.Header)
-	ack, err := js.PublishMsg(ctx, out, jetstream.WithMsgID(fmt.Sprintf("replay-%s-%d", dlqName, m.Sequence)))
+	n, err := dlq.Purge(ctx, sel)
 	if err != nil {
-		r.Error = fmt.Sprintf("publish to %s: %v", d.Subject, err)
-		return r
+		return err
 	}
-	r.Stream, r.StreamSeq, r.Duplicate = ack.Stream, ack.Sequence, ack.Duplicate
-	if err := dlq.DeleteMsg(ctx, m.Sequence); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-		r.Error = fmt.Sprintf("republished to %s (%s seq %d) but not deleted from %s: %v; "+
-			"a replay within DRAIN_DUPLICATE_WINDOW stores it once", d.Subject, ack.Stream, ack.Sequence, dlqName, err)
+	if e.JSON {
+		return e.PrintJSON(map[string]uint64{"purged": n})
 	}
-	return r
-}
-
-// setReplayOrigin sets the replay's Drain-Replay-Stream and Drain-Replay-Sequence: the message
-// the dead letter stands for, so the filter reruns the batch under the sequence its first
-// delivery had (docs/filter.md, "Replaying a dead letter"). A dead letter of a replay already
-// carries them and keeps them: they name the first message, not the replay.
-func setReplayOrigin(out, dead nats.Header) {
-	st, seq := dead.Get(stream.HeaderReplayStream), dead.Get(stream.HeaderReplaySequence)
-	if st == "" || seq == "" {
-		st, seq = dead.Get(stream.HeaderOrigStream), dead.Get(stream.HeaderOrigSequence)
-	}
-	if st == "" || seq == "" {
-		return
-	}
-	out.Set(stream.HeaderReplayStream, st)
-	out.Set(stream.HeaderReplaySequence, seq)
-}
-
-// replayedHeader reports whether a dead letter's header goes with its replay: the original
-// message's own headers do, the Drain-* headers of the dead letter and NATS control headers
-// (Nats-Msg-Id, Nats-Expected-*, Nats-Rollup, ...) do not.
-func replayedHeader(k string) bool {
-	lower := strings.ToLower(k)
-	return !strings.HasPrefix(lower, "drain-") && !strings.HasPrefix(lower, "nats-")
+	_, err = fmt.Fprintf(e.Stdout, "purged %d\n", n)
+	return err
 }
 
 // jetStream connects to NATS_URL and returns its JetStream context, closed when the command

@@ -301,7 +301,7 @@ func TestDLQUsage(t *testing.T) {
 	defer func(d time.Duration) { natsConnectTimeout = d }(natsConnectTimeout)
 	natsConnectTimeout = 300 * time.Millisecond
 	w := &dlqWorld{env: []string{"NATS_URL=nats://127.0.0.1:1"}}
-	for _, bad := range [][]string{{"dlq"}, {"dlq", "purge"}, {"dlq", "list", "--seq", "1"}, {"dlq", "replay", "--limit", "1"},
+	for _, bad := range [][]string{{"dlq"}, {"dlq", "drop"}, {"dlq", "purge", "--limit", "1"}, {"dlq", "purge", "--yes=maybe"}, {"dlq", "list", "--seq", "1"}, {"dlq", "replay", "--limit", "1"},
 		{"dlq", "list", "--stage", "a.>"}, {"dlq", "list", "extra"}, {"dlq", "list", "--limit", "-1"}} {
 		if r := run(w.env, bad...); r.code != 2 || !strings.Contains(r.stderr, "Usage: drainctl dlq") {
 			t.Fatalf("%v: %+v", bad, r)
@@ -338,5 +338,37 @@ func TestDLQReplayOfAReplayKeepsTheOrigin(t *testing.T) {
 	if got.Header.Get(stream.HeaderReplayStream) != w.names.Stream(stream.Events) || got.Header.Get(stream.HeaderReplaySequence) != "5" ||
 		got.Header.Get(stream.HeaderOrigSequence) != "" {
 		t.Fatalf("replay of a replay: headers %v", got.Header)
+	}
+}
+
+// purge without --yes deletes nothing and exits 1; with it, it deletes the selection.
+func TestDLQPurge(t *testing.T) {
+	w := newDLQWorld(t)
+	for _, stage := range []string{"filter", "warm", "warm"} {
+		m := nats.NewMsg(w.names.Subject(stream.DLQ, stage))
+		m.Data = []byte(`[]`)
+		m.Header.Set(stream.HeaderOrigSubject, w.names.Subject(stream.Events, "orders"))
+		if _, err := w.js.PublishMsg(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := run(w.env, "dlq", "purge", "--stage", "warm"); r.code != 1 ||
+		!strings.Contains(r.stderr, "2 dead letters would be purged from dlqt_dlq; nothing deleted without --yes") {
+		t.Fatalf("purge without --yes: %+v", r)
+	}
+	if n := w.stream(t, stream.DLQ).State.Msgs; n != 3 {
+		t.Fatalf("DLQ holds %d after a purge without --yes", n)
+	}
+	if r := run(w.env, "dlq", "purge", "--stage", "warm", "--yes"); r.code != 0 || r.stdout != "purged 2\n" {
+		t.Fatalf("purge --stage warm --yes: %+v", r)
+	}
+	if r := run(w.env, "dlq", "purge", "--seq", "2", "--yes"); r.code != 1 || !strings.Contains(r.stderr, "no dead letter with sequence 2") {
+		t.Fatalf("purge of a purged sequence: %+v", r)
+	}
+	if r := run(w.env, "--json", "dlq", "purge", "--seq", "1", "--yes"); r.code != 0 || r.stdout != "{\"purged\":1}\n" {
+		t.Fatalf("purge --seq 1 --json: %+v", r)
+	}
+	if n := w.stream(t, stream.DLQ).State.Msgs; n != 0 {
+		t.Fatalf("DLQ holds %d after purging everything", n)
 	}
 }

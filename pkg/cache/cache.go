@@ -34,7 +34,8 @@ var ErrNoFetcher = errors.New("cache: miss and no fetcher configured")
 // ErrRedis is wrapped by every error of a command the cache ran on its Redis (connection
 // refused, timeout, a failover's LOADING or READONLY, a script error): the cache's storage
 // failed, not the origin and not the request. The original go-redis error stays in the chain
-// for errors.As. The warmer retries such failures without ever dead-lettering the request.
+// for errors.As, so stream.RedisFailure classifies it: an outage waits without ever
+// dead-lettering the request, a reply its key caused (WRONGTYPE) is a budgeted retry.
 var ErrRedis = errors.New("cache redis failed")
 
 // redisError keeps the Redis client's message and wraps both ErrRedis and the cause.

@@ -5,75 +5,21 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
+	"slices"
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Msg is a JetStream message as handlers receive it.
 type Msg = jetstream.Msg
 
-// Handler processes one message. See the package documentation for what its result means.
+// Handler processes one message. Its result decides the message's fate: nil acks it; a
+// *RetryError or any plain error redelivers it after a backoff and dead-letters it once
+// MaxDeliver deliveries failed; a *TransientError redelivers it and never dead-letters it; a
+// *PermanentError dead-letters it at once. See the package documentation.
 type Handler func(ctx context.Context, msg Msg) error
-
-type retryError struct {
-	err       error
-	delay     time.Duration
-	transient bool
-}
-
-func (e *retryError) Error() string { return e.err.Error() }
-func (e *retryError) Unwrap() error { return e.err }
-
-// RetryAfter asks for the message to be redelivered after delay.
-func RetryAfter(delay time.Duration, err error) error {
-	if err == nil {
-		err = errors.New("retry requested")
-	}
-	return &retryError{err: err, delay: delay}
-}
-
-// Retry asks for the message to be redelivered after the consumer's exponential backoff. Any
-// plain error means the same; Retry only makes the intent explicit. Retries count towards
-// MaxDeliver: a message that keeps failing is dead-lettered.
-func Retry(err error) error { return RetryAfter(0, err) }
-
-// Transient asks for a redelivery after the backoff like Retry, but never dead-letters the
-// message, however often it fails: for failures of the drain's own infrastructure (Redis or
-// JetStream unavailable), which say nothing about the message and end when the outage does.
-func Transient(err error) error {
-	if err == nil {
-		err = errors.New("transient failure")
-	}
-	return &retryError{err: err, transient: true}
-}
-
-type permanentError struct{ err error }
-
-func (e *permanentError) Error() string { return e.err.Error() }
-func (e *permanentError) Unwrap() error { return e.err }
-
-// Permanent marks err as not worth retrying: the message is dead-lettered and terminated.
-func Permanent(err error) error {
-	if err == nil {
-		err = errors.New("permanent failure")
-	}
-	return &permanentError{err: err}
-}
-
-func isTransient(err error) bool {
-	var r *retryError
-	return errors.As(err, &r) && r.transient
-}
-
-// IsPermanent reports whether err was marked with Permanent.
-func IsPermanent(err error) bool {
-	var p *permanentError
-	return errors.As(err, &p)
-}
 
 // ConsumerConfig configures Consume.
 type ConsumerConfig struct {
@@ -83,7 +29,7 @@ type ConsumerConfig struct {
 	Stage         string        // dead letters go to <prefix>.dlq.<Stage>; default Durable
 	Concurrency   int           // messages handled at once by this process (default 1)
 	MaxAckPending int           // server-side cap on unacked messages for all replicas (default 1000)
-	MaxDeliver    int           // deliveries before dead-lettering (default 20)
+	MaxDeliver    int           // failed deliveries before dead-lettering, TransientError ones not counted (default 20)
 	AckWait       time.Duration // redelivery timeout; handlers running longer are kept alive with InProgress (default 30s)
 	Backoff       time.Duration // first retry delay, doubled per delivery (default 1s)
 	BackoffMax    time.Duration // longest retry delay (default 30s)
@@ -160,6 +106,7 @@ func Consume(ctx context.Context, js jetstream.JetStream, dlq string, c Consumer
 	// Handlers keep running on a context that outlives ctx, so a shutdown finishes in-flight
 	// work instead of abandoning it half done.
 	work := context.WithoutCancel(ctx)
+	outages := newOutageLedger(c)
 	sem := make(chan struct{}, c.Concurrency)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -169,7 +116,7 @@ func Consume(ctx context.Context, js jetstream.JetStream, dlq string, c Consumer
 			wg.Add(1)
 			go func() {
 				defer func() { <-sem; wg.Done() }()
-				c.handle(work, js, dlq, msg, handler)
+				c.handle(work, js, dlq, msg, handler, outages)
 			}()
 		})
 		if ctx.Err() != nil {
@@ -237,21 +184,26 @@ func (c *ConsumerConfig) gone(ctx context.Context, cons jetstream.Consumer, err 
 	return errors.Is(ierr, jetstream.ErrConsumerNotFound)
 }
 
-func (c *ConsumerConfig) handle(ctx context.Context, js jetstream.JetStream, dlq string, msg Msg, handler Handler) {
-	var deliveries uint64 = 1
+func (c *ConsumerConfig) handle(ctx context.Context, js jetstream.JetStream, dlq string, msg Msg, handler Handler, outages *outageLedger) {
+	var deliveries, seq uint64 = 1, 0
 	if md, err := msg.Metadata(); err == nil {
-		deliveries = md.NumDelivered
+		deliveries, seq = md.NumDelivered, md.Sequence.Stream
 	}
 	start := time.Now()
 	err := c.runKeepingAlive(ctx, msg, handler)
 	took := time.Since(start)
 	outcome := "ack"
+	f, delay := fateOf(err)
+	// The delivery budget counts this delivery and the earlier ones that did not end in an
+	// outage (as far as this process saw them).
+	spent := deliveries - min(outages.count(seq), deliveries-1)
 	switch {
-	case err == nil:
+	case f == fateAck:
+		outages.forget(seq)
 		if aerr := msg.Ack(); aerr != nil {
 			c.Log.Warn("ack failed; the message will be redelivered", "consumer", c.Durable, "err", aerr)
 		}
-	case IsPermanent(err) || (deliveries >= uint64(c.MaxDeliver) && !isTransient(err)):
+	case f == fatePermanent || (f == fateRetry && spent >= uint64(c.MaxDeliver)):
 		outcome = "dead_letter"
 		if derr := DeadLetter(ctx, js, dlq+"."+c.Stage, msg, err, deliveries); derr != nil {
 			c.Log.Error("dead letter not stored; retrying the message", "consumer", c.Durable, "err", derr, "cause", err)
@@ -259,14 +211,16 @@ func (c *ConsumerConfig) handle(ctx context.Context, js jetstream.JetStream, dlq
 			_ = msg.NakWithDelay(c.BackoffMax)
 			break
 		}
+		outages.forget(seq)
 		c.Log.Error("message dead-lettered", "consumer", c.Durable, "subject", msg.Subject(), "deliveries", deliveries, "err", err)
 		_ = msg.Term()
 	default:
 		outcome = "retry"
-		delay := c.backoff(deliveries)
-		var r *retryError
-		if errors.As(err, &r) && r.delay > 0 {
-			delay = r.delay
+		if f == fateTransient {
+			outages.add(seq)
+		}
+		if delay <= 0 {
+			delay = c.backoff(deliveries)
 		}
 		c.Log.Warn("message will be retried", "consumer", c.Durable, "subject", msg.Subject(), "deliveries", deliveries, "delay", delay, "err", err)
 		_ = msg.NakWithDelay(delay)
@@ -274,6 +228,71 @@ func (c *ConsumerConfig) handle(ctx context.Context, js jetstream.JetStream, dlq
 	if c.Observe != nil {
 		c.Observe(outcome, deliveries, took)
 	}
+}
+
+// outageLedger counts, per stream sequence, the deliveries of a message that ended in a
+// TransientError in this process, so they are not charged to the message's delivery budget
+// (JetStream's NumDelivered counts every delivery). It is bounded: an entry leaves when its
+// message is acked or dead-lettered here, and entries of messages another replica took over
+// are dropped once the ledger is full, oldest first. What the ledger does not know (deliveries
+// in another replica, or before a restart) is charged, so a message is never retried beyond
+// its budget, only sometimes dead-lettered earlier than a perfect count would.
+type outageLedger struct {
+	mu  sync.Mutex
+	n   map[uint64]outageCount
+	max int
+}
+
+type outageCount struct {
+	n    uint64
+	last time.Time
+}
+
+func newOutageLedger(c ConsumerConfig) *outageLedger {
+	return &outageLedger{n: map[uint64]outageCount{}, max: max(1024, 4*c.MaxAckPending)}
+}
+
+func (l *outageLedger) count(seq uint64) uint64 {
+	if seq == 0 { // no metadata: nothing to key on
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.n[seq].n
+}
+
+func (l *outageLedger) add(seq uint64) {
+	if seq == 0 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.n[seq]; !ok && len(l.n) >= l.max {
+		l.evict()
+	}
+	e := l.n[seq]
+	l.n[seq] = outageCount{n: e.n + 1, last: time.Now()}
+}
+
+// evict drops the older half of the entries.
+func (l *outageLedger) evict() {
+	times := make([]time.Time, 0, len(l.n))
+	for _, e := range l.n {
+		times = append(times, e.last)
+	}
+	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
+	cut := times[len(times)/2]
+	for seq, e := range l.n {
+		if !e.last.After(cut) {
+			delete(l.n, seq)
+		}
+	}
+}
+
+func (l *outageLedger) forget(seq uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.n, seq)
 }
 
 // runKeepingAlive runs handler, telling the server the message is in progress every half
@@ -308,61 +327,4 @@ func (c *ConsumerConfig) backoff(n uint64) time.Duration {
 		d *= 2
 	}
 	return min(d, c.BackoffMax)
-}
-
-// Headers of a dead letter, besides the original message's own headers.
-const (
-	HeaderError          = "Drain-Error"
-	HeaderStage          = "Drain-Stage"
-	HeaderOrigSubject    = "Drain-Original-Subject"
-	HeaderOrigStream     = "Drain-Original-Stream"
-	HeaderOrigSequence   = "Drain-Original-Sequence"
-	HeaderDeliveries     = "Drain-Deliveries"
-	HeaderDeadLetteredAt = "Drain-Dead-Lettered-At"
-)
-
-// DeadLetter stores msg on subject with its body, its headers and the reason, and waits for
-// JetStream to acknowledge it. Its Nats-Msg-Id derives from the original stream and sequence,
-// so dead-lettering the same message twice stores it once.
-func DeadLetter(ctx context.Context, js jetstream.JetStream, subject string, msg Msg, cause error, deliveries uint64) error {
-	out := nats.NewMsg(subject)
-	out.Data = msg.Data()
-	for k, vs := range msg.Headers() {
-		if k == jetstream.MsgIDHeader {
-			continue
-		}
-		out.Header[k] = vs
-	}
-	stage := subject[lastDot(subject)+1:]
-	out.Header.Set(HeaderError, truncate(cause.Error(), 1024))
-	out.Header.Set(HeaderStage, stage)
-	out.Header.Set(HeaderOrigSubject, msg.Subject())
-	out.Header.Set(HeaderDeliveries, strconv.FormatUint(deliveries, 10))
-	out.Header.Set(HeaderDeadLetteredAt, time.Now().UTC().Format(time.RFC3339Nano))
-	id := "dlq-" + stage + "-" + MsgID(msg.Subject(), msg.Data())
-	if md, err := msg.Metadata(); err == nil {
-		out.Header.Set(HeaderOrigStream, md.Stream)
-		out.Header.Set(HeaderOrigSequence, strconv.FormatUint(md.Sequence.Stream, 10))
-		id = fmt.Sprintf("dlq-%s-%s-%d", stage, md.Stream, md.Sequence.Stream)
-	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	_, err := js.PublishMsg(ctx, out, jetstream.WithMsgID(id))
-	return err
-}
-
-func lastDot(s string) int {
-	for i := len(s) - 1; i >= 0; i-- {
-		if s[i] == '.' {
-			return i
-		}
-	}
-	return -1
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }

@@ -1,8 +1,9 @@
-// Package stream is the drain's JetStream wiring: subject and stream names under a prefix,
-// idempotent stream declaration, content-addressed publishing, and durable pull consumers with
-// River-style handler results.
+// Package stream is the drain's JetStream wiring and its delivery policy: subject and stream
+// names under a prefix, idempotent stream declaration, content-addressed publishing, durable
+// pull consumers with River-style handler results, the classification of Redis failures, and
+// the dead letters.
 //
-// Subjects are part of the public interface (DESIGN §3.4; docs/subjects.md):
+// Subjects are part of the public interface (docs/subjects.md):
 //
 //	<prefix>.events.<topic>   every accepted event: one message per (batch, topic), a JSON array
 //	<prefix>.siphon.<topic>   siphoned topics, never filtered
@@ -11,18 +12,62 @@
 //	<prefix>.swept            URLs handed on by the sweeper
 //	<prefix>.dlq.<stage>      dead letters
 //
+// # Consuming
+//
 // An app adds its own durable consumer with Listen (the gem's Basic-drain listener) or, for
 // full control, Consume:
 //
 //	err := stream.Listen(ctx, js, names, "audit", func(ctx context.Context, b stream.Batch) error {
-//		for _, e := range b.Events { log.Println(e.Type, e.URL) }
-//		return nil // ack; stream.Retry(err) retries with backoff; stream.Permanent(err) dead-letters
+//		for _, e := range b.Events {
+//			if err := index(ctx, e); err != nil {
+//				return stream.Retry(err)
+//			}
+//		}
+//		return nil // ack
 //	})
 //
-// A handler's result decides the message's fate: nil acks it; an error retries it after an
-// exponential backoff (NakWithDelay), or after the delay of RetryAfter; Transient(err) retries
-// the same way but never dead-letters (for Redis or JetStream outages); Permanent(err), or any
-// error once the delivery count reaches MaxDeliver, and a handler panic, publish it to <prefix>.dlq.<stage> and
-// terminates it. A message is terminated only after its dead letter is stored, so nothing is
-// lost.
+// # Results
+//
+// A handler's result decides the message's fate. Each result is an error type that callers
+// and tests read back with errors.As; the first one in the error's chain decides.
+//
+//   - nil: the message is acked.
+//   - *RetryError (Retry, RetryAfter), or any other error: the message is redelivered after
+//     RetryError.Delay, or after the consumer's exponential backoff when the Delay is 0
+//     (NakWithDelay). It spends one delivery of the budget: once MaxDeliver deliveries failed,
+//     the message is dead-lettered.
+//   - *TransientError (Transient): for failures of the drain's own infrastructure (its Redis
+//     or JetStream down or failing over). The message is redelivered after the backoff but is
+//     never dead-lettered, and the delivery is not charged to the budget, so a message waits
+//     out an outage of any length and still has its budget when the outage ends.
+//   - *PermanentError (Permanent), and a handler panic: the message is dead-lettered at once.
+//
+// A message is terminated only after its dead letter is stored, so nothing is lost.
+//
+// # Redis failures
+//
+// Every stage classifies a failed Redis command the same way: RedisFailure(err) is a
+// TransientError when IsRedisOutage(err) (unreachable, timeouts, pool exhaustion, LOADING,
+// READONLY, CLUSTERDOWN, TRYAGAIN, MASTERDOWN, BUSY, OOM, …) and a RetryError otherwise (a
+// reply the message's keys or data caused: WRONGTYPE, a script error).
+//
+//	res, err := reorderFilter.Run(ctx, seq, events, true)
+//	if err != nil {
+//		return stream.RedisFailure(err)
+//	}
+//
+// # Publishing
+//
+// PublishAll publishes a set of messages together and returns nil only once JetStream
+// acknowledged every one (ingest answers 204 after it, the filter acks after it); its
+// *PublishError names the messages that were not acknowledged, so the caller publishes them
+// again under the same Nats-Msg-Id.
+//
+// # Dead letters
+//
+// A dead letter is the original message (body and headers) on <prefix>.dlq.<stage> with the
+// Drain-* headers saying why. OpenDeadLetters lists, counts, replays and purges them without
+// consuming them (drainctl dlq is a thin caller). A replay republishes to the original
+// subject with Drain-Replay-Stream and Drain-Replay-Sequence naming the first message, and
+// deletes the dead letter only after JetStream acknowledged the replay.
 package stream

@@ -3,6 +3,7 @@ package stream_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -250,5 +251,58 @@ func TestTransientNeverDeadLettersAndConsumerComesBack(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("no message handled after the consumer was deleted")
 		}
+	}
+}
+
+// The outermost result decides: a Transient wrapping a Permanent is retried past MaxDeliver
+// and never dead-lettered. Transient deliveries do not spend the budget: with MaxDeliver 2,
+// the first budgeted failure after three outages is retried, not dead-lettered. RetryAfter's
+// delay replaces the backoff.
+func TestResultPrecedenceAndRetryAfter(t *testing.T) {
+	srv := draintest.StartNATS(t)
+	_, js := srv.Connect(t)
+	n := stream.Names{Prefix: "rp"}
+	declare(t, js, n)
+	if _, err := js.Publish(context.Background(), n.Subject(stream.Swept, ""), []byte(`[]`)); err != nil {
+		t.Fatal(err)
+	}
+	var calls []time.Time
+	var mu sync.Mutex
+	handled := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cfg := stream.ConsumerConfig{Stream: n.Stream(stream.Swept), Durable: "rp", Stage: "swept",
+		MaxDeliver: 2, Backoff: 10 * time.Millisecond, BackoffMax: 10 * time.Millisecond}
+	go stream.Consume(ctx, js, n.Subject(stream.DLQ, ""), cfg, func(context.Context, stream.Msg) error {
+		mu.Lock()
+		defer mu.Unlock()
+		calls = append(calls, time.Now())
+		switch len(calls) {
+		case 1, 2:
+			return stream.Transient(fmt.Errorf("publish: %w", stream.Permanent(errors.New("inner"))))
+		case 3:
+			return stream.Transient(stream.RetryAfter(time.Hour, errors.New("inner retry")))
+		case 4:
+			return stream.RetryAfter(400*time.Millisecond, errors.New("later"))
+		}
+		close(handled)
+		return nil
+	})
+	select {
+	case <-handled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("message not handled")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if gap := calls[4].Sub(calls[3]); gap < 350*time.Millisecond {
+		t.Errorf("redelivered %v after RetryAfter(400ms)", gap)
+	}
+	if gap := calls[3].Sub(calls[2]); gap > 5*time.Second {
+		t.Errorf("Transient(RetryAfter(1h)) waited %v, want the consumer backoff", gap)
+	}
+	info, _ := js.Stream(context.Background(), n.Stream(stream.DLQ))
+	if msgs := info.CachedInfo().State.Msgs; msgs != 0 {
+		t.Errorf("%d dead letters, want 0", msgs)
 	}
 }

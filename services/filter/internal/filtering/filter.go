@@ -123,8 +123,10 @@ func (f *Filter) Run(ctx context.Context) error {
 // A replay of a dead letter (drainctl dlq replay) runs under the dead-lettered message's
 // sequence, so it reproduces the first delivery the same way (see sourceSeq).
 //
-// Failures of Redis or JetStream return stream.Transient: the message waits out an outage of
-// any length without being dead-lettered. Only an undecodable or invalid batch is Permanent.
+// A Redis failure is classified by stream.RedisFailure: an outage is stream.Transient (the
+// message waits out an outage of any length without being dead-lettered), any other failure a
+// budgeted stream.Retry. A publish JetStream did not acknowledge (stream.PublishAll) is
+// Transient. Only an undecodable or invalid batch is Permanent.
 func (f *Filter) Handle(ctx context.Context, msg stream.Msg) error {
 	md, err := msg.Metadata()
 	if err != nil {
@@ -140,13 +142,13 @@ func (f *Filter) Handle(ctx context.Context, msg stream.Msg) error {
 		if errors.Is(err, reorder.ErrInvalidBatch) {
 			return stream.Permanent(err)
 		}
-		return redisFailure(err)
+		return stream.RedisFailure(err)
 	}
 
-	var futures []jetstream.PubAckFuture
+	var msgs []*nats.Msg
 	bumps := 0
 	if f.cache != nil {
-		futures, bumps, err = f.bust(ctx, events, res.Fresh)
+		msgs, bumps, err = f.bust(ctx, events, res.Fresh)
 		if err != nil {
 			return err
 		}
@@ -157,13 +159,9 @@ func (f *Filter) Handle(ctx context.Context, msg stream.Msg) error {
 		out.Header.Set(jetstream.MsgIDHeader, ChangedMsgID(md.Stream, seq, g.Topic))
 		out.Header.Set(HeaderSourceStream, md.Stream)
 		out.Header.Set(HeaderSourceSequence, strconv.FormatUint(seq, 10))
-		fut, err := f.js.PublishMsgAsync(out)
-		if err != nil {
-			return stream.Transient(fmt.Errorf("publish changed: %w", err))
-		}
-		futures = append(futures, fut)
+		msgs = append(msgs, out)
 	}
-	if err := waitAcks(ctx, futures); err != nil {
+	if err := stream.PublishAll(ctx, f.js, PublishTimeout, msgs); err != nil {
 		return stream.Transient(err)
 	}
 	f.m.in.Add(float64(len(events)))
@@ -198,21 +196,6 @@ func (f *Filter) sourceSeq(msg stream.Msg, md *jetstream.MsgMetadata) uint64 {
 	return seq
 }
 
-// redisFailure classifies an error of the drain or cache Redis. Unreachable, loading,
-// read-only, out of memory and the like say nothing about the message and end when the outage
-// does: the message waits (stream.Transient, never dead-lettered). Any other reply of a live
-// server, such as a script error, is retried a bounded number of times.
-func redisFailure(err error) error {
-	var rerr redis.Error
-	if !errors.As(err, &rerr) || redis.IsLoadingError(err) || redis.IsReadOnlyError(err) ||
-		redis.IsClusterDownError(err) || redis.IsTryAgainError(err) || redis.IsMasterDownError(err) ||
-		redis.IsMaxClientsError(err) || redis.IsOOMError(err) || redis.IsNoReplicasError(err) ||
-		redis.HasErrorPrefix(err, "BUSY") {
-		return stream.Transient(err)
-	}
-	return stream.Retry(err)
-}
-
 // ChangedMsgID is the Nats-Msg-Id of the changed message published for the events of topic
 // found fresh in the message at seq of the source stream. It depends on the source message, not
 // on the content, because a redelivery may list the same events in another order.
@@ -222,11 +205,11 @@ func ChangedMsgID(sourceStream string, seq uint64, topic string) string {
 
 // bust bumps the invalidation index of every non-noop event's URL, fresh or stale (the gem's
 // Caching rule: a publisher whose clock runs behind still invalidates), and in warm mode
-// publishes one warm request per bump: with the event's type when the event is the one kept for
+// builds one warm request per bump: with the event's type when the event is the one kept for
 // its URL (fresh), and cache.WarmRefresh otherwise, so a late delete never busts a resource that
-// was updated since. It returns the pending publishes and the bump count; its error is
-// already classified (stream.Transient for Redis and JetStream failures).
-func (f *Filter) bust(ctx context.Context, events, fresh []event.Event) ([]jetstream.PubAckFuture, int, error) {
+// was updated since. It returns the warm requests to publish and the bump count; its error is
+// already a handler result (stream.RedisFailure for the cache Redis).
+func (f *Filter) bust(ctx context.Context, events, fresh []event.Event) ([]*nats.Msg, int, error) {
 	urls := make([]string, 0, len(events))
 	bumped := make([]*event.Event, 0, len(events))
 	for i := range events {
@@ -240,7 +223,7 @@ func (f *Filter) bust(ctx context.Context, events, fresh []event.Event) ([]jetst
 	}
 	index, err := f.cache.Invalidate(ctx, urls...)
 	if err != nil {
-		return nil, 0, redisFailure(err)
+		return nil, 0, stream.RedisFailure(err)
 	}
 	if f.mode != config.CacheWarm {
 		return nil, len(urls), nil
@@ -250,7 +233,7 @@ func (f *Filter) bust(ctx context.Context, events, fresh []event.Event) ([]jetst
 		kept[fresh[i].URL] = &fresh[i]
 	}
 	subject := f.names.Subject(stream.Warm, "")
-	futures := make([]jetstream.PubAckFuture, 0, len(urls))
+	msgs := make([]*nats.Msg, 0, len(urls))
 	for i, e := range bumped {
 		typ := cache.WarmRefresh
 		if k := kept[e.URL]; k != nil && k.T == e.T && k.Type == e.Type {
@@ -260,32 +243,7 @@ func (f *Filter) bust(ctx context.Context, events, fresh []event.Event) ([]jetst
 		if err != nil {
 			return nil, 0, stream.Retry(err)
 		}
-		fut, err := f.js.PublishMsgAsync(m)
-		if err != nil {
-			return nil, 0, stream.Transient(fmt.Errorf("publish warm request: %w", err))
-		}
-		futures = append(futures, fut)
+		msgs = append(msgs, m)
 	}
-	return futures, len(urls), nil
-}
-
-// waitAcks waits until JetStream acknowledged every publish, or one failed, or PublishTimeout.
-func waitAcks(ctx context.Context, futures []jetstream.PubAckFuture) error {
-	if len(futures) == 0 {
-		return nil
-	}
-	timer := time.NewTimer(PublishTimeout)
-	defer timer.Stop()
-	for _, fut := range futures {
-		select {
-		case <-fut.Ok():
-		case err := <-fut.Err():
-			return fmt.Errorf("publish %s: %w", fut.Msg().Subject, err)
-		case <-timer.C:
-			return fmt.Errorf("publish %s: no acknowledgement within %v", fut.Msg().Subject, PublishTimeout)
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return nil
+	return msgs, len(urls), nil
 }

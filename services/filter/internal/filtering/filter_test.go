@@ -278,22 +278,17 @@ func TestDLQReplayAfterScriptRan(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The replay, as drainctl dlq replay stores it.
-	dl, err := e.js.Stream(ctx, e.names.Stream(stream.DLQ))
+	// The replay, as drainctl dlq replay stores it (stream.DeadLetters).
+	dl, err := stream.OpenDeadLetters(ctx, e.js, e.names)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dead, err := dl.GetMsg(ctx, 1)
+	dead, err := dl.List(ctx, stream.Selection{Seq: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	replay := nats.NewMsg(dead.Header.Get(stream.HeaderOrigSubject))
-	replay.Data = dead.Data
-	replay.Header.Set(stream.HeaderReplayStream, dead.Header.Get(stream.HeaderOrigStream))
-	replay.Header.Set(stream.HeaderReplaySequence, dead.Header.Get(stream.HeaderOrigSequence))
-	ack, err := e.js.PublishMsg(ctx, replay, jetstream.WithMsgID("replay-ft_dlq-1"))
-	if err != nil || ack.Sequence == seq {
-		t.Fatalf("replay stored at %+v: %v", ack, err)
+	if r := dl.ReplayMsg(ctx, dead[0]); r.Err != nil || r.StreamSeq == seq {
+		t.Fatalf("replay: %+v", r)
 	}
 
 	e.startFilter()
@@ -308,7 +303,7 @@ func TestDLQReplayAfterScriptRan(t *testing.T) {
 	if s := got[0].Header.Get(filtering.HeaderSourceSequence); s != strconv.FormatUint(seq, 10) {
 		t.Errorf("source sequence %q, want %d", s, seq)
 	}
-	if n := len(e.messages(stream.DLQ)); n != 1 {
-		t.Errorf("DLQ holds %d, want only the dead letter (drainctl deletes it after the replay)", n)
+	if n := len(e.messages(stream.DLQ)); n != 0 {
+		t.Errorf("DLQ holds %d, want none: the replay deleted the dead letter", n)
 	}
 }

@@ -272,7 +272,7 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request) {
 		}
 		if err != nil {
 			reason := "error"
-			if errors.Is(err, context.DeadlineExceeded) {
+			if errors.Is(err, stream.ErrAckTimeout) {
 				reason = "timeout"
 			}
 			s.m.publishFail.WithLabelValues(reason).Inc()
@@ -327,44 +327,27 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, buf []byte) ([
 	}
 }
 
-// publish stores every group and returns after the last PubAck, or with the first error, or
-// when DRAIN_INGEST_PUBLISH_TIMEOUT has passed. The messages go out together (async publish
-// on the shared connection); it reports whether every future resolved, which tells the caller
-// that nats.go no longer holds the group buffers.
+// publish stores every group and returns after the last PubAck, or with an error when one
+// failed or DRAIN_INGEST_PUBLISH_TIMEOUT passed (stream.PublishAll). It reports whether every
+// publish resolved, which tells the caller that nats.go no longer holds the group buffers.
 func (s *Server) publish(ctx context.Context, groups []group) (settled bool, err error) {
 	if !s.nc.IsConnected() {
 		return true, ErrNATSDown
 	}
-	futures := make([]jetstream.PubAckFuture, 0, 4)
+	msgs := make([]*nats.Msg, len(groups))
 	for i := range groups {
 		g := &groups[i]
 		subject := s.Subject(g.topic)
-		msg := &nats.Msg{
+		msgs[i] = &nats.Msg{
 			Subject: subject,
 			Data:    g.body,
 			Header:  nats.Header{jetstream.MsgIDHeader: []string{stream.MsgID(subject, g.body)}},
 		}
-		f, perr := s.ajs.PublishMsgAsync(msg)
-		if perr != nil {
-			err = fmt.Errorf("publish %s: %w", subject, perr)
-			break
-		}
-		futures = append(futures, f)
 	}
-	timer := time.NewTimer(s.cfg.PublishTimeout)
-	defer timer.Stop()
-	for _, f := range futures {
-		select {
-		case <-f.Ok():
-		case ferr := <-f.Err():
-			if err == nil {
-				err = fmt.Errorf("publish %s: %w", f.Msg().Subject, ferr)
-			}
-		case <-timer.C:
-			return false, fmt.Errorf("no PubAck within %v: %w", s.cfg.PublishTimeout, context.DeadlineExceeded)
-		case <-ctx.Done():
-			return false, ctx.Err()
-		}
+	err = stream.PublishAll(ctx, s.ajs, s.cfg.PublishTimeout, msgs)
+	var perr *stream.PublishError
+	if errors.As(err, &perr) {
+		return perr.Settled, err
 	}
 	return true, err
 }

@@ -258,22 +258,29 @@ func (s *Sweeper) batch(ctx context.Context, tok dirty.Token, urls []string) (in
 	return len(done), nil
 }
 
-// complete retries Complete briefly: the hand-off already happened, and a batch left leased
-// is handed on again (under the same id) when the lease expires.
+// complete removes the handed-on URLs from the map. The hand-off already happened, so a Redis
+// outage (stream.IsRedisOutage) is waited out for up to one lease, retrying with backoff: a
+// batch left leased would be handed on again (under the same id) once its lease expires. Any
+// other failure is returned at once.
 func (s *Sweeper) complete(ctx context.Context, tok dirty.Token, urls []string) ([]string, error) {
-	var err error
-	for range 5 {
-		var done []string
-		if done, err = s.m.Complete(ctx, tok, urls...); err == nil {
+	deadline := time.Now().Add(s.cfg.Lease)
+	backoff := 50 * time.Millisecond
+	for {
+		done, err := s.m.Complete(ctx, tok, urls...)
+		if err == nil {
 			return done, nil
 		}
+		if !stream.IsRedisOutage(err) || time.Now().Add(backoff).After(deadline) {
+			return nil, fmt.Errorf("complete batch %s: %w", tok.Batch(), err)
+		}
+		s.log.Warn("completing a handed-on batch failed; retrying", "batch", tok.Batch(), "err", err)
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("complete batch %s: %w", tok.Batch(), err)
-		case <-time.After(200 * time.Millisecond):
+		case <-time.After(backoff):
 		}
+		backoff = min(2*backoff, time.Second)
 	}
-	return nil, fmt.Errorf("complete batch %s: %w", tok.Batch(), err)
 }
 
 func (s *Sweeper) giveBack(ctx context.Context, tok dirty.Token, urls []string, cause error) error {

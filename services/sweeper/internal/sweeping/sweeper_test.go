@@ -433,3 +433,50 @@ func TestBadConfig(t *testing.T) {
 		}
 	}
 }
+
+// Redis stops right after the webhook took a batch and is back 3 s later: the sweeper waits
+// out the outage to complete the batch (stream.IsRedisOutage), so the pass succeeds, the map
+// is empty and the webhook is not called again when the lease would have expired.
+func TestRedisOutageAfterHandOffIsWaitedOut(t *testing.T) {
+	e := newEnv(t)
+	e.redis = draintest.StartRedis(t, draintest.WithAOF())
+	// A client that fails at once while Redis is down, as one with a short dial timeout would.
+	e.rdb = redis.NewClient(&redis.Options{Addr: e.redis.Addr(), MaxRetries: -1, DialerRetries: 1})
+	t.Cleanup(func() { _ = e.rdb.Close() })
+	e.m = dirty.New(e.rdb, "rm")
+	urls := e.markN(t, 3)
+	var mu sync.Mutex
+	calls := 0
+	restarted := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		calls++
+		first := calls == 1
+		mu.Unlock()
+		if first {
+			time.Sleep(1100 * time.Millisecond) // the lease reaches the AOF (fsync every second)
+			e.redis.Stop()
+			go func() {
+				defer close(restarted)
+				time.Sleep(3 * time.Second)
+				e.redis.Start()
+			}()
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(srv.Close)
+	s, _ := e.sweeper(t, sweeping.Config{Batch: 10, Lease: 10 * time.Second, WebhookURL: srv.URL})
+	n, err := s.Pass(ctx)
+	<-restarted
+	if err != nil || n != len(urls) {
+		t.Fatalf("pass across the Redis outage: %d handed on, %v", n, err)
+	}
+	if c, err := e.m.Count(ctx); err != nil || c != 0 {
+		t.Fatalf("%d URLs left in the map (%v)", c, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if calls != 1 {
+		t.Fatalf("webhook called %d times, want 1", calls)
+	}
+}

@@ -101,7 +101,8 @@ func TestRedisOutageIsRetriedWithoutDeadLetters(t *testing.T) {
 	}
 }
 
-// A WRONGTYPE reply (the URL's key holds something else) is the key's fault, a counted retry;
+// The cache's Redis errors reach the warmer classified as every stage classifies them: a
+// WRONGTYPE reply (the URL's key holds something else) is the key's fault, a budgeted retry;
 // Redis being down is an outage, retried without a dead letter.
 func TestRedisFailureClassification(t *testing.T) {
 	w := newWorld(t)
@@ -110,13 +111,15 @@ func TestRedisFailureClassification(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := w.cache.State(context.Background(), u, cache.Variant{})
-	if !errors.Is(err, cache.ErrRedis) || !keyFault(err) {
-		t.Fatalf("State of a string key: %v, want an ErrRedis the key caused", err)
+	var retry *stream.RetryError
+	if !errors.Is(err, cache.ErrRedis) || !errors.As(stream.RedisFailure(err), &retry) {
+		t.Fatalf("State of a string key: %v, want an ErrRedis the key caused (a RetryError)", err)
 	}
 	w.redis.Stop()
 	_, err = w.cache.State(context.Background(), u, cache.Variant{})
-	if !errors.Is(err, cache.ErrRedis) || keyFault(err) {
-		t.Fatalf("State with Redis down: %v, want an ErrRedis outage", err)
+	var transient *stream.TransientError
+	if !errors.Is(err, cache.ErrRedis) || !errors.As(stream.RedisFailure(err), &transient) {
+		t.Fatalf("State with Redis down: %v, want an ErrRedis outage (a TransientError)", err)
 	}
 }
 

@@ -15,7 +15,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/routemaster-drain/drain/pkg/apiclient"
 	"github.com/routemaster-drain/drain/pkg/cache"
@@ -144,7 +143,7 @@ func (w *Warmer) handle(ctx context.Context, msg stream.Msg) error {
 	if req.Type == cache.WarmDelete {
 		busted, cur, err := w.o.Cache.BustIf(ctx, req.URL, req.Index)
 		if err != nil {
-			return redisFailure(err)
+			return stream.RedisFailure(err)
 		}
 		w.metrics.requests.WithLabelValues("delete").Inc()
 		w.o.Log.Debug("delete", "url", req.URL, "index", req.Index, "busted", busted, "current", cur)
@@ -152,7 +151,7 @@ func (w *Warmer) handle(ctx context.Context, msg stream.Msg) error {
 	}
 	st, err := w.o.Cache.State(ctx, req.URL, cache.Variant{})
 	if err != nil {
-		return redisFailure(err)
+		return stream.RedisFailure(err)
 	}
 	if st.HasStored && st.Stored >= req.Index {
 		w.metrics.requests.WithLabelValues("covered").Inc()
@@ -311,7 +310,7 @@ func (w *Warmer) warm(u string) outcome {
 	case errors.Is(err, cache.ErrRedis):
 		// Reading the index or storing failed: the cache Redis, not the origin.
 		w.metrics.fetches.WithLabelValues("retry").Inc()
-		return outcome{kind: outFailed, err: redisFailure(err)}
+		return outcome{kind: outFailed, err: stream.RedisFailure(err)}
 	case err == nil && res.Stored:
 		w.metrics.fetches.WithLabelValues("stored").Inc()
 		return outcome{kind: outStored, index: res.Index}
@@ -322,7 +321,7 @@ func (w *Warmer) warm(u string) outcome {
 		busted, _, berr := w.o.Cache.BustIf(ctx, u, res.Index)
 		if berr != nil {
 			w.metrics.fetches.WithLabelValues("retry").Inc()
-			return outcome{kind: outFailed, err: redisFailure(berr)}
+			return outcome{kind: outFailed, err: stream.RedisFailure(berr)}
 		}
 		w.metrics.fetches.WithLabelValues("gone").Inc()
 		if !busted {
@@ -354,26 +353,6 @@ func permanent(err error) bool {
 		return !(errors.As(err, &se) && se.Status == 408)
 	}
 	return false
-}
-
-// redisFailure is the message result for a failed cache Redis command. An outage (connection
-// refused, timeout, a failover's LOADING or READONLY, out of memory, …) says nothing about the
-// request and ends when Redis is back, so it is retried with the backoff and never
-// dead-lettered (stream.Transient). A reply that this URL's own key or data caused (WRONGTYPE:
-// something else wrote the key; a script runtime error) is an ordinary retry, dead-lettered
-// after DRAIN_MAX_DELIVER deliveries.
-func redisFailure(err error) error {
-	if keyFault(err) {
-		return stream.Retry(err)
-	}
-	return stream.Transient(err)
-}
-
-// keyFault reports a Redis reply caused by the key or data the command touched rather than by
-// the server's state.
-func keyFault(err error) bool {
-	return redis.HasErrorPrefix(err, "WRONGTYPE") || redis.HasErrorPrefix(err, "user_script") ||
-		redis.HasErrorPrefix(err, "Error running script")
 }
 
 // hostSlots bounds the fetches of one origin host; refs counts the fetches running or

@@ -1,0 +1,385 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Headers of a dead letter, besides the original message's own headers.
+const (
+	HeaderError          = "Drain-Error"
+	HeaderStage          = "Drain-Stage"
+	HeaderOrigSubject    = "Drain-Original-Subject"
+	HeaderOrigStream     = "Drain-Original-Stream"
+	HeaderOrigSequence   = "Drain-Original-Sequence"
+	HeaderDeliveries     = "Drain-Deliveries"
+	HeaderDeadLetteredAt = "Drain-Dead-Lettered-At"
+)
+
+// Headers of a dead letter's replay: the stream and sequence of the message that was
+// dead-lettered, which the replay stands in for. A consumer whose handler keys its effects on
+// the message's stream sequence (the filter) uses them instead of the replay's own sequence
+// when the replay is stored on the same stream, so the replay reproduces the first delivery.
+// Unlike the other Drain-* headers of a dead letter, a replay carries them, and a replay of a
+// replay keeps the first message's values.
+const (
+	HeaderReplayStream   = "Drain-Replay-Stream"
+	HeaderReplaySequence = "Drain-Replay-Sequence"
+)
+
+// DeadLetter stores msg on subject with its body, its headers and the reason, and waits for
+// JetStream to acknowledge it. Its Nats-Msg-Id derives from the original stream and sequence,
+// so dead-lettering the same message twice stores it once.
+func DeadLetter(ctx context.Context, js jetstream.JetStream, subject string, msg Msg, cause error, deliveries uint64) error {
+	out := nats.NewMsg(subject)
+	out.Data = msg.Data()
+	for k, vs := range msg.Headers() {
+		if k == jetstream.MsgIDHeader {
+			continue
+		}
+		out.Header[k] = vs
+	}
+	stage := subject[strings.LastIndexByte(subject, '.')+1:]
+	out.Header.Set(HeaderError, truncate(cause.Error(), 1024))
+	out.Header.Set(HeaderStage, stage)
+	out.Header.Set(HeaderOrigSubject, msg.Subject())
+	out.Header.Set(HeaderDeliveries, strconv.FormatUint(deliveries, 10))
+	out.Header.Set(HeaderDeadLetteredAt, time.Now().UTC().Format(time.RFC3339Nano))
+	id := "dlq-" + stage + "-" + MsgID(msg.Subject(), msg.Data())
+	if md, err := msg.Metadata(); err == nil {
+		out.Header.Set(HeaderOrigStream, md.Stream)
+		out.Header.Set(HeaderOrigSequence, strconv.FormatUint(md.Sequence.Stream, 10))
+		id = fmt.Sprintf("dlq-%s-%s-%d", stage, md.Stream, md.Sequence.Stream)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err := js.PublishMsg(ctx, out, jetstream.WithMsgID(id))
+	return err
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// DLQMsg is one dead letter, read from stream <prefix>_dlq without consuming it.
+type DLQMsg struct {
+	Seq            uint64      // sequence in the DLQ stream
+	Subject        string      // <prefix>.dlq.<stage>
+	Stage          string      // Drain-Stage; for a message not written by DeadLetter, Subject's last token
+	OrigSubject    string      // Drain-Original-Subject: where a replay publishes it ("" if absent)
+	OrigStream     string      // Drain-Original-Stream ("" if absent)
+	OrigSeq        uint64      // Drain-Original-Sequence (0 if absent)
+	Deliveries     uint64      // Drain-Deliveries: deliveries before it was dead-lettered
+	Error          string      // Drain-Error: the handler's last error, at most 1 KiB
+	DeadLetteredAt time.Time   // Drain-Dead-Lettered-At; if absent or unreadable, when JetStream stored it
+	Header         nats.Header // every header: the original message's own and the Drain-* ones
+	Data           []byte      // the original body
+}
+
+func dlqMsgOf(m *jetstream.RawStreamMsg) DLQMsg {
+	h := m.Header
+	d := DLQMsg{
+		Seq:         m.Sequence,
+		Subject:     m.Subject,
+		Stage:       h.Get(HeaderStage),
+		OrigSubject: h.Get(HeaderOrigSubject),
+		OrigStream:  h.Get(HeaderOrigStream),
+		Error:       h.Get(HeaderError),
+		Header:      h,
+		Data:        m.Data,
+	}
+	if d.Header == nil {
+		d.Header = nats.Header{}
+	}
+	d.OrigSeq, _ = strconv.ParseUint(h.Get(HeaderOrigSequence), 10, 64)
+	d.Deliveries, _ = strconv.ParseUint(h.Get(HeaderDeliveries), 10, 64)
+	if d.Stage == "" {
+		d.Stage = m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
+	}
+	at, err := time.Parse(time.RFC3339Nano, h.Get(HeaderDeadLetteredAt))
+	if err != nil {
+		at = m.Time
+	}
+	d.DeadLetteredAt = at.UTC()
+	return d
+}
+
+// Selection picks dead letters. The zero Selection is every dead letter of every stage.
+type Selection struct {
+	Stage string // only those on <prefix>.dlq.<Stage> ("" for every stage); a single subject token
+	Seq   uint64 // only the dead letter with this DLQ sequence (0 for all)
+	Limit int    // at most this many, oldest first (0 for all); Purge refuses a Limit
+}
+
+// ErrNoDeadLetter is matched (errors.Is) by the error for a Selection whose Seq is not a dead
+// letter (of its Stage, when one is given).
+var ErrNoDeadLetter = errors.New("no such dead letter")
+
+type noDeadLetterError struct {
+	seq            uint64
+	stream, filter string
+}
+
+func (e *noDeadLetterError) Error() string {
+	return fmt.Sprintf("no dead letter with sequence %d in %s (on %s)", e.seq, e.stream, e.filter)
+}
+
+func (e *noDeadLetterError) Is(target error) bool { return target == ErrNoDeadLetter }
+
+// DeadLetters reads, replays and purges the dead letters of one deployment (stream
+// <prefix>_dlq). It never creates a consumer: every read is a JetStream "get message" request,
+// so listing changes nothing on the server. It is safe for concurrent use.
+type DeadLetters struct {
+	js     jetstream.JetStream
+	names  Names
+	stream jetstream.Stream
+}
+
+// OpenDeadLetters looks up the DLQ stream of n; it fails when the stream does not exist
+// (jetstream.ErrStreamNotFound in the chain).
+func OpenDeadLetters(ctx context.Context, js jetstream.JetStream, n Names) (*DeadLetters, error) {
+	s, err := js.Stream(ctx, n.Stream(DLQ))
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", n.Stream(DLQ), err)
+	}
+	return &DeadLetters{js: js, names: n, stream: s}, nil
+}
+
+// Stream is the name of the DLQ stream, <prefix>_dlq.
+func (d *DeadLetters) Stream() string { return d.names.Stream(DLQ) }
+
+func (d *DeadLetters) filter(sel Selection) (string, error) {
+	if sel.Stage == "" {
+		return d.names.Subject(DLQ, ">"), nil
+	}
+	if strings.ContainsAny(sel.Stage, ".*> \t\r\n") {
+		return "", fmt.Errorf("stage %q: not a single subject token", sel.Stage)
+	}
+	return d.names.Subject(DLQ, sel.Stage), nil
+}
+
+// Each calls fn with the selected dead letters, oldest first, and stops at fn's first error,
+// which it returns. It costs one request per dead letter. Only dead letters already stored
+// when Each starts are visited, so a message dead-lettered again while fn replays is not
+// visited twice.
+func (d *DeadLetters) Each(ctx context.Context, sel Selection, fn func(DLQMsg) error) error {
+	filter, err := d.filter(sel)
+	if err != nil {
+		return err
+	}
+	if sel.Seq != 0 {
+		m, err := d.stream.GetMsg(ctx, sel.Seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) || (err == nil && !subjectMatches(filter, m.Subject)) {
+			return &noDeadLetterError{seq: sel.Seq, stream: d.Stream(), filter: filter}
+		}
+		if err != nil {
+			return fmt.Errorf("read %s at sequence %d: %w", d.Stream(), sel.Seq, err)
+		}
+		return fn(dlqMsgOf(m))
+	}
+	info, err := d.stream.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", d.Stream(), err)
+	}
+	if info.State.Msgs == 0 {
+		return nil
+	}
+	last := info.State.LastSeq
+	n := 0
+	for next := max(info.State.FirstSeq, 1); next <= last; {
+		m, err := d.stream.GetMsg(ctx, next, jetstream.WithGetMsgSubject(filter))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read %s at sequence %d: %w", d.Stream(), next, err)
+		}
+		if m.Sequence > last {
+			return nil
+		}
+		if err := fn(dlqMsgOf(m)); err != nil {
+			return err
+		}
+		if n++; sel.Limit > 0 && n >= sel.Limit {
+			return nil
+		}
+		next = m.Sequence + 1
+	}
+	return nil
+}
+
+// List returns the selected dead letters, oldest first; use Each to stream a large DLQ.
+func (d *DeadLetters) List(ctx context.Context, sel Selection) ([]DLQMsg, error) {
+	var out []DLQMsg
+	err := d.Each(ctx, sel, func(m DLQMsg) error {
+		out = append(out, m)
+		return nil
+	})
+	return out, err
+}
+
+// Replayed is the outcome of replaying one dead letter.
+type Replayed struct {
+	Letter    DLQMsg
+	Stream    string // where the replay was stored ("" when it was not republished)
+	StreamSeq uint64 // its sequence there
+	Duplicate bool   // JetStream had stored it already (an earlier replay of the same dead letter)
+	// Err is nil when the dead letter was republished and deleted. Otherwise it says why: with
+	// Stream empty, it was not republished; with Stream set, it was republished but not deleted.
+	// Either way the dead letter stays in the DLQ.
+	Err error
+}
+
+// ReplayMsg republishes one dead letter to its Drain-Original-Subject with its original
+// headers (the Drain-* headers and NATS control headers such as Nats-Msg-Id and
+// Nats-Expected-* removed) and Drain-Replay-Stream/-Sequence naming the message it stands for,
+// waits for JetStream's acknowledgement, and only then deletes it from the DLQ. The replay's
+// Nats-Msg-Id is replay-<prefix>_dlq-<DLQ sequence>, so a replay whose delete failed, or two
+// operators replaying at once, stores the message once within the duplicate window.
+func (d *DeadLetters) ReplayMsg(ctx context.Context, m DLQMsg) Replayed {
+	r := Replayed{Letter: m}
+	if m.OrigSubject == "" {
+		r.Err = errors.New("no " + HeaderOrigSubject + " header")
+		return r
+	}
+	out := nats.NewMsg(m.OrigSubject)
+	out.Data = m.Data
+	for k, vs := range m.Header {
+		if replayedHeader(k) {
+			out.Header[k] = vs
+		}
+	}
+	setReplayOrigin(out.Header, m.Header)
+	ack, err := d.js.PublishMsg(ctx, out, jetstream.WithMsgID(fmt.Sprintf("replay-%s-%d", d.Stream(), m.Seq)))
+	if err != nil {
+		r.Err = fmt.Errorf("publish to %s: %w", m.OrigSubject, err)
+		return r
+	}
+	r.Stream, r.StreamSeq, r.Duplicate = ack.Stream, ack.Sequence, ack.Duplicate
+	if err := d.stream.DeleteMsg(ctx, m.Seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		r.Err = fmt.Errorf("republished to %s (%s seq %d) but not deleted from %s: %w; "+
+			"a replay within DRAIN_DUPLICATE_WINDOW stores it once", m.OrigSubject, ack.Stream, ack.Sequence, d.Stream(), err)
+	}
+	return r
+}
+
+// Replay replays the selected dead letters, oldest first (ReplayMsg each), and calls fn with
+// each outcome; a dead letter that fails stays in the DLQ and the others are still replayed.
+// It returns fn's first error or a failure to read the DLQ; the outcomes carry the rest.
+// A replayed message that fails again is dead-lettered again under a new sequence, which this
+// Replay does not visit, so a replay never loops.
+func (d *DeadLetters) Replay(ctx context.Context, sel Selection, fn func(Replayed) error) error {
+	return d.Each(ctx, sel, func(m DLQMsg) error { return fn(d.ReplayMsg(ctx, m)) })
+}
+
+// Count returns how many dead letters sel selects, a Limit capping it. It costs one request
+// whatever the number of dead letters.
+func (d *DeadLetters) Count(ctx context.Context, sel Selection) (uint64, error) {
+	n, _, err := d.count(ctx, sel)
+	if err == nil && sel.Limit > 0 {
+		n = min(n, uint64(sel.Limit))
+	}
+	return n, err
+}
+
+// count returns the number of dead letters sel selects, ignoring its Limit, and the DLQ's last
+// sequence when it counted them.
+func (d *DeadLetters) count(ctx context.Context, sel Selection) (n, last uint64, err error) {
+	if sel.Seq != 0 {
+		err := d.Each(ctx, Selection{Stage: sel.Stage, Seq: sel.Seq}, func(DLQMsg) error { return nil })
+		if errors.Is(err, ErrNoDeadLetter) {
+			return 0, 0, nil
+		}
+		if err != nil {
+			return 0, 0, err
+		}
+		return 1, sel.Seq, nil
+	}
+	filter, err := d.filter(sel)
+	if err != nil {
+		return 0, 0, err
+	}
+	info, err := d.stream.Info(ctx, jetstream.WithSubjectFilter(filter))
+	if err != nil {
+		return 0, 0, fmt.Errorf("stream %s: %w", d.Stream(), err)
+	}
+	for _, c := range info.State.Subjects {
+		n += c
+	}
+	return n, info.State.LastSeq, nil
+}
+
+// Purge deletes the selected dead letters without replaying them and returns how many it
+// deleted. Only dead letters stored when Purge starts are deleted; a Selection with a Limit
+// is refused, and a Seq that is not a dead letter (of the Stage) fails with ErrNoDeadLetter.
+// It costs two requests whatever the number of dead letters.
+func (d *DeadLetters) Purge(ctx context.Context, sel Selection) (uint64, error) {
+	if sel.Limit != 0 {
+		return 0, errors.New("purge: a Limit is not supported; select by Stage or Seq")
+	}
+	filter, err := d.filter(sel)
+	if err != nil {
+		return 0, err
+	}
+	if sel.Seq != 0 {
+		if err := d.Each(ctx, sel, func(DLQMsg) error { return nil }); err != nil {
+			return 0, err
+		}
+		if err := d.stream.DeleteMsg(ctx, sel.Seq); err != nil {
+			if errors.Is(err, jetstream.ErrMsgNotFound) { // deleted meanwhile, by a replay say
+				return 0, nil
+			}
+			return 0, fmt.Errorf("delete %s sequence %d: %w", d.Stream(), sel.Seq, err)
+		}
+		return 1, nil
+	}
+	n, last, err := d.count(ctx, sel)
+	if err != nil || n == 0 {
+		return 0, err
+	}
+	if err := d.stream.Purge(ctx, jetstream.WithPurgeSubject(filter), jetstream.WithPurgeSequence(last+1)); err != nil {
+		return 0, fmt.Errorf("purge %s on %s: %w", d.Stream(), filter, err)
+	}
+	return n, nil
+}
+
+// subjectMatches reports whether subject matches filter, a subject whose last token may be >.
+func subjectMatches(filter, subject string) bool {
+	if p, ok := strings.CutSuffix(filter, ">"); ok {
+		return strings.HasPrefix(subject, p) && len(subject) > len(p)
+	}
+	return filter == subject
+}
+
+// setReplayOrigin sets the replay's Drain-Replay-Stream and Drain-Replay-Sequence: the message
+// the dead letter stands for. A dead letter of a replay already carries them and keeps them:
+// they name the first message, not the replay.
+func setReplayOrigin(out, dead nats.Header) {
+	st, seq := dead.Get(HeaderReplayStream), dead.Get(HeaderReplaySequence)
+	if st == "" || seq == "" {
+		st, seq = dead.Get(HeaderOrigStream), dead.Get(HeaderOrigSequence)
+	}
+	if st == "" || seq == "" {
+		return
+	}
+	out.Set(HeaderReplayStream, st)
+	out.Set(HeaderReplaySequence, seq)
+}
+
+// replayedHeader reports whether a dead letter's header goes with its replay: the original
+// message's own headers do, the Drain-* headers of the dead letter and NATS control headers
+// (Nats-Msg-Id, Nats-Expected-*, Nats-Rollup, ...) do not.
+func replayedHeader(k string) bool {
+	lower := strings.ToLower(k)
+	return !strings.HasPrefix(lower, "drain-") && !strings.HasPrefix(lower, "nats-")
+}

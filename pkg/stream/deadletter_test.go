@@ -1,0 +1,96 @@
+package stream_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/routemaster-drain/drain/pkg/draintest"
+	"github.com/routemaster-drain/drain/pkg/stream"
+)
+
+// Count, Purge by sequence, stage and all, and a replay that cannot republish (the dead
+// letter stays), against a real server.
+func TestDeadLettersCountPurgeAndFailedReplay(t *testing.T) {
+	srv := draintest.StartNATS(t)
+	_, js := srv.Connect(t)
+	n := stream.Names{Prefix: "dl"}
+	declare(t, js, n)
+	ctx := context.Background()
+	dead := func(stage, orig string) {
+		t.Helper()
+		m := nats.NewMsg(n.Subject(stream.DLQ, stage))
+		m.Data = []byte(`[]`)
+		m.Header.Set(stream.HeaderStage, stage)
+		m.Header.Set(stream.HeaderError, "boom")
+		if orig != "" {
+			m.Header.Set(stream.HeaderOrigSubject, orig)
+		}
+		if _, err := js.PublishMsg(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dead("filter", n.Subject(stream.Events, "a")) // 1
+	dead("warm", "nowhere.x")                     // 2: no stream on its subject
+	dead("warm", "")                              // 3: no original subject
+	dead("filter", n.Subject(stream.Events, "b")) // 4
+	dead("filter", n.Subject(stream.Events, "c")) // 5
+
+	d, err := stream.OpenDeadLetters(ctx, js, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func(sel stream.Selection) uint64 {
+		t.Helper()
+		c, err := d.Count(ctx, sel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if all, filter, limited := count(stream.Selection{}), count(stream.Selection{Stage: "filter"}), count(stream.Selection{Limit: 2}); all != 5 || filter != 3 || limited != 2 {
+		t.Fatalf("Count: all %d, filter %d, limit 2 %d", all, filter, limited)
+	}
+
+	// A dead letter that cannot be republished stays; the reason says why.
+	var outcomes []stream.Replayed
+	if err := d.Replay(ctx, stream.Selection{Stage: "warm"}, func(r stream.Replayed) error {
+		outcomes = append(outcomes, r)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(outcomes) != 2 || outcomes[0].Err == nil || outcomes[0].Stream != "" || outcomes[1].Err == nil {
+		t.Fatalf("replay of unreplayable dead letters: %+v", outcomes)
+	}
+	if c := count(stream.Selection{Stage: "warm"}); c != 2 {
+		t.Fatalf("%d warm dead letters after failed replays, want 2", c)
+	}
+
+	// Purge one by sequence, then a stage, then the rest.
+	if _, err := d.Purge(ctx, stream.Selection{Stage: "warm", Seq: 1}); !errors.Is(err, stream.ErrNoDeadLetter) {
+		t.Fatalf("purge of a filter dead letter as warm: %v", err)
+	}
+	if _, err := d.Purge(ctx, stream.Selection{Limit: 1}); err == nil {
+		t.Fatal("purge with a limit accepted")
+	}
+	if got, err := d.Purge(ctx, stream.Selection{Seq: 4}); err != nil || got != 1 {
+		t.Fatalf("purge seq 4: %d, %v", got, err)
+	}
+	if got, err := d.Purge(ctx, stream.Selection{Stage: "filter"}); err != nil || got != 2 {
+		t.Fatalf("purge stage filter: %d, %v", got, err)
+	}
+	left, err := d.List(ctx, stream.Selection{})
+	if err != nil || len(left) != 2 || left[0].Seq != 2 || left[1].Seq != 3 {
+		t.Fatalf("after purging filter: %+v, %v", left, err)
+	}
+	dead("warm", "nowhere.y") // 6
+	if got, err := d.Purge(ctx, stream.Selection{}); err != nil || got != 3 {
+		t.Fatalf("purge all: %d, %v", got, err)
+	}
+	if c := count(stream.Selection{}); c != 0 {
+		t.Fatalf("%d dead letters after purging all", c)
+	}
+}
