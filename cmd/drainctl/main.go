@@ -130,7 +130,8 @@ func main() {
 }
 
 // Main runs drainctl with args (without the program name) and returns the exit code: 0 done,
-// 1 failed (or not found), 2 bad usage or configuration.
+// 1 failed (or not found), 2 bad usage or configuration. -version prints one line naming the
+// build (service.BuildInfo.Line).
 func Main(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
 	jsonOut := false
 	args = slices.DeleteFunc(slices.Clone(args), func(a string) bool {
@@ -140,6 +141,10 @@ func Main(ctx context.Context, args, environ []string, stdout, stderr io.Writer)
 		}
 		return false
 	})
+	if len(args) > 0 && (args[0] == "-version" || args[0] == "--version") {
+		fmt.Fprintln(stdout, service.ReadBuildInfo().Line("drainctl"))
+		return 0
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stderr)
 		if len(args) == 0 {
@@ -191,6 +196,7 @@ func Main(ctx context.Context, args, environ []string, stdout, stderr io.Writer)
 
 func usage(w io.Writer) {
 	fmt.Fprint(w, `Usage: drainctl [--json] <command> [arguments]
+       drainctl -version
 
 drainctl inspects and operates a routemaster-drain deployment. It reads the same environment as
 the services. Output is plain text, one item a line; --json prints JSON instead.

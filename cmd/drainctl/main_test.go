@@ -5,16 +5,32 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/routemaster-drain/drain/internal/servicetest"
 	"github.com/routemaster-drain/drain/pkg/dirty"
 	"github.com/routemaster-drain/drain/pkg/draintest"
 )
 
 var ctx = context.Background()
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	draintest.RemoveBinaries()
+	os.Exit(code)
+}
+
+// The built binary answers -version with one line and exit 0, as every drain binary does.
+func TestVersion(t *testing.T) {
+	servicetest.Version(t, draintest.BuildBinary(t, "."), "drainctl")
+	if r := run(nil, "-version"); r.code != 0 || !strings.HasPrefix(r.stdout, "drainctl ") || strings.Count(r.stdout, "\n") != 1 {
+		t.Errorf("-version: %+v", r)
+	}
+}
 
 type result struct {
 	code           int

@@ -141,7 +141,8 @@ func TestSendToRealIngest(t *testing.T) {
 	srv := draintest.StartNATS(t)
 	addr := draintest.FreeAddr(t)
 	in := draintest.StartProcess(t, draintest.BuildBinary(t, "../../services/ingest"),
-		[]string{"ROUTEMASTER_DRAIN_TOKENS=demo", "DRAIN_PREFIX=sendt", "NATS_URL=" + srv.URL(), "DRAIN_INGEST_ADDR=" + addr})
+		[]string{"ROUTEMASTER_DRAIN_TOKENS=demo", "DRAIN_PREFIX=sendt", "NATS_URL=" + srv.URL(), "DRAIN_INGEST_ADDR=" + addr,
+			"DRAIN_ADMIN_ADDR=" + draintest.FreeAddr(t)})
 	in.WaitHTTP("http://"+addr+"/readyz", http.StatusOK, 20*time.Second)
 	_, js := srv.Connect(t)
 	ingestURL := "http://" + addr + "/events"

@@ -147,19 +147,24 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 			}
 			addr := "127.0.0.1:" + strconv.Itoa(port)
 			env := append([]string(nil), common...)
+			admin := addr
 			if name == "ingest" {
+				port, err := stack.FreePort()
+				if err != nil {
+					return nil, err
+				}
+				admin = "127.0.0.1:" + strconv.Itoa(port)
 				env = append(env, "DRAIN_INGEST_ADDR="+addr)
 				targets = append(targets, "http://"+addr+"/events")
-			} else {
-				env = append(env, "DRAIN_ADMIN_ADDR="+addr)
 			}
+			env = append(env, "DRAIN_ADMIN_ADDR="+admin)
 			logFile, err := os.OpenFile(filepath.Join(o.Work, fmt.Sprintf("%s-%d.log", name, i)), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 			if err != nil {
 				return nil, err
 			}
 			defer logFile.Close()
 			p := &stack.Proc{Name: fmt.Sprintf("%s-%d", name, i), Path: filepath.Join(o.Bin, name), Env: env,
-				Health: "http://" + addr + "/healthz", Log: logFile}
+				Health: "http://" + admin + "/readyz", Log: logFile} // ready: working (ingest: its bus port open)
 			procs = append(procs, p)
 		}
 	}

@@ -176,7 +176,7 @@ func run(build, quiet bool) error {
 
 	// The services, each on its usual port when free.
 	ingestAddr := pickAddr(8080)
-	admin := map[string]string{"filter": pickAddr(9091), "warmer": pickAddr(9092), "sweeper": pickAddr(9093)}
+	admin := map[string]string{"ingest": pickAddr(9090), "filter": pickAddr(9091), "warmer": pickAddr(9092), "sweeper": pickAddr(9093)}
 	ingestURL := "http://" + ingestAddr + "/events"
 	if ingestURL != "http://127.0.0.1:8080/events" {
 		shown["DRAIN_INGEST_URL"] = ingestURL
@@ -188,12 +188,11 @@ func run(build, quiet bool) error {
 		for k, v := range e {
 			pe[k] = v
 		}
-		health := "http://" + admin[name] + "/healthz"
+		// /readyz on the admin address: 200 once the service works (ingest's bus port is open).
+		health := "http://" + admin[name] + "/readyz"
+		pe["DRAIN_ADMIN_ADDR"] = admin[name]
 		if name == "ingest" {
 			pe["DRAIN_INGEST_ADDR"] = ingestAddr
-			health = "http://" + ingestAddr + "/healthz"
-		} else {
-			pe["DRAIN_ADMIN_ADDR"] = admin[name]
 		}
 		logFile, err := os.Create(filepath.Join(work, name+".log"))
 		if err != nil {
@@ -246,7 +245,8 @@ func nextSteps(shown env, admin map[string]string) string {
 	fmt.Fprintf(&b, "  %sROUTEMASTER_DRAIN_TOKENS=demo bin/drainctl send examples/batch.json\n", prefix)
 	fmt.Fprintf(&b, "  %sbin/drainctl dirty list\n", prefix)
 	fmt.Fprintf(&b, "  %sbin/drainctl cache get http://%s/widgets/1\n\n", prefix, OriginAddr)
-	fmt.Fprintf(&b, "Metrics: http://%s/metrics (filter), http://%s/metrics (warmer), http://%s/metrics (sweeper).\n", admin["filter"], admin["warmer"], admin["sweeper"])
+	fmt.Fprintf(&b, "Metrics: http://%s/metrics (ingest), http://%s/metrics (filter), http://%s/metrics (warmer), http://%s/metrics (sweeper).\n",
+		admin["ingest"], admin["filter"], admin["warmer"], admin["sweeper"])
 	b.WriteString("Logs are in tmp/devstack/. Ctrl-C stops everything.\n")
 	return b.String()
 }

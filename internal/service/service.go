@@ -1,6 +1,7 @@
-// Package service is the common frame of the drain's binaries: flags and -h, configuration,
-// JSON logging, signal handling, the admin HTTP server (/healthz, /readyz, /metrics) and
-// client construction. Apps do not import it.
+// Package service is the common frame of the drain's binaries: flags (-h, -version),
+// configuration, JSON logging, signal handling, and one lifecycle for every service (Lifecycle:
+// the admin server on DRAIN_ADMIN_ADDR first, then connect and declare until ready, then work,
+// then a bounded graceful stop), plus client construction. Apps do not import it.
 package service
 
 import (
@@ -10,35 +11,33 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
-	"sync/atomic"
 	"syscall"
-	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/routemaster-drain/drain/pkg/config"
 )
 
-// Main is the whole life of a service binary: it parses -h, loads the configuration (exiting
-// 2 with one line naming the variable on error), builds a JSON logger, and runs run with a
-// context cancelled by SIGTERM or SIGINT. It exits 1 when run fails.
-func Main(name config.Service, summary string, run func(ctx context.Context, cfg *config.Config, log *slog.Logger) error) {
-	os.Exit(main(name, summary, os.Args[1:], os.Environ(), os.Stderr, run))
+// Main is the whole life of a service binary: -version prints BuildInfo.Line and exits 0; -h
+// prints summary and every variable the service reads; otherwise it loads the configuration
+// (exiting 2 with one line naming the variable on error), builds a JSON logger, starts the
+// Lifecycle (the admin server) and calls run with it and a context cancelled by SIGTERM or
+// SIGINT. run builds the service's clients and returns Lifecycle.Run's result. Main exits 0
+// when run returns nil, 1 with an error log otherwise (a start-up failure, a failed work, or a
+// *ShutdownTimeoutError).
+func Main(name config.Service, summary string, run func(ctx context.Context, l *Lifecycle) error) {
+	os.Exit(main(name, summary, os.Args[1:], os.Environ(), os.Stdout, os.Stderr, run))
 }
 
-func main(name config.Service, summary string, args, environ []string, stderr io.Writer,
-	run func(context.Context, *config.Config, *slog.Logger) error) int {
+func main(name config.Service, summary string, args, environ []string, stdout, stderr io.Writer,
+	run func(context.Context, *Lifecycle) error) int {
 	fs := flag.NewFlagSet(string(name), flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	version := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: %s [-h]\n\n%s\n\n", name, summary)
+		fmt.Fprintf(stderr, "Usage: %s [-h] [-version]\n\n%s\n\n", name, summary)
 		config.Usage(stderr, name)
 	}
 	if err := fs.Parse(args); err != nil {
@@ -47,6 +46,10 @@ func main(name config.Service, summary string, args, environ []string, stderr io
 		}
 		return 2
 	}
+	if *version {
+		fmt.Fprintln(stdout, ReadBuildInfo().Line(string(name)))
+		return 0
+	}
 	cfg, err := config.Load(name, environ)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: configuration error: %v\n", name, err)
@@ -54,9 +57,17 @@ func main(name config.Service, summary string, args, environ []string, stderr io
 	}
 	log := NewLogger(stderr, cfg.LogLevel).With("service", string(name))
 	redis.SetLogger(redisLogger{log.With("component", "go-redis")})
+	b := ReadBuildInfo()
+	log.Info("starting", "version", b.Version, "revision", b.Revision, "go", b.GoVersion)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := run(ctx, cfg, log); err != nil {
+	l, err := Start(name, cfg, log)
+	if err != nil {
+		log.Error("exiting", "err", err)
+		return 1
+	}
+	defer l.Close()
+	if err := run(ctx, l); err != nil {
 		log.Error("exiting", "err", err)
 		return 1
 	}
@@ -79,79 +90,7 @@ func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
 	l.log.WarnContext(ctx, fmt.Sprintf(format, v...))
 }
 
-// NewRegistry returns a Prometheus registry with the Go and process collectors.
-func NewRegistry() *prometheus.Registry {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return reg
-}
-
 // NewRedis returns a client for a configured Redis setting (config.Redis.NewClient): a
 // single-server client for one URL, a Redis Cluster client for a list of seed nodes, a
 // Sentinel-following client when the URL names a master_name.
 func NewRedis(r config.Redis) redis.UniversalClient { return r.NewClient() }
-
-// Admin serves /healthz (the process is up), /readyz (ready reports nil) and /metrics.
-type Admin struct {
-	srv      *http.Server
-	addr     string
-	stopping atomic.Bool
-}
-
-// handler returns the admin routes, plus extra ones, on a new mux.
-func (a *Admin) handler(reg *prometheus.Registry, ready func(context.Context) error, extra map[string]http.Handler) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"status":"ok"}`)
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		if a.stopping.Load() {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = io.WriteString(w, `{"status":"stopping"}`)
-			return
-		}
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if err := ready(ctx); err != nil {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = fmt.Fprintf(w, `{"status":"not ready","error":%q}`, err.Error())
-			return
-		}
-		_, _ = io.WriteString(w, `{"status":"ready"}`)
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	for pattern, h := range extra {
-		mux.Handle(pattern, h)
-	}
-	return mux
-}
-
-// StartAdmin listens on addr and serves the admin routes plus extra ones (pattern → handler)
-// until Shutdown. It returns once the listener is open, so a bad address fails start-up.
-func StartAdmin(addr string, reg *prometheus.Registry, ready func(context.Context) error, extra map[string]http.Handler, log *slog.Logger) (*Admin, error) {
-	a := &Admin{}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("admin listen %s: %w", addr, err)
-	}
-	a.addr = ln.Addr().String()
-	a.srv = &http.Server{Handler: a.handler(reg, ready, extra), ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("admin server failed", "err", err)
-		}
-	}()
-	log.Info("admin listening", "addr", ln.Addr().String())
-	return a, nil
-}
-
-// Addr is the address the admin server listens on.
-func (a *Admin) Addr() string { return a.addr }
-
-// Stopping makes /readyz answer 503 from now on, so load balancers stop sending work.
-func (a *Admin) Stopping() { a.stopping.Store(true) }
-
-// Shutdown stops the admin server.
-func (a *Admin) Shutdown(ctx context.Context) error { return a.srv.Shutdown(ctx) }

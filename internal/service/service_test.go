@@ -5,88 +5,89 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
-	"net/http"
+	"net"
 	"strings"
 	"testing"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/routemaster-drain/drain/pkg/config"
 )
 
+// adminOnLoopback is the environment every test run of main needs: the admin server on a free
+// loopback port rather than the service's default.
+var adminOnLoopback = []string{"DRAIN_ADMIN_ADDR=127.0.0.1:0"}
+
+func neverRun(t *testing.T) func(context.Context, *Lifecycle) error {
+	return func(context.Context, *Lifecycle) error {
+		t.Fatal("run called")
+		return nil
+	}
+}
+
 func TestMainHelpListsVariables(t *testing.T) {
 	var out bytes.Buffer
-	code := main(config.Sweeper, "sweeps the dirty map", []string{"-h"}, nil, &out, func(context.Context, *config.Config, *slog.Logger) error {
-		t.Fatal("run called for -h")
-		return nil
-	})
-	if code != 0 || !strings.Contains(out.String(), "DRAIN_SWEEP_INTERVAL") || !strings.Contains(out.String(), "sweeps the dirty map") {
+	code := main(config.Sweeper, "sweeps the dirty map", []string{"-h"}, nil, io.Discard, &out, neverRun(t))
+	if code != 0 || !strings.Contains(out.String(), "DRAIN_SWEEP_INTERVAL") || !strings.Contains(out.String(), "sweeps the dirty map") ||
+		!strings.Contains(out.String(), "-version") {
 		t.Errorf("exit %d, output:\n%s", code, out.String())
+	}
+}
+
+// -version prints one line on stdout, starting with the service's name and naming the Go
+// version, and exits 0 without reading the configuration (here a bad one).
+func TestMainVersion(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := main(config.Ingest, "", []string{"-version"}, []string{"DRAIN_INGEST_ADDR=:0"}, &stdout, &stderr, neverRun(t))
+	line := stdout.String()
+	if code != 0 || strings.Count(line, "\n") != 1 || !strings.HasPrefix(line, "ingest ") || !strings.Contains(line, "(go1.") || stderr.Len() != 0 {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, line, stderr.String())
+	}
+}
+
+func TestBuildInfoLine(t *testing.T) {
+	for _, tc := range []struct {
+		b    BuildInfo
+		want string
+	}{
+		{BuildInfo{Version: "devel", GoVersion: "go1.26.0"}, "warmer devel (go1.26.0)"},
+		{BuildInfo{Version: "v0.1.0", GoVersion: "go1.26.1", Revision: "6048a8446cfc4d04ecc852f4da189e374f5cb732"},
+			"warmer v0.1.0 (go1.26.1, rev 6048a8446cfc)"},
+		{BuildInfo{Version: "devel", GoVersion: "go1.26.1", Revision: "abc1234", Modified: true},
+			"warmer devel (go1.26.1, rev abc1234, modified)"},
+	} {
+		if got := tc.b.Line("warmer"); got != tc.want {
+			t.Errorf("Line = %q, want %q", got, tc.want)
+		}
 	}
 }
 
 func TestMainBadConfigIsOneLine(t *testing.T) {
 	var out bytes.Buffer
-	code := main(config.Ingest, "", nil, []string{"DRAIN_INGEST_ADDR=:0"}, &out, func(context.Context, *config.Config, *slog.Logger) error {
-		t.Fatal("run called with a bad configuration")
-		return nil
-	})
+	code := main(config.Ingest, "", nil, []string{"DRAIN_INGEST_ADDR=:0"}, io.Discard, &out, neverRun(t))
 	if code != 2 || strings.Count(out.String(), "\n") != 1 || !strings.Contains(out.String(), "ROUTEMASTER_DRAIN_TOKENS") {
 		t.Errorf("exit %d, output %q", code, out.String())
 	}
 }
 
 func TestMainRunFailureExits1(t *testing.T) {
-	code := main(config.Filter, "", nil, nil, io.Discard, func(context.Context, *config.Config, *slog.Logger) error {
+	var out bytes.Buffer
+	code := main(config.Filter, "", nil, adminOnLoopback, io.Discard, &out, func(context.Context, *Lifecycle) error {
 		return errors.New("boom")
 	})
-	if code != 1 {
-		t.Errorf("exit %d, want 1", code)
+	if code != 1 || !strings.Contains(out.String(), `"level":"ERROR"`) || !strings.Contains(out.String(), "boom") {
+		t.Errorf("exit %d, want 1; output:\n%s", code, out.String())
 	}
 }
 
-func TestAdminEndpoints(t *testing.T) {
-	reg := NewRegistry()
-	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "drain_test_total", Help: "test"})
-	reg.MustRegister(c)
-	c.Inc()
-	var notReady error = errors.New("redis: connection refused")
-	a, err := StartAdmin("127.0.0.1:0", reg, func(context.Context) error { return notReady }, map[string]http.Handler{
-		"POST /sweep": http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusAccepted) }),
-	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+// An admin address already taken stops the service at start, naming DRAIN_ADMIN_ADDR.
+func TestMainAdminAddressTaken(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer a.Shutdown(context.Background())
-	get := func(method, path string) (int, string) {
-		req, _ := http.NewRequest(method, "http://"+a.Addr()+path, nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
-	if code, _ := get("GET", "/healthz"); code != 200 {
-		t.Errorf("/healthz = %d", code)
-	}
-	if code, body := get("GET", "/readyz"); code != 503 || !strings.Contains(body, "connection refused") {
-		t.Errorf("/readyz not ready = %d %s", code, body)
-	}
-	notReady = nil
-	if code, _ := get("GET", "/readyz"); code != 200 {
-		t.Errorf("/readyz ready = %d", code)
-	}
-	a.Stopping()
-	if code, body := get("GET", "/readyz"); code != 503 || !strings.Contains(body, "stopping") {
-		t.Errorf("/readyz stopping = %d %s", code, body)
-	}
-	if code, body := get("GET", "/metrics"); code != 200 || !strings.Contains(body, "drain_test_total 1") || !strings.Contains(body, "go_goroutines") {
-		t.Errorf("/metrics = %d", code)
-	}
-	if code, _ := get("POST", "/sweep"); code != 202 {
-		t.Errorf("extra route = %d", code)
+	defer ln.Close()
+	var out bytes.Buffer
+	code := main(config.Warmer, "", nil, []string{"DRAIN_ADMIN_ADDR=" + ln.Addr().String()}, io.Discard, &out, neverRun(t))
+	if code != 1 || !strings.Contains(out.String(), "DRAIN_ADMIN_ADDR") {
+		t.Errorf("exit %d, want 1; output:\n%s", code, out.String())
 	}
 }

@@ -26,8 +26,9 @@ func (e *ShutdownTimeoutError) Error() string {
 
 // AwaitStop waits for a service's work, which reports its end on done, to finish. While ctx
 // is live it returns as soon as the work does. Once ctx is cancelled (SIGTERM) it calls
-// stopping (when not nil, e.g. Admin.Stopping), then waits at most timeout: if the work has
-// not returned by then it returns a *ShutdownTimeoutError naming abandoned.
+// stopping (when not nil; Lifecycle.Run turns /readyz to "stopping" with it), then waits at
+// most timeout: if the work has not returned by then it returns a *ShutdownTimeoutError
+// naming abandoned.
 func AwaitStop(ctx context.Context, done <-chan error, timeout time.Duration, abandoned string, stopping func(), log *slog.Logger) error {
 	select {
 	case err := <-done:

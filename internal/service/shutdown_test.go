@@ -32,21 +32,22 @@ func TestShutdownPolicy(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
-			stopped := false
-			code := main(config.Sweeper, "s", nil, []string{"DRAIN_SHUTDOWN_TIMEOUT=200ms"}, &out,
-				func(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+			code := main(config.Sweeper, "s", nil, []string{"DRAIN_SHUTDOWN_TIMEOUT=200ms", "DRAIN_ADMIN_ADDR=127.0.0.1:0"}, io.Discard, &out,
+				func(ctx context.Context, l *Lifecycle) error {
 					wctx, cancel := context.WithCancel(ctx)
-					done := make(chan error, 1)
-					go func() {
-						<-wctx.Done()
-						time.Sleep(tc.work)
-						done <- nil
-					}()
-					cancel() // SIGTERM
-					return AwaitStop(wctx, done, cfg.ShutdownTimeout, "3 test messages (redelivered)", func() { stopped = true }, log)
+					defer cancel()
+					return l.Run(wctx, Spec{
+						Work: func(ctx context.Context) error {
+							cancel() // SIGTERM
+							<-ctx.Done()
+							time.Sleep(tc.work)
+							return nil
+						},
+						Abandoned: "3 test messages (redelivered)",
+					})
 				})
-			if code != tc.code || !strings.Contains(out.String(), tc.message) || !stopped {
-				t.Fatalf("exit %d (want %d), stopping called %v, output:\n%s", code, tc.code, stopped, out.String())
+			if code != tc.code || !strings.Contains(out.String(), tc.message) {
+				t.Fatalf("exit %d (want %d), output:\n%s", code, tc.code, out.String())
 			}
 			if tc.code == 1 && !strings.Contains(out.String(), "abandoned 3 test messages (redelivered)") {
 				t.Errorf("the error does not name what was abandoned:\n%s", out.String())

@@ -138,8 +138,6 @@ type Config struct {
 	IngestURL string    // DRAIN_INGEST_URL: where drainctl send posts
 }
 
-var defaultAdmin = map[Service]string{Filter: ":9091", Warmer: ":9092", Sweeper: ":9093"}
-
 var prefixRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 
 // Load reads the configuration of service from environ (os.Environ() form: "KEY=value").
@@ -179,9 +177,6 @@ func Load(service Service, environ []string) (*Config, error) {
 	c.LogLevel = r.oneOf("DRAIN_LOG_LEVEL", "debug", "info", "warn", "error")
 	c.ShutdownTimeout = r.duration("DRAIN_SHUTDOWN_TIMEOUT")
 	c.AdminAddr = r.str("DRAIN_ADMIN_ADDR")
-	if c.AdminAddr == "" {
-		c.AdminAddr = defaultAdmin[service]
-	}
 
 	if service != Ingest {
 		c.DrainRedis = r.redis("ROUTEMASTER_DRAIN_REDIS", r.str("ROUTEMASTER_DRAIN_REDIS"))

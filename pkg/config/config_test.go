@@ -43,6 +43,24 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
+// Every service has its own admin address by default, so the four run side by side on one host;
+// DRAIN_ADMIN_ADDR overrides it, ingest's included.
+func TestAdminAddrPerService(t *testing.T) {
+	for svc, want := range map[Service]string{Ingest: ":9090", Filter: ":9091", Warmer: ":9092", Sweeper: ":9093"} {
+		if got := Default(svc, "ROUTEMASTER_DRAIN_TOKENS=t").AdminAddr; got != want {
+			t.Errorf("%s admin address %q, want %q", svc, got, want)
+		}
+		if got := Default(svc, "ROUTEMASTER_DRAIN_TOKENS=t", "DRAIN_ADMIN_ADDR=127.0.0.1:7000").AdminAddr; got != "127.0.0.1:7000" {
+			t.Errorf("%s ignores DRAIN_ADMIN_ADDR: %q", svc, got)
+		}
+	}
+	var b bytes.Buffer
+	Usage(&b, Ingest)
+	if !strings.Contains(b.String(), "DRAIN_ADMIN_ADDR") || !strings.Contains(b.String(), ":9090") {
+		t.Errorf("ingest -h does not list DRAIN_ADMIN_ADDR with its default:\n%s", b.String())
+	}
+}
+
 func TestLoadErrors(t *testing.T) {
 	tests := []struct {
 		service Service

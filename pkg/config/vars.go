@@ -67,7 +67,8 @@ var Vars = []Var{
 	{Name: "DRAIN_INGEST_TLS_KEY", Services: ingest, Help: "PEM key file of DRAIN_INGEST_TLS_CERT"},
 	{Name: "DRAIN_SIPHON_TOPICS", Services: ingest, Help: "comma-separated topics routed to <prefix>.siphon.<topic> instead of the filter"},
 
-	{Name: "DRAIN_ADMIN_ADDR", Services: []Service{Filter, Warmer, Sweeper}, Help: "admin listen address for /healthz, /readyz, /metrics (filter :9091, warmer :9092, sweeper :9093)"},
+	{Name: "DRAIN_ADMIN_ADDR", Override: map[Service]string{Ingest: ":9090", Filter: ":9091", Warmer: ":9092", Sweeper: ":9093"},
+		Services: []Service{Ingest, Filter, Warmer, Sweeper}, Help: "admin listen address for /healthz, /readyz, /metrics, served from the start (ingest :9090, filter :9091, warmer :9092, sweeper :9093)"},
 	{Name: "ROUTEMASTER_DRAIN_REDIS", Default: "redis://127.0.0.1:6379/0", Services: redisers, Help: "Redis for filter state and the dirty map: redis[s]://[user:pass@]host:port/db[/namespace][?go-redis options] (namespace default rm); several comma-separated URLs (db 0) are Redis Cluster seed nodes; ?master_name=M names Sentinels"},
 	{Name: "ROUTEMASTER_CACHE_REDIS", Services: cachers, Help: "Redis for the cache, same form, a list for Redis Cluster (default: ROUTEMASTER_DRAIN_REDIS)"},
 	{Name: "ROUTEMASTER_CACHE_EXPIRY", Default: "7776000", Services: redisers, Help: "TTL in whole seconds of cache entries and filter state (90 days)"},

@@ -6,9 +6,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"log/slog"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -33,7 +30,8 @@ func main() {
 // works: its publishes stall briefly for free slots, and at worst the message is retried.
 const maxBatchPublishes = 2 * 1000
 
-func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+func run(ctx context.Context, l *service.Lifecycle) error {
+	cfg, log := l.Config, l.Log
 	// Every async publish gets an ack timeout (so a lost PubAck frees its slot instead of
 	// wedging the window until a reconnect), and the window fits every handler's publishes.
 	nc, js, err := stream.Connect(cfg.NATS, "drain-filter", log,
@@ -50,40 +48,24 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		cacheRedis = service.NewRedis(cfg.CacheRedis)
 		defer cacheRedis.Close()
 	}
-	reg := service.NewRegistry()
-	f, err := filtering.New(cfg, js, drainRedis, cacheRedis, reg, log)
+	f, err := filtering.New(cfg, js, drainRedis, cacheRedis, l.Registry, log)
 	if err != nil {
 		return err
 	}
 	names := stream.Names{Prefix: cfg.Streams.Prefix}
-	ready := func(ctx context.Context) error {
-		if err := stream.Ready(ctx, nc, js, names); err != nil {
-			return err
-		}
-		if err := drainRedis.Ping(ctx).Err(); err != nil {
-			return errors.New("drain redis: " + err.Error())
-		}
-		return nil
+	needs := append(service.NATSNeeds(nc, js, names), service.RedisNeed("redis", drainRedis))
+	if cacheRedis != drainRedis && cfg.CacheMode != config.CacheOff {
+		needs = append(needs, service.RedisNeed("cache_redis", cacheRedis))
 	}
-	admin, err := service.StartAdmin(cfg.AdminAddr, reg, ready, nil, log)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = admin.Shutdown(sctx)
-	}()
-
-	// Streams must exist before the consumer; wait for NATS rather than exit while it starts.
-	if err := stream.DeclareUntil(ctx, js, names, cfg.Streams, log); err != nil {
-		return nil // stopped before NATS came up
-	}
-	log.Info("filter running", "consumer", names.Durable(filtering.ConsumerName), "cache_mode", string(cfg.CacheMode),
-		"dirty", cfg.Dirty, "concurrency", cfg.Consumer.Concurrency, "redis", cfg.DrainRedis.Redacted())
-
-	done := make(chan error, 1)
-	go func() { done <- f.Run(ctx) }()
-	return service.AwaitStop(ctx, done, cfg.ShutdownTimeout,
-		"event batches still being filtered (unacked, so JetStream redelivers them)", admin.Stopping, log)
+	return l.Run(ctx, service.Spec{
+		Needs: needs,
+		// Streams must exist before the consumer.
+		Prepare: func(ctx context.Context) error { return stream.DeclareUntil(ctx, js, names, cfg.Streams, log) },
+		Work: func(ctx context.Context) error {
+			log.Info("filter running", "consumer", names.Durable(filtering.ConsumerName), "cache_mode", string(cfg.CacheMode),
+				"dirty", cfg.Dirty, "concurrency", cfg.Consumer.Concurrency, "redis", cfg.DrainRedis.Redacted())
+			return f.Run(ctx)
+		},
+		Abandoned: "event batches still being filtered (unacked, so JetStream redelivers them)",
+	})
 }

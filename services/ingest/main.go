@@ -6,7 +6,7 @@ package main
 import (
 	"context"
 	"errors"
-	"log/slog"
+	"fmt"
 	"net"
 
 	"github.com/routemaster-drain/drain/internal/service"
@@ -16,33 +16,56 @@ import (
 )
 
 const summary = `ingest receives Routemaster event batches over HTTP(S) and stores them in NATS JetStream.
-It serves the bus path (DRAIN_INGEST_PATH) plus /healthz, /readyz and /metrics on DRAIN_INGEST_ADDR.`
+It serves /healthz, /readyz and /metrics on DRAIN_ADMIN_ADDR (default :9090) from the start, and
+once NATS answers and the streams exist, the bus path (DRAIN_INGEST_PATH) plus /healthz and
+/readyz on DRAIN_INGEST_ADDR.`
 
 func main() {
 	service.Main(config.Ingest, summary, run)
 }
 
-func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+// abandoned is what a shutdown timeout leaves unfinished.
+const abandoned = "bus requests still in flight (unanswered, so the bus retries them)"
+
+func run(ctx context.Context, l *service.Lifecycle) error {
+	cfg, log := l.Config, l.Log
 	nc, js, err := stream.Connect(cfg.NATS, "drain-ingest", log)
 	if err != nil {
 		return err
 	}
 	defer service.CloseNATS(nc, cfg.ShutdownTimeout, log)
-	reg := service.NewRegistry()
-	srv, err := receiver.New(cfg, js, nc, reg, log)
+	srv, err := receiver.New(cfg, js, nc, l.Registry, log)
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", cfg.Ingest.Addr)
-	if err != nil {
-		return err
-	}
-	go func() { _ = srv.DeclareStreams(ctx) }()
-	err = srv.Serve(ctx, ln)
-	if errors.Is(err, context.DeadlineExceeded) {
-		// Serve's graceful shutdown ran out of DRAIN_SHUTDOWN_TIMEOUT.
-		return &service.ShutdownTimeoutError{Timeout: cfg.ShutdownTimeout,
-			Abandoned: "bus requests still in flight (unanswered, so the bus retries them)"}
-	}
-	return err
+	var ln net.Listener
+	defer func() {
+		if ln != nil {
+			_ = ln.Close() // open without Serve when SIGTERM came before the work started
+		}
+	}()
+	return l.Run(ctx, service.Spec{
+		Needs: service.NATSNeeds(nc, js, stream.Names{Prefix: cfg.Streams.Prefix}),
+		// The bus port opens once the streams exist, before /readyz turns 200.
+		Prepare: func(ctx context.Context) error {
+			if err := srv.DeclareStreams(ctx); err != nil {
+				return err
+			}
+			bus, err := net.Listen("tcp", cfg.Ingest.Addr)
+			if err != nil {
+				return fmt.Errorf("DRAIN_INGEST_ADDR: listen %s: %w", cfg.Ingest.Addr, err)
+			}
+			ln = bus
+			return nil
+		},
+		Work: func(ctx context.Context) error {
+			err := srv.Serve(ctx, ln)
+			if errors.Is(err, context.DeadlineExceeded) {
+				// Serve's graceful shutdown ran out of DRAIN_SHUTDOWN_TIMEOUT.
+				return &service.ShutdownTimeoutError{Timeout: cfg.ShutdownTimeout, Abandoned: abandoned}
+			}
+			return err
+		},
+		Abandoned: abandoned,
+	})
 }

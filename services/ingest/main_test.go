@@ -19,6 +19,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/routemaster-drain/drain/internal/servicetest"
 	"github.com/routemaster-drain/drain/pkg/draintest"
 	"github.com/routemaster-drain/drain/pkg/stream"
 )
@@ -47,7 +48,8 @@ func freeAddr(t *testing.T) string {
 
 type proc struct {
 	cmd    *exec.Cmd
-	addr   string
+	addr   string // the bus port, DRAIN_INGEST_ADDR
+	admin  string // DRAIN_ADMIN_ADDR
 	stderr *bytes.Buffer
 	done   chan struct{}
 }
@@ -55,10 +57,10 @@ type proc struct {
 // startIngest runs the binary against the private NATS and waits until /readyz is 200.
 func startIngest(t *testing.T, natsURL string, env ...string) *proc {
 	t.Helper()
-	p := &proc{addr: freeAddr(t), stderr: &bytes.Buffer{}, done: make(chan struct{})}
+	p := &proc{addr: freeAddr(t), admin: freeAddr(t), stderr: &bytes.Buffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(binary(t))
 	p.cmd.Env = append([]string{"ROUTEMASTER_DRAIN_TOKENS=demo", "NATS_URL=" + natsURL, "DRAIN_PREFIX=rmbin",
-		"DRAIN_INGEST_ADDR=" + p.addr, "PATH=" + os.Getenv("PATH")}, env...)
+		"DRAIN_INGEST_ADDR=" + p.addr, "DRAIN_ADMIN_ADDR=" + p.admin, "PATH=" + os.Getenv("PATH")}, env...)
 	p.cmd.Stderr = &lockedWriter{w: p.stderr}
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -105,10 +107,39 @@ func TestHelp(t *testing.T) {
 	}
 	for _, v := range []string{"ROUTEMASTER_DRAIN_TOKENS", "NATS_URL", "DRAIN_PREFIX", "DRAIN_INGEST_ADDR", "DRAIN_INGEST_PATH",
 		"DRAIN_INGEST_MAX_BODY", "DRAIN_INGEST_MAX_EVENTS", "DRAIN_INGEST_MAX_INFLIGHT", "DRAIN_INGEST_PUBLISH_TIMEOUT",
-		"DRAIN_INGEST_RETRY_AFTER", "DRAIN_INGEST_TLS_CERT", "DRAIN_INGEST_TLS_KEY", "DRAIN_SIPHON_TOPICS", "DRAIN_SHUTDOWN_TIMEOUT"} {
+		"DRAIN_INGEST_RETRY_AFTER", "DRAIN_INGEST_TLS_CERT", "DRAIN_INGEST_TLS_KEY", "DRAIN_SIPHON_TOPICS", "DRAIN_SHUTDOWN_TIMEOUT",
+		"DRAIN_ADMIN_ADDR"} {
 		if !strings.Contains(string(out), v) {
 			t.Errorf("-h does not list %s", v)
 		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	servicetest.Version(t, binary(t), "ingest")
+}
+
+// Started while NATS is down, ingest is live at once on its admin address, /readyz names what
+// it waits for, and the bus port opens once NATS answers and the streams exist, without a
+// restart. /metrics is served on the admin address only.
+func TestStartsBeforeNATS(t *testing.T) {
+	bus := freeAddr(t)
+	s := servicetest.StartWithoutDependencies(t, binary(t), "ingest",
+		[]string{"ROUTEMASTER_DRAIN_TOKENS=demo", "DRAIN_PREFIX=lifecycle", "DRAIN_INGEST_ADDR=" + bus}, "nats", "streams")
+	if c, err := net.DialTimeout("tcp", bus, time.Second); err == nil {
+		c.Close()
+		t.Error("the bus port accepts connections before NATS answers")
+	}
+	s.StartDependencies(t, 30*time.Second)
+	s.WaitHTTP("http://"+bus+"/readyz", http.StatusOK, 10*time.Second)
+	if code, _ := servicetest.Get(t, "http://"+bus+"/healthz"); code != http.StatusOK {
+		t.Errorf("bus port /healthz = %d", code)
+	}
+	if code, body := servicetest.Get(t, "http://"+bus+"/metrics"); code != http.StatusNotFound {
+		t.Errorf("bus port /metrics = %d %.100s, want 404", code, body)
+	}
+	if code, body := servicetest.Get(t, s.URL("/metrics")); code != http.StatusOK || !strings.Contains(body, "drain_ingest_inflight_batches") {
+		t.Errorf("admin /metrics = %d without the ingest metrics", code)
 	}
 }
 
@@ -271,7 +302,7 @@ func TestSIGTERMFinishesInFlight(t *testing.T) {
 	fmt.Fprintf(c, "POST /events HTTP/1.1\r\nHost: x\r\nAuthorization: Basic ZGVtbzp4\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body[:10])
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		resp, err := http.Get("http://" + p.addr + "/metrics")
+		resp, err := http.Get("http://" + p.admin + "/metrics")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -4,12 +4,9 @@ package main
 
 import (
 	"context"
-	"errors"
-	"log/slog"
 	"net/http"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/routemaster-drain/drain/internal/service"
@@ -27,34 +24,34 @@ func main() {
 	service.Main(config.Sweeper, summary, run)
 }
 
-func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+func run(ctx context.Context, l *service.Lifecycle) error {
+	cfg, log := l.Config, l.Log
 	rdb := service.NewRedis(cfg.DrainRedis)
 	defer rdb.Close()
 	m := dirty.New(rdb, cfg.DrainRedis.Namespace)
 	names := stream.Names{Prefix: cfg.Streams.Prefix}
+	needs := []service.Need{service.RedisNeed("redis", rdb)}
 
 	var (
-		nc      *nats.Conn
 		js      jetstream.JetStream
 		subject string
+		prepare func(context.Context) error
 	)
 	if cfg.Sweep.Publish {
-		var err error
-		if nc, js, err = stream.Connect(cfg.NATS, "drain-sweeper", log); err != nil {
+		nc, njs, err := stream.Connect(cfg.NATS, "drain-sweeper", log)
+		if err != nil {
 			return err
 		}
 		defer service.CloseNATS(nc, cfg.ShutdownTimeout, log)
-		subject = names.Subject(stream.Swept, "")
-		if err := stream.DeclareUntil(ctx, js, names, cfg.Streams, log); err != nil {
-			return nil // stopped before NATS came up
-		}
+		js, subject = njs, names.Subject(stream.Swept, "")
+		needs = append(service.NATSNeeds(nc, js, names), needs...)
+		prepare = func(ctx context.Context) error { return stream.DeclareUntil(ctx, js, names, cfg.Streams, log) }
 		if cfg.Sweep.Lease >= cfg.Streams.DuplicateWindow {
 			log.Warn("DRAIN_SWEEP_LEASE is not shorter than DRAIN_DUPLICATE_WINDOW: a batch taken over from a dead sweeper may be stored twice",
 				"lease", cfg.Sweep.Lease, "duplicate_window", cfg.Streams.DuplicateWindow)
 		}
 	}
 
-	reg := service.NewRegistry()
 	s, err := sweeping.New(sweeping.Config{
 		Batch:         cfg.Sweep.Batch,
 		Lease:         cfg.Sweep.Lease,
@@ -62,43 +59,24 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		Subject:       subject,
 		WebhookURL:    cfg.Sweep.WebhookURL,
 		ShutdownGrace: cfg.ShutdownTimeout + shutdownMargin,
-	}, m, js, reg, log)
+	}, m, js, l.Registry, log)
 	if err != nil {
 		return err
 	}
-	ready := func(ctx context.Context) error {
-		if err := rdb.Ping(ctx).Err(); err != nil {
-			return errors.New("redis: " + err.Error())
-		}
-		if js != nil {
-			return stream.Ready(ctx, nc, js, names)
-		}
-		return nil
-	}
-	admin, err := service.StartAdmin(cfg.AdminAddr, reg, ready, map[string]http.Handler{"POST /sweep": s.Handler()}, log)
-	if err != nil {
-		return err
-	}
-	log.Info("sweeping", "redis", cfg.DrainRedis.Redacted(), "namespace", cfg.DrainRedis.Namespace,
-		"subject", subject, "webhook", cfg.Sweep.WebhookURL != "", "interval", cfg.Sweep.Interval,
-		"batch", cfg.Sweep.Batch, "lease", cfg.Sweep.Lease)
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	err = service.AwaitStop(ctx, done, cfg.ShutdownTimeout,
-		"the sweep batch in progress (its URLs go back to the dirty map and are handed on by the next sweep)", admin.Stopping, log)
-	var timeout *service.ShutdownTimeoutError
-	if errors.As(err, &timeout) {
+	return l.Run(ctx, service.Spec{
+		Needs:   needs,
+		Prepare: prepare,
+		Routes:  map[string]http.Handler{"POST /sweep": s.Handler()},
+		Work: func(ctx context.Context) error {
+			log.Info("sweeping", "redis", cfg.DrainRedis.Redacted(), "namespace", cfg.DrainRedis.Namespace,
+				"subject", subject, "webhook", cfg.Sweep.WebhookURL != "", "interval", cfg.Sweep.Interval,
+				"batch", cfg.Sweep.Batch, "lease", cfg.Sweep.Lease)
+			return s.Run(ctx)
+		},
+		Abandoned: "the sweep batch in progress (its URLs go back to the dirty map and are handed on by the next sweep)",
 		// Let the batch give its URLs back to the map now rather than when its lease expires.
-		select {
-		case <-done:
-		case <-time.After(shutdownMargin + 6*time.Second):
-		}
-	}
-	admin.Stopping()
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = admin.Shutdown(sctx)
-	return err
+		Linger: shutdownMargin + 6*time.Second,
+	})
 }
 
 // shutdownMargin lets a batch in progress retry its hand-off slightly past

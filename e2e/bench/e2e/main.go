@@ -326,7 +326,7 @@ func run(ctx context.Context, o options) error {
 	logf("CPU cores used from the first POST to the last store (%s): %s", cpuWall.Round(time.Millisecond), strings.Join(cpuLine, ", "))
 	for _, p := range procs {
 		if strings.HasPrefix(p.Name, "warmer") || strings.HasPrefix(p.Name, "filter") {
-			logf("%s metrics: %s", p.Name, scrape(strings.TrimSuffix(p.Health, "/healthz")+"/metrics"))
+			logf("%s metrics: %s", p.Name, scrape(strings.TrimSuffix(p.Health, "/readyz")+"/metrics"))
 		}
 	}
 	stopAll()
@@ -436,12 +436,17 @@ func startServices(ctx context.Context, o options, bin, work, natsURL, redisURL 
 			}
 			addr := "127.0.0.1:" + strconv.Itoa(port)
 			env := slices.Clone(common)
+			admin := addr
 			if name == "ingest" {
+				port, err := stack.FreePort()
+				if err != nil {
+					return procs, "", err
+				}
+				admin = "127.0.0.1:" + strconv.Itoa(port)
 				env = append(env, "DRAIN_INGEST_ADDR="+addr)
 				ingestURL = "http://" + addr + "/events"
-			} else {
-				env = append(env, "DRAIN_ADMIN_ADDR="+addr)
 			}
+			env = append(env, "DRAIN_ADMIN_ADDR="+admin)
 			if name == "warmer" {
 				env = append(env, warmerOnly...)
 			}
@@ -454,7 +459,7 @@ func startServices(ctx context.Context, o options, bin, work, natsURL, redisURL 
 			if o.verbose {
 				w = io.MultiWriter(f, &stack.PrefixWriter{W: os.Stderr, Prefix: pname + " ", Mu: &mu})
 			}
-			p := &stack.Proc{Name: pname, Path: filepath.Join(bin, name), Env: env, Health: "http://" + addr + "/healthz", Log: w}
+			p := &stack.Proc{Name: pname, Path: filepath.Join(bin, name), Env: env, Health: "http://" + admin + "/readyz", Log: w}
 			if err := p.Start(); err != nil {
 				return procs, "", err
 			}

@@ -34,33 +34,36 @@ func Build(ctx context.Context, dir string, names ...string) error {
 type Service struct {
 	*stack.Proc
 	// Addr is host:port of its HTTP server: the bus port for ingest (DRAIN_INGEST_ADDR), the
-	// admin port for the others (DRAIN_ADMIN_ADDR).
+	// admin port (DRAIN_ADMIN_ADDR) for the others.
 	Addr string
 }
 
 // URL is http://Addr + path.
 func (s *Service) URL(path string) string { return "http://" + s.Addr + path }
 
-// Start starts dir/name on a free 127.0.0.1 port (set as DRAIN_INGEST_ADDR for ingest,
-// DRAIN_ADMIN_ADDR otherwise) and waits up to 30s for GET /readyz to answer 2xx. The process
-// sees env and nothing else of the drain's configuration: every variable of config.Vars that
+// Start starts dir/name on free 127.0.0.1 ports (DRAIN_ADMIN_ADDR, and DRAIN_INGEST_ADDR for
+// ingest, whose admin port the benchmarks do not use) and waits up to 30s for GET /readyz on
+// Addr to answer 2xx. The process sees env and nothing else of the drain's configuration: every variable of config.Vars that
 // env does not set is blanked, which config.Load reads as its default, so a stray DRAIN_* in
 // the caller's shell cannot change what is measured (config.Load in-process saw only env).
 // Its output goes to stderr, each line prefixed with name.
 func Start(ctx context.Context, dir, name string, env []string) (*Service, error) {
-	port, err := stack.FreePort()
+	admin, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	addrVar := "DRAIN_ADMIN_ADDR"
+	addr := admin
+	env = append(slices.Clone(env), "DRAIN_ADMIN_ADDR="+admin)
 	if name == "ingest" {
-		addrVar = "DRAIN_INGEST_ADDR"
+		if addr, err = freeAddr(); err != nil {
+			return nil, err
+		}
+		env = append(env, "DRAIN_INGEST_ADDR="+addr)
 	}
 	s := &Service{Addr: addr, Proc: &stack.Proc{
 		Name:   name,
 		Path:   filepath.Join(dir, name),
-		Env:    hermetic(append(slices.Clone(env), addrVar+"="+addr)),
+		Env:    hermetic(env),
 		Health: "http://" + addr + "/readyz",
 		Log:    &stack.PrefixWriter{W: os.Stderr, Prefix: name + ": ", Mu: &sync.Mutex{}},
 	}}
@@ -74,6 +77,15 @@ func Start(ctx context.Context, dir, name string, env []string) (*Service, error
 		return nil, fmt.Errorf("%s not ready: %w", name, err)
 	}
 	return s, nil
+}
+
+// freeAddr is a free 127.0.0.1 host:port.
+func freeAddr() (string, error) {
+	port, err := stack.FreePort()
+	if err != nil {
+		return "", err
+	}
+	return "127.0.0.1:" + strconv.Itoa(port), nil
 }
 
 // Close stops the process: SIGTERM, then SIGKILL after 30s.

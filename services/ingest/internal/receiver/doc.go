@@ -7,10 +7,11 @@
 // JetStream is down, slow or the in-flight cap is reached, so nothing the bus was told "204"
 // about is ever lost and a bus retry is stored once.
 //
-// A Server is an http.Handler (it also serves /healthz, /readyz and /metrics) and can run
-// its own http.Server with timeouts, optional TLS and graceful shutdown:
+// A Server is an http.Handler (it also serves /healthz and /readyz; its metrics go to the
+// registry given to New, which the service serves on its admin address) and can run its own
+// http.Server with timeouts, optional TLS and graceful shutdown:
 //
-//	srv, err := ingest.New(cfg, js, nc, reg, log)
-//	go srv.DeclareStreams(ctx) // retries until NATS answers
-//	err = srv.Serve(ctx, ln)   // returns after ctx is cancelled and in-flight requests finished
+//	srv, err := receiver.New(cfg, js, nc, reg, log)
+//	err = srv.DeclareStreams(ctx) // retries until NATS answers
+//	err = srv.Serve(ctx, ln)      // returns after ctx is cancelled and in-flight requests finished
 package receiver

@@ -15,8 +15,9 @@ import (
 	"github.com/routemaster-drain/drain/services/ingest/internal/receiver"
 )
 
-// ExampleNew wires ingest as its main.go does: connect, declare the streams in the background
-// (ingest answers 503 until they exist), serve until SIGTERM, then drain NATS.
+// ExampleNew wires a receiver by hand (the ingest binary does the same inside the service
+// lifecycle, with an admin server in front): connect, declare the streams (retrying until NATS
+// answers), serve until SIGTERM, then drain NATS.
 func ExampleNew() {
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	cfg, err := config.Load(config.Ingest, os.Environ())
@@ -37,7 +38,9 @@ func ExampleNew() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
-	go func() { _ = srv.DeclareStreams(ctx) }()
+	if err := srv.DeclareStreams(ctx); err != nil {
+		return // SIGTERM before NATS answered
+	}
 	ln, err := net.Listen("tcp", cfg.Ingest.Addr)
 	if err != nil {
 		log.Error("listen", "err", err)

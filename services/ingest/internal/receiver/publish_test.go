@@ -17,6 +17,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/routemaster-drain/drain/pkg/config"
 	"github.com/routemaster-drain/drain/services/ingest/internal/receiver"
@@ -259,7 +261,9 @@ func TestMetricsAndLogs(t *testing.T) {
 	e.do(t, request{noAuth: true, body: `[]`})
 	e.do(t, request{header: map[string]string{"Authorization": basic("other-secret", "x")}, body: `[]`})
 	e.do(t, request{header: map[string]string{"Authorization": basic("demo", "pa55word")}, body: `[{"topic":"a"}]`})
-	r := e.do(t, request{method: "GET", path: "/metrics"})
+	rec := httptest.NewRecorder()
+	promhttp.HandlerFor(e.reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	exposition := rec.Body.String()
 	for _, line := range []string{
 		`drain_ingest_requests_total{code="204"} 2`,
 		`drain_ingest_requests_total{code="401"} 1`,
@@ -273,8 +277,8 @@ func TestMetricsAndLogs(t *testing.T) {
 		`drain_ingest_publish_duration_seconds_count 2`,
 		`drain_ingest_inflight_batches 0`,
 	} {
-		if !strings.Contains(r.body, line+"\n") {
-			t.Errorf("/metrics lacks %q", line)
+		if !strings.Contains(exposition, line+"\n") {
+			t.Errorf("the metrics lack %q", line)
 		}
 	}
 	logs := e.logs.String()
@@ -288,10 +292,14 @@ func TestMetricsAndLogs(t *testing.T) {
 	}
 }
 
+// The bus port answers /healthz and /readyz; /metrics is the admin address's, 404 here.
 func TestHealthAndReady(t *testing.T) {
 	e := start(t)
 	if r := e.do(t, request{method: "GET", path: "/healthz"}); r.code != 200 {
 		t.Errorf("/healthz = %d", r.code)
+	}
+	if r := e.do(t, request{method: "GET", path: "/metrics"}); r.code != 404 {
+		t.Errorf("/metrics on the bus port = %d, want 404", r.code)
 	}
 	if r := e.do(t, request{method: "GET", path: "/readyz"}); r.code != 503 || !strings.Contains(r.body, "stream") {
 		t.Errorf("/readyz before the streams exist = %d %s", r.code, r.body)

@@ -17,7 +17,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/routemaster-drain/drain/pkg/config"
 	"github.com/routemaster-drain/drain/pkg/event"
@@ -28,9 +27,10 @@ import (
 // connection is down (reconnecting).
 var ErrNATSDown = errors.New("nats: not connected")
 
-// Server is the ingest HTTP receiver. It is an http.Handler for the ingest path plus /healthz,
-// /readyz and /metrics; Serve runs it on a listener with timeouts, optional TLS and graceful
-// shutdown. A Server is safe for concurrent use.
+// Server is the ingest HTTP receiver. It is an http.Handler for the ingest path plus /healthz
+// and /readyz (its metrics are served on the admin address, not here); Serve runs it on a
+// listener with timeouts, optional TLS and graceful shutdown. A Server is safe for concurrent
+// use.
 type Server struct {
 	cfg             config.Receiver
 	streams         config.Streams
@@ -41,7 +41,6 @@ type Server struct {
 	nc              *nats.Conn
 	log             *slog.Logger
 	m               *metrics
-	metricsHandler  http.Handler
 	tokens          tokens
 	siphon          map[string]bool
 	path, pathSlash string
@@ -55,12 +54,12 @@ type Server struct {
 }
 
 // New builds a Server from the ingest configuration (cfg.Ingest, cfg.Streams), the NATS
-// connection and its JetStream context. Its metrics are registered on reg and served, with
-// reg's other collectors, at /metrics. New fails with a *config.VarError when a siphon topic
+// connection and its JetStream context. Its metrics are registered on reg (the service serves
+// them on its admin address). New fails with a *config.VarError when a siphon topic
 // cannot be a subject token or no token is configured. Publishing uses a JetStream context of
 // its own on nc (async, acks bounded by DRAIN_INGEST_PUBLISH_TIMEOUT); js serves readiness and
 // stream declaration.
-func New(cfg *config.Config, js jetstream.JetStream, nc *nats.Conn, reg *prometheus.Registry, log *slog.Logger) (*Server, error) {
+func New(cfg *config.Config, js jetstream.JetStream, nc *nats.Conn, reg prometheus.Registerer, log *slog.Logger) (*Server, error) {
 	s := &Server{
 		cfg:             cfg.Ingest,
 		streams:         cfg.Streams,
@@ -69,7 +68,6 @@ func New(cfg *config.Config, js jetstream.JetStream, nc *nats.Conn, reg *prometh
 		js:              js,
 		nc:              nc,
 		log:             log,
-		metricsHandler:  promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 		tokens:          newTokens(cfg.Ingest.Tokens),
 		siphon:          make(map[string]bool),
 		path:            cfg.Ingest.Path,
@@ -124,8 +122,8 @@ func (s *Server) Subject(topic string) string {
 // maxSubjects bounds the subject cache; topics beyond it are still served, uncached.
 const maxSubjects = 4096
 
-// ServeHTTP routes the ingest path (with or without a trailing slash) to the receiver,
-// GET /healthz, /readyz and /metrics to the admin handlers, and anything else to 404.
+// ServeHTTP routes the ingest path (with or without a trailing slash) to the receiver, GET
+// /healthz and /readyz to the probe handlers, and anything else (/metrics included) to 404.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case s.path, s.pathSlash:
@@ -135,8 +133,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, `{"status":"ok"}`)
 	case "/readyz":
 		s.readyz(w, r)
-	case "/metrics":
-		s.metricsHandler.ServeHTTP(w, r)
 	default:
 		s.reply(w, http.StatusNotFound, "not found")
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/routemaster-drain/drain/internal/service"
 	"github.com/routemaster-drain/drain/pkg/cache"
 	"github.com/routemaster-drain/drain/pkg/config"
 	"github.com/routemaster-drain/drain/pkg/draintest"
@@ -162,37 +163,56 @@ func (w *world) publish(url, typ string) {
 	}
 }
 
-// startWarmer runs the warmer in this process until the test ends or stop is called.
+// startWarmer runs the warmer service in this process until the test ends or stop is called.
 func (w *world) startWarmer(env ...string) (stop func(), reg *prometheus.Registry) {
 	w.t.Helper()
+	r := w.runWarmer(env...)
+	return r.stop, r.Registry
+}
+
+// runningWarmer is a warmer service started by runWarmer.
+type runningWarmer struct {
+	*service.Lifecycle
+	stop func() // cancels the warmer and waits for it, failing the test when Main failed
+}
+
+// runWarmer runs Main in a lifecycle of its own in this process and returns once the warmer
+// consumes; cleanup stops it.
+func (w *world) runWarmer(env ...string) *runningWarmer {
+	w.t.Helper()
 	cfg := config.Default(config.Warmer, append(append([]string{}, w.env...), env...)...)
-	reg = prometheus.NewRegistry()
-	ctx, cancel := context.WithCancel(context.Background())
-	started := make(chan struct{})
-	done := make(chan error, 1)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{w.t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	go func() { done <- run(ctx, cfg, log, reg, func(string) { close(started) }) }()
+	l, err := service.Start(config.Warmer, cfg, log)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	exited := make(chan struct{})
+	var runErr error
+	go func() { runErr = Main(ctx, l); close(exited) }()
+	var once sync.Once
+	r := &runningWarmer{Lifecycle: l, stop: func() {
+		once.Do(func() {
+			cancel()
+			<-exited
+			l.Close()
+			if runErr != nil {
+				w.t.Errorf("warmer: %v", runErr)
+			}
+		})
+	}}
+	w.t.Cleanup(r.stop)
 	select {
-	case <-started:
-	case err := <-done:
-		w.t.Fatalf("warmer did not start: %v", err)
+	case <-l.Running():
+	case <-exited:
+		w.t.Fatalf("warmer did not start: %v", runErr)
 	case <-time.After(10 * time.Second):
 		w.t.Fatal("warmer did not start in 10s")
 	}
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				w.t.Errorf("warmer: %v", err)
-			}
-		})
-	}
-	w.t.Cleanup(stop)
-	return stop, reg
+	return r
 }
 
 type testWriter struct{ t *testing.T }
@@ -276,15 +296,6 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-func configFor(t *testing.T, env []string) *config.Config {
-	t.Helper()
-	cfg, err := config.Load(config.Warmer, env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
 }
 
 func discardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

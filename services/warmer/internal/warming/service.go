@@ -2,43 +2,29 @@ package warming
 
 import (
 	"context"
-	"fmt"
-	"log/slog"
-	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/routemaster-drain/drain/internal/service"
 	"github.com/routemaster-drain/drain/pkg/apiclient"
 	"github.com/routemaster-drain/drain/pkg/cache"
-	"github.com/routemaster-drain/drain/pkg/config"
 	"github.com/routemaster-drain/drain/pkg/stream"
 )
 
 // Summary is the one-line description -h prints.
 const Summary = "warmer: fetches the resources named by warm requests (<prefix>.warm) into the Redis cache."
 
-// Main runs the warmer service with cfg until ctx is cancelled (SIGTERM): it connects to
-// NATS and Redis, declares the streams, serves /healthz, /readyz and /metrics on
-// DRAIN_ADMIN_ADDR and consumes warm requests. On cancellation it stops pulling and waits up
-// to DRAIN_SHUTDOWN_TIMEOUT for the messages it holds; if some are still unfinished then, it
+// Main runs the warmer service in l until ctx is cancelled (SIGTERM): it connects to NATS and
+// the cache Redis, and once the streams are declared and both answer (/readyz names what is
+// missing until then) consumes warm requests. On cancellation it stops pulling and waits up to
+// DRAIN_SHUTDOWN_TIMEOUT for the messages it holds; if some are still unfinished then, it
 // returns a *service.ShutdownTimeoutError (exit 1) and they are redelivered to another replica.
-func Main(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
-	return run(ctx, cfg, log, service.NewRegistry(), nil)
-}
-
-// run is Main with the registry given, and started (when not nil) called with the admin
-// address once the consumer is about to run.
-func run(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prometheus.Registry, started func(admin string)) error {
+func Main(ctx context.Context, l *service.Lifecycle) error {
+	cfg, log, reg := l.Config, l.Log, l.Registry
 	nc, js, err := stream.Connect(cfg.NATS, "warmer", log)
 	if err != nil {
 		return err
 	}
 	defer service.CloseNATS(nc, cfg.ShutdownTimeout, log)
 	names := stream.Names{Prefix: cfg.Streams.Prefix}
-	if err := stream.DeclareUntil(ctx, js, names, cfg.Streams, log); err != nil {
-		return nil // stopped before NATS came up
-	}
 
 	rdb := service.NewRedis(cfg.CacheRedis)
 	defer rdb.Close()
@@ -60,32 +46,15 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prometh
 	if err != nil {
 		return err
 	}
-	ready := func(ctx context.Context) error {
-		if err := stream.Ready(ctx, nc, js, names); err != nil {
-			return err
-		}
-		if err := rdb.Ping(ctx).Err(); err != nil {
-			return fmt.Errorf("cache redis: %w", err)
-		}
-		return nil
-	}
-	admin, err := service.StartAdmin(cfg.AdminAddr, reg, ready, nil, log)
-	if err != nil {
-		return err
-	}
-	log.Info("warmer running", "consumer", w.Durable(), "concurrency", cfg.Consumer.Concurrency,
-		"host_concurrency", cfg.Warm.HostConcurrency, "coalesce", cfg.Warm.Coalesce,
-		"cache_redis", cfg.CacheRedis.Redacted(), "circuit", cfg.Fetch.CircuitEnabled)
-	if started != nil {
-		started(admin.Addr())
-	}
-
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	err = service.AwaitStop(ctx, done, cfg.ShutdownTimeout,
-		"warm requests still in hand (unacked, so JetStream redelivers them)", admin.Stopping, log)
-	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	_ = admin.Shutdown(sctx)
-	return err
+	return l.Run(ctx, service.Spec{
+		Needs:   append(service.NATSNeeds(nc, js, names), service.RedisNeed("cache_redis", rdb)),
+		Prepare: func(ctx context.Context) error { return stream.DeclareUntil(ctx, js, names, cfg.Streams, log) },
+		Work: func(ctx context.Context) error {
+			log.Info("warmer running", "consumer", w.Durable(), "concurrency", cfg.Consumer.Concurrency,
+				"host_concurrency", cfg.Warm.HostConcurrency, "coalesce", cfg.Warm.Coalesce,
+				"cache_redis", cfg.CacheRedis.Redacted(), "circuit", cfg.Fetch.CircuitEnabled)
+			return w.Run(ctx)
+		},
+		Abandoned: "warm requests still in hand (unacked, so JetStream redelivers them)",
+	})
 }

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/routemaster-drain/drain/pkg/cache"
 	"github.com/routemaster-drain/drain/pkg/stream"
 )
@@ -224,16 +222,9 @@ func TestHostConcurrencyLimit(t *testing.T) {
 
 func TestAdminEndpoints(t *testing.T) {
 	w := newWorld(t)
-	reg := prometheus.NewRegistry()
-	addrCh := make(chan string, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, configFor(t, w.env), discardLog(), reg, func(a string) { addrCh <- a })
-	}()
-	addr := <-addrCh
+	r := w.runWarmer()
 	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "ready", "/metrics": "drain_warm_inflight_fetches"} {
-		res, err := http.Get("http://" + addr + path)
+		res, err := http.Get("http://" + r.AdminAddr() + path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -243,15 +234,7 @@ func TestAdminEndpoints(t *testing.T) {
 			t.Fatalf("%s: %d %s", path, res.StatusCode, b)
 		}
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("warmer did not stop on cancel")
-	}
+	r.stop()
 }
 
 // A slow origin never takes another origin's fetch slots: with 4 fetches at once and 1 per
