@@ -16,9 +16,9 @@ import (
 )
 
 const summary = `ingest receives Routemaster event batches over HTTP(S) and stores them in NATS JetStream.
-It serves /healthz, /readyz and /metrics on DRAIN_ADMIN_ADDR (default :9090) from the start, and
-once NATS answers and the streams exist, the bus path (DRAIN_INGEST_PATH) plus /healthz and
-/readyz on DRAIN_INGEST_ADDR.`
+It serves /healthz, /readyz and /metrics on DRAIN_ADMIN_ADDR (default :9090), and the bus path
+(DRAIN_INGEST_PATH) plus /healthz and /readyz on DRAIN_INGEST_ADDR, both from the start; batches
+get 503 with Retry-After until NATS answers and the streams exist.`
 
 func main() {
 	service.Main(config.Ingest, summary, run)
@@ -38,28 +38,20 @@ func run(ctx context.Context, l *service.Lifecycle) error {
 	if err != nil {
 		return err
 	}
-	var ln net.Listener
-	defer func() {
-		if ln != nil {
-			_ = ln.Close() // open without Serve when SIGTERM came before the work started
-		}
-	}()
+	// The bus port opens at once: until NATS answers and the streams exist, batches get 503
+	// with Retry-After (the bus resends them) and the port's /healthz answers, so a liveness
+	// probe on it never kills an ingest that waits for NATS.
+	ln, err := net.Listen("tcp", cfg.Ingest.Addr)
+	if err != nil {
+		return fmt.Errorf("DRAIN_INGEST_ADDR: listen %s: %w", cfg.Ingest.Addr, err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx, ln) }()
 	return l.Run(ctx, service.Spec{
-		Needs: service.NATSNeeds(nc, js, stream.Names{Prefix: cfg.Streams.Prefix}),
-		// The bus port opens once the streams exist, before /readyz turns 200.
-		Prepare: func(ctx context.Context) error {
-			if err := srv.DeclareStreams(ctx); err != nil {
-				return err
-			}
-			bus, err := net.Listen("tcp", cfg.Ingest.Addr)
-			if err != nil {
-				return fmt.Errorf("DRAIN_INGEST_ADDR: listen %s: %w", cfg.Ingest.Addr, err)
-			}
-			ln = bus
-			return nil
-		},
-		Work: func(ctx context.Context) error {
-			err := srv.Serve(ctx, ln)
+		Needs:   service.NATSNeeds(nc, js, stream.Names{Prefix: cfg.Streams.Prefix}),
+		Prepare: srv.DeclareStreams,
+		Work: func(context.Context) error {
+			err := <-served
 			if errors.Is(err, context.DeadlineExceeded) {
 				// Serve's graceful shutdown ran out of DRAIN_SHUTDOWN_TIMEOUT.
 				return &service.ShutdownTimeoutError{Timeout: cfg.ShutdownTimeout, Abandoned: abandoned}

@@ -119,16 +119,29 @@ func TestVersion(t *testing.T) {
 	servicetest.Version(t, binary(t), "ingest")
 }
 
-// Started while NATS is down, ingest is live at once on its admin address, /readyz names what
-// it waits for, and the bus port opens once NATS answers and the streams exist, without a
-// restart. /metrics is served on the admin address only.
+// Started while NATS is down, ingest is live at once on its admin address and its bus port,
+// /readyz names what it waits for, a batch gets 503 with Retry-After, and once NATS answers the
+// same process takes batches. /metrics is served on the admin address only.
 func TestStartsBeforeNATS(t *testing.T) {
 	bus := freeAddr(t)
 	s := servicetest.StartWithoutDependencies(t, binary(t), "ingest",
 		[]string{"ROUTEMASTER_DRAIN_TOKENS=demo", "DRAIN_PREFIX=lifecycle", "DRAIN_INGEST_ADDR=" + bus}, "nats", "streams")
-	if c, err := net.DialTimeout("tcp", bus, time.Second); err == nil {
-		c.Close()
-		t.Error("the bus port accepts connections before NATS answers")
+	if code, _ := servicetest.Get(t, "http://"+bus+"/healthz"); code != http.StatusOK {
+		t.Errorf("bus port /healthz before NATS = %d, want 200", code)
+	}
+	if code, _ := servicetest.Get(t, "http://"+bus+"/readyz"); code != http.StatusServiceUnavailable {
+		t.Errorf("bus port /readyz before NATS = %d, want 503", code)
+	}
+	req, _ := http.NewRequest(http.MethodPost, "http://"+bus+"/events", strings.NewReader(`[{"topic":"a","type":"create","url":"https://a.test/1","t":1}]`))
+	req.SetBasicAuth("demo", "x")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("a batch before NATS: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("a batch before NATS = %d (Retry-After %q), want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
 	s.StartDependencies(t, 30*time.Second)
 	s.WaitHTTP("http://"+bus+"/readyz", http.StatusOK, 10*time.Second)
