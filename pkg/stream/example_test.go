@@ -3,12 +3,10 @@ package stream_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/routemaster-drain/drain/pkg/config"
 	"github.com/routemaster-drain/drain/pkg/draintest"
 	"github.com/routemaster-drain/drain/pkg/stream"
 )
@@ -19,12 +17,13 @@ func ExampleListen() {
 	defer scope.Close()
 	srv := draintest.StartNATS(scope)
 
-	nc, js, _ := stream.Connect(config.NATS{URL: srv.URL()}, "example", slog.Default())
+	nc, js, _ := stream.Connect(stream.ConnectOptions{URL: srv.URL(), Name: "example"})
 	defer nc.Close()
-	names := stream.Names{Prefix: "routemaster"}
+	streams := stream.StreamOptions{} // the defaults: prefix "routemaster", file storage, 72h
+	names := streams.Names()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	_ = stream.Declare(ctx, js, names, config.Default(config.Filter).Streams)
+	_ = stream.Declare(ctx, js, streams)
 
 	// What ingest does with an accepted batch.
 	body := []byte(`[{"topic":"orders","type":"create","url":"https://orders.example.com/1","t":1}]`)

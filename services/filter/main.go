@@ -10,8 +10,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/routemaster-drain/drain/internal/service"
 	"github.com/routemaster-drain/drain/pkg/config"
 	"github.com/routemaster-drain/drain/pkg/stream"
@@ -28,17 +26,20 @@ func main() {
 }
 
 // maxBatchPublishes is the most publishes the filter makes for one message, as sized for
-// jetstream.WithPublishAsyncMaxPending: a warm request per non-noop event plus a changed message
-// per topic, for a batch of 1000 events (the bus sends far smaller ones). A larger batch still
-// works: its publishes stall briefly for free slots, and at worst the message is retried.
+// stream.ConnectOptions.PublishAsyncMaxPending: a warm request per non-noop event plus a
+// changed message per topic, for a batch of 1000 events (the bus sends far smaller ones). A
+// larger batch still works: its publishes stall briefly for free slots, and at worst the
+// message is retried.
 const maxBatchPublishes = 2 * 1000
 
 func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	// Every async publish gets an ack timeout (so a lost PubAck frees its slot instead of
 	// wedging the window until a reconnect), and the window fits every handler's publishes.
-	nc, js, err := stream.Connect(cfg.NATS, "drain-filter", log,
-		jetstream.WithPublishAsyncTimeout(filtering.PublishTimeout),
-		jetstream.WithPublishAsyncMaxPending(max(4000, cfg.Consumer.Concurrency*maxBatchPublishes)))
+	conn := cfg.NATS
+	conn.Name, conn.Log = "drain-filter", log
+	conn.PublishAsyncTimeout = filtering.PublishTimeout
+	conn.PublishAsyncMaxPending = max(4000, cfg.Consumer.Concurrency*maxBatchPublishes)
+	nc, js, err := stream.Connect(conn)
 	if err != nil {
 		return err
 	}
@@ -55,7 +56,7 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	names := stream.Names{Prefix: cfg.Streams.Prefix}
+	names := cfg.Streams.Names()
 	ready := func(ctx context.Context) error {
 		if err := stream.Ready(ctx, nc, js, names); err != nil {
 			return err
@@ -76,8 +77,11 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}()
 
 	// Streams must exist before the consumer; wait for NATS rather than exit while it starts.
-	if err := stream.DeclareUntil(ctx, js, names, cfg.Streams, log); err != nil {
-		return nil // stopped before NATS came up
+	if err := stream.DeclareUntil(ctx, js, cfg.Streams, log); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before NATS came up
+		}
+		return err
 	}
 	log.Info("filter running", "consumer", names.Durable(filtering.ConsumerName), "cache_mode", string(cfg.CacheMode),
 		"dirty", cfg.Dirty, "concurrency", cfg.Consumer.Concurrency, "redis", cfg.DrainRedis.Redacted())

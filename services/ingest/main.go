@@ -23,7 +23,9 @@ func main() {
 }
 
 func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
-	nc, js, err := stream.Connect(cfg.NATS, "drain-ingest", log)
+	conn := cfg.NATS
+	conn.Name, conn.Log = "drain-ingest", log
+	nc, js, err := stream.Connect(conn)
 	if err != nil {
 		return err
 	}

@@ -30,8 +30,11 @@ func main() {
 func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	rdb := service.NewRedis(cfg.DrainRedis)
 	defer rdb.Close()
-	m := dirty.New(rdb, cfg.DrainRedis.Namespace)
-	names := stream.Names{Prefix: cfg.Streams.Prefix}
+	m, err := dirty.New(rdb, cfg.DirtyOptions())
+	if err != nil {
+		return err
+	}
+	names := cfg.Streams.Names()
 
 	var (
 		nc      *nats.Conn
@@ -39,14 +42,18 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		subject string
 	)
 	if cfg.Sweep.Publish {
-		var err error
-		if nc, js, err = stream.Connect(cfg.NATS, "drain-sweeper", log); err != nil {
+		conn := cfg.NATS
+		conn.Name, conn.Log = "drain-sweeper", log
+		if nc, js, err = stream.Connect(conn); err != nil {
 			return err
 		}
 		defer service.CloseNATS(nc, cfg.ShutdownTimeout, log)
 		subject = names.Subject(stream.Swept, "")
-		if err := stream.DeclareUntil(ctx, js, names, cfg.Streams, log); err != nil {
-			return nil // stopped before NATS came up
+		if err := stream.DeclareUntil(ctx, js, cfg.Streams, log); err != nil {
+			if ctx.Err() != nil {
+				return nil // stopped before NATS came up
+			}
+			return err
 		}
 		if cfg.Sweep.Lease >= cfg.Streams.DuplicateWindow {
 			log.Warn("DRAIN_SWEEP_LEASE is not shorter than DRAIN_DUPLICATE_WINDOW: a batch taken over from a dead sweeper may be stored twice",

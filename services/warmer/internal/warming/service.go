@@ -30,26 +30,32 @@ func Main(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 // run is Main with the registry given, and started (when not nil) called with the admin
 // address once the consumer is about to run.
 func run(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prometheus.Registry, started func(admin string)) error {
-	nc, js, err := stream.Connect(cfg.NATS, "warmer", log)
+	conn := cfg.NATS
+	conn.Name, conn.Log = "warmer", log
+	nc, js, err := stream.Connect(conn)
 	if err != nil {
 		return err
 	}
 	defer service.CloseNATS(nc, cfg.ShutdownTimeout, log)
-	names := stream.Names{Prefix: cfg.Streams.Prefix}
-	if err := stream.DeclareUntil(ctx, js, names, cfg.Streams, log); err != nil {
-		return nil // stopped before NATS came up
+	names := cfg.Streams.Names()
+	if err := stream.DeclareUntil(ctx, js, cfg.Streams, log); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before NATS came up
+		}
+		return err
 	}
 
 	rdb := service.NewRedis(cfg.CacheRedis)
 	defer rdb.Close()
-	client, err := apiclient.New(cfg.Fetch, apiclient.WithRegisterer(reg), apiclient.WithLogger(log))
+	fetch := cfg.Fetch
+	fetch.Logger, fetch.Registerer = log, reg
+	client, err := apiclient.New(fetch)
 	if err != nil {
 		return err
 	}
-	c, err := cache.New(cache.Config{
-		Redis: rdb, Namespace: cfg.CacheRedis.Namespace, Expiry: cfg.CacheExpiry,
-		Fetcher: cache.APIFetcher(client), MaxBody: cfg.Fetch.MaxBody, Registerer: reg,
-	})
+	co := cfg.CacheOptions()
+	co.Fetcher, co.Registerer = cache.APIFetcher(client), reg
+	c, err := cache.New(rdb, co)
 	if err != nil {
 		return err
 	}
@@ -75,7 +81,7 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prometh
 	}
 	log.Info("warmer running", "consumer", w.Durable(), "concurrency", cfg.Consumer.Concurrency,
 		"host_concurrency", cfg.Warm.HostConcurrency, "coalesce", cfg.Warm.Coalesce,
-		"cache_redis", cfg.CacheRedis.Redacted(), "circuit", cfg.Fetch.CircuitEnabled)
+		"cache_redis", cfg.CacheRedis.Redacted(), "circuit", cfg.Fetch.Breaker.Enabled)
 	if started != nil {
 		started(admin.Addr())
 	}
