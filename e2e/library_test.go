@@ -37,7 +37,8 @@ var testOnly = regexp.MustCompile(`(?m)(testcontainers|github\.com/moby/|github\
 
 // An app module outside the repository requires the library with one require and one replace
 // (pointing at this checkout), builds with GOWORK=off, and its module graph names no
-// test-only module.
+// test-only module. It configures every package with the package's own Options, without
+// pkg/config, which its build does not include.
 func TestAppModuleRequiresOnlyTheLibrary(t *testing.T) {
 	app := t.TempDir()
 	gomod := "module example.com/app\n\ngo 1.26.0\n\n" +
@@ -58,6 +59,9 @@ import (
 
 func main() {
 	fmt.Println(event.Update, stream.Events, dirty.ErrLeaseLost, cache.ErrRedis, apiclient.ErrCircuitOpen, reorder.ErrInvalidBatch)
+	c, err := apiclient.New(apiclient.Options{UserAgent: "app"})
+	fmt.Println(c != nil, err, stream.StreamOptions{}.Names().Prefix, stream.ConnectOptions{}.URL,
+		cache.Options{}.Expiry, dirty.Options{}.LeaseTTL, reorder.Options{}.TTL)
 }
 `
 	for name, body := range map[string]string{"go.mod": gomod, "main.go": main} {
@@ -67,6 +71,9 @@ func main() {
 	}
 	goCmd(t, app, "mod", "tidy")
 	goCmd(t, app, "build", "-o", filepath.Join(t.TempDir(), "app"), ".")
+	if deps := goCmd(t, app, "list", "-deps", "."); strings.Contains(deps, "github.com/routemaster-drain/drain/pkg/config\n") {
+		t.Errorf("the app's build includes pkg/config:\n%s", deps)
+	}
 	graph := goCmd(t, app, "mod", "graph")
 	if m := testOnly.FindAllString(graph, 5); len(m) > 0 {
 		t.Fatalf("the app's module graph names test-only modules %q:\n%s", m, graph)

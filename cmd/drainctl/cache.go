@@ -52,15 +52,17 @@ func runCache(ctx context.Context, e *Env, args []string) error {
 		return UsageError("unknown cache command %q: expected get, bust or fix-ttl", sub)
 	}
 
-	ccfg := cache.Config{Redis: e.CacheRedis(), Namespace: e.Cfg.CacheRedis.Namespace, Expiry: e.Cfg.CacheExpiry, MaxBody: e.Cfg.Fetch.MaxBody}
+	co := e.Cfg.CacheOptions()
 	if *fetch && sub == "get" {
-		client, err := apiclient.New(e.Cfg.Fetch, apiclient.WithLogger(slog.New(slog.NewTextHandler(e.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))))
+		fo := e.Cfg.Fetch
+		fo.Logger = slog.New(slog.NewTextHandler(e.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		client, err := apiclient.New(fo)
 		if err != nil {
 			return err
 		}
-		ccfg.Fetcher = cache.APIFetcher(client)
+		co.Fetcher = cache.APIFetcher(client)
 	}
-	c, err := cache.New(ccfg)
+	c, err := cache.New(e.CacheRedis(), co)
 	if err != nil {
 		return err
 	}

@@ -26,7 +26,10 @@ func runDirty(ctx context.Context, e *Env, args []string) error {
 	if len(rest) > 0 {
 		return UsageError("unexpected argument %q", rest[0])
 	}
-	m := dirty.New(e.DrainRedis(), e.Cfg.DrainRedis.Namespace, dirty.WithLeaseTTL(e.Cfg.Sweep.Lease))
+	m, err := dirty.New(e.DrainRedis(), e.Cfg.DirtyOptions())
+	if err != nil {
+		return err
+	}
 	switch sub {
 	case "count":
 		n, err := m.Count(ctx)

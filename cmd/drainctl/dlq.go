@@ -225,7 +225,9 @@ func dlqPurge(ctx context.Context, e *Env, dlq *stream.DeadLetters, sel stream.S
 // returns. Unlike the services, a command does not wait forever for an unreachable server.
 func jetStream(ctx context.Context, e *Env) (jetstream.JetStream, error) {
 	log := slog.New(slog.NewTextHandler(e.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	nc, js, err := stream.Connect(e.Cfg.NATS, "drainctl", log)
+	conn := e.Cfg.NATS
+	conn.Name, conn.Log = "drainctl", log
+	nc, js, err := stream.Connect(conn)
 	if err != nil {
 		return nil, err
 	}

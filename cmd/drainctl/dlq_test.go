@@ -14,7 +14,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/routemaster-drain/drain/pkg/config"
 	"github.com/routemaster-drain/drain/pkg/draintest"
 	"github.com/routemaster-drain/drain/pkg/stream"
 )
@@ -41,7 +40,7 @@ func newDLQWorldOn(t *testing.T, srv *draintest.NATS) *dlqWorld {
 		js:    js,
 		names: stream.Names{Prefix: dlqPrefix},
 	}
-	if err := stream.Declare(ctx, js, w.names, config.Default(config.Drainctl).Streams); err != nil {
+	if err := stream.Declare(ctx, js, stream.StreamOptions{Prefix: dlqPrefix}); err != nil {
 		t.Fatal(err)
 	}
 	return w

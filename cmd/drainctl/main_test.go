@@ -70,7 +70,10 @@ func TestUsage(t *testing.T) {
 func TestDirty(t *testing.T) {
 	r := draintest.StartRedis(t)
 	env := []string{"ROUTEMASTER_DRAIN_REDIS=" + r.URL(0, "ns1")}
-	m := dirty.New(r.Client(t, 0), "ns1")
+	m, err := dirty.New(r.Client(t, 0), dirty.Options{Namespace: "ns1"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var urls []string
 	for i := range 5 {
 		url := fmt.Sprintf("https://example.com/a?x=%d&y=<z>", i)
@@ -132,7 +135,10 @@ func TestDirty(t *testing.T) {
 func TestDirtySweepSkipsLeased(t *testing.T) {
 	r := draintest.StartRedis(t)
 	env := []string{"ROUTEMASTER_DRAIN_REDIS=" + r.URL(0, "")}
-	m := dirty.New(r.Client(t, 0), "rm")
+	m, err := dirty.New(r.Client(t, 0), dirty.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	m.Mark(ctx, "https://example.com/1")
 	m.Mark(ctx, "https://example.com/2")
 	leased, _, err := m.Lease(ctx, 1, time.Minute)

@@ -256,7 +256,7 @@ func judgeHandoffs(plan *Plan, dirtied, swept map[string]int, interrupted bool) 
 }
 
 func verifyCache(ctx context.Context, r *Report, plan *Plan, t Target) {
-	c, err := cache.New(cache.Config{Redis: t.Redis, Namespace: t.Namespace})
+	c, err := cache.New(t.Redis, cache.Options{Namespace: t.Namespace})
 	if err != nil {
 		r.add("cache = origin for every URL", false, "%v", err)
 		return

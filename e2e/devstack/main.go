@@ -33,6 +33,7 @@ import (
 
 	"github.com/routemaster-drain/drain/e2e/devstack/stack"
 	"github.com/routemaster-drain/drain/pkg/config"
+	"github.com/routemaster-drain/drain/pkg/stream"
 )
 
 // OriginAddr is where the demo origin listens; examples/batch.json names URLs under it.
@@ -101,15 +102,12 @@ func run(build, quiet bool) error {
 	}
 	shown := env{} // the settings drainctl needs that differ from its defaults
 
-	natsURL := config.Default(config.Ingest, "ROUTEMASTER_DRAIN_TOKENS=x", "NATS_URL="+os.Getenv("NATS_URL")).NATS.URL
-	redisURL := os.Getenv("ROUTEMASTER_DRAIN_REDIS")
-	if redisURL == "" {
-		redisURL = "redis://127.0.0.1:6379/0"
-	}
-	rc, err := config.ParseRedisURL(redisURL)
+	// The servers drainctl would reach: NATS_URL and ROUTEMASTER_DRAIN_REDIS, or their defaults.
+	base, err := config.Load(config.Drainctl, []string{"NATS_URL=" + os.Getenv("NATS_URL"), "ROUTEMASTER_DRAIN_REDIS=" + os.Getenv("ROUTEMASTER_DRAIN_REDIS")})
 	if err != nil {
-		return fmt.Errorf("ROUTEMASTER_DRAIN_REDIS: %w", err)
+		return err
 	}
+	natsURL, rc := base.NATS.URL, base.DrainRedis
 	borrowed := false
 
 	natsHost := hostPort(natsURL, "4222")
@@ -127,7 +125,7 @@ func run(build, quiet bool) error {
 		say("started an embedded JetStream server at %s (store %s)", natsURL, n.Dir)
 	}
 	e["NATS_URL"] = natsURL
-	if natsURL != "nats://127.0.0.1:4222" {
+	if natsURL != stream.DefaultURL {
 		shown["NATS_URL"] = natsURL
 	}
 
@@ -144,7 +142,7 @@ func run(build, quiet bool) error {
 		say("started a private redis-server at %s (AOF in %s)", r.Addr(), r.Dir)
 	}
 	ns := rc.Namespace
-	prefix := "routemaster"
+	prefix := stream.DefaultPrefix
 	if borrowed {
 		ns, prefix = "devstack", "devstack"
 		shown["DRAIN_PREFIX"] = prefix
@@ -160,7 +158,7 @@ func run(build, quiet bool) error {
 	e["ROUTEMASTER_DRAIN_REDIS"] = drainRedis
 	e["ROUTEMASTER_CACHE_REDIS"] = drainRedis
 	e["DRAIN_PREFIX"] = prefix
-	if drainRedis != "redis://127.0.0.1:6379/0/rm" {
+	if def := config.Default(config.Drainctl).DrainRedis; rc.Options.Addr != def.Options.Addr || rc.Options.DB != def.Options.DB || ns != def.Namespace {
 		shown["ROUTEMASTER_DRAIN_REDIS"] = drainRedis
 	}
 

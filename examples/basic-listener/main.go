@@ -22,7 +22,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/routemaster-drain/drain/pkg/config"
 	"github.com/routemaster-drain/drain/pkg/stream"
 )
 
@@ -30,14 +29,17 @@ func main() {
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	nats := config.NATS{URL: env("NATS_URL", "nats://127.0.0.1:4222"), Creds: os.Getenv("NATS_CREDS")}
-	nc, js, err := stream.Connect(nats, "basic-listener", log)
+	// An app reads the variables it shares with the services itself; empty fields take the
+	// stream package's defaults (stream.DefaultURL, stream.DefaultPrefix), as the services'.
+	nc, js, err := stream.Connect(stream.ConnectOptions{
+		URL: os.Getenv("NATS_URL"), Creds: os.Getenv("NATS_CREDS"), Name: "basic-listener", Log: log,
+	})
 	if err != nil {
 		log.Error("connect", "err", err)
 		os.Exit(1)
 	}
 	defer nc.Drain()
-	names := stream.Names{Prefix: env("DRAIN_PREFIX", "routemaster")}
+	names := stream.StreamOptions{Prefix: os.Getenv("DRAIN_PREFIX")}.Names()
 	if err := run(ctx, js, names, env("LISTENER_NAME", "basic-listener"), os.Stdout, log); err != nil {
 		log.Error("listen", "err", err)
 		os.Exit(1)

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/routemaster-drain/drain/pkg/config"
 	"github.com/routemaster-drain/drain/pkg/draintest"
 	"github.com/routemaster-drain/drain/pkg/stream"
 )
@@ -26,7 +25,7 @@ func TestListenerPrintsEveryBatch(t *testing.T) {
 
 	// What ingest does with the protocol's sample batch B: declare the streams, then store one
 	// message per topic on <prefix>.events.<topic>.
-	if err := stream.Declare(ctx, js, names, config.Default(config.Ingest, "ROUTEMASTER_DRAIN_TOKENS=demo").Streams); err != nil {
+	if err := stream.Declare(ctx, js, stream.StreamOptions{Prefix: names.Prefix}); err != nil {
 		t.Fatal(err)
 	}
 	for topic, body := range map[string]string{

@@ -172,7 +172,9 @@ func TestLifecycleWaitsForNATSAndRedis(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(l.Close)
-	nc, js, err := stream.Connect(cfg.NATS, "lifecycle-test", discard())
+	conn := cfg.NATS
+	conn.Name, conn.Log = "lifecycle-test", discard()
+	nc, js, err := stream.Connect(conn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +188,7 @@ func TestLifecycleWaitsForNATSAndRedis(t *testing.T) {
 	go func() {
 		done <- l.Run(ctx, Spec{
 			Needs:   append(NATSNeeds(nc, js, names), RedisNeed("redis", rdb)),
-			Prepare: func(ctx context.Context) error { return stream.DeclareUntil(ctx, js, names, cfg.Streams, discard()) },
+			Prepare: func(ctx context.Context) error { return stream.DeclareUntil(ctx, js, cfg.Streams, discard()) },
 			Work:    func(ctx context.Context) error { <-ctx.Done(); return nil },
 		})
 	}()

@@ -2,13 +2,9 @@ package apiclient
 
 import (
 	"errors"
-	"fmt"
-	"strings"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
-
-	"github.com/routemaster-drain/drain/pkg/config"
 )
 
 // Breaker states as exported by the drain_apiclient_breaker_state gauge.
@@ -18,34 +14,6 @@ const (
 	StateOpen     = 2 // requests fail at once with ErrCircuitOpen
 )
 
-func checkBreaker(b config.Breaker) error {
-	switch {
-	case b.TimeWindow <= 0:
-		return fmt.Errorf("time window %v must be positive", b.TimeWindow)
-	case b.SleepWindow <= 0:
-		return fmt.Errorf("sleep window %v must be positive", b.SleepWindow)
-	case b.VolumeThreshold < 1:
-		return fmt.Errorf("volume threshold %d must be at least 1", b.VolumeThreshold)
-	case b.ErrorThreshold < 1 || b.ErrorThreshold > 100:
-		return fmt.Errorf("error threshold %d must be a percentage from 1 to 100", b.ErrorThreshold)
-	}
-	return nil
-}
-
-// breakerSettings returns the settings of host: its <host>.ROUTEMASTER_CIRCUIT_BREAKER_*
-// override (host names compare case-insensitively), else the default.
-func (c *Client) breakerSettings(host string) config.Breaker {
-	if b, ok := c.cfg.HostBreakers[host]; ok {
-		return b
-	}
-	for h, b := range c.cfg.HostBreakers {
-		if strings.EqualFold(h, host) {
-			return b
-		}
-	}
-	return c.cfg.BreakerFor(host)
-}
-
 // breaker returns host's circuit breaker, or nil when circuits are disabled.
 //
 // Semantics (docs/apiclient.md): outcomes are counted over a rolling TimeWindow (ten buckets);
@@ -53,7 +21,7 @@ func (c *Client) breakerSettings(host string) config.Breaker {
 // least ErrorThreshold percent of them failed. It stays open for SleepWindow, then lets one
 // probe through (half-open): a success closes it, a failure opens it again.
 func (c *Client) breaker(host string) *gobreaker.CircuitBreaker[*Response] {
-	if !c.cfg.CircuitEnabled {
+	if !c.o.Breaker.Enabled {
 		return nil
 	}
 	c.mu.Lock()
@@ -61,7 +29,7 @@ func (c *Client) breaker(host string) *gobreaker.CircuitBreaker[*Response] {
 	if cb, ok := c.breakers[host]; ok {
 		return cb
 	}
-	b := c.breakerSettings(host)
+	b := c.o.Breaker.For(host)
 	var cb *gobreaker.CircuitBreaker[*Response]
 	cb = gobreaker.NewCircuitBreaker[*Response](gobreaker.Settings{
 		Name:         host,

@@ -11,7 +11,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/routemaster-drain/drain/pkg/apiclient"
-	"github.com/routemaster-drain/drain/pkg/config"
 	"github.com/routemaster-drain/drain/pkg/draintest"
 )
 
@@ -36,10 +35,10 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func breakerConfig(b config.Breaker) config.Fetch {
-	cfg := fetchConfig("ROUTEMASTER_ENABLE_API_CLIENT_CIRCUIT=YES")
-	cfg.Breaker = b
-	return cfg
+// breakerConfig returns the options of a client whose circuits are on with b.
+func breakerConfig(b apiclient.BreakerOptions) apiclient.Options {
+	b.Enabled = true
+	return apiclient.Options{Breaker: b}
 }
 
 func TestBreakerOpensHalfOpensCloses(t *testing.T) {
@@ -47,8 +46,9 @@ func TestBreakerOpensHalfOpensCloses(t *testing.T) {
 	status.Store(500)
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(int(status.Load())) })
 	reg := prometheus.NewRegistry()
-	c := newClient(t, breakerConfig(config.Breaker{SleepWindow: 300 * time.Millisecond, TimeWindow: 10 * time.Second, VolumeThreshold: 4, ErrorThreshold: 50}),
-		apiclient.WithRegisterer(reg))
+	opts := breakerConfig(apiclient.BreakerOptions{SleepWindow: 300 * time.Millisecond, TimeWindow: 10 * time.Second, VolumeThreshold: 4, ErrorThreshold: 50})
+	opts.Registerer = reg
+	c := newClient(t, opts)
 	ctx := context.Background()
 	state := func() float64 {
 		v, _ := gauge(t, reg, "drain_apiclient_breaker_state", map[string]string{"host": "127.0.0.1"})
@@ -119,7 +119,7 @@ func TestBreakerOpensHalfOpensCloses(t *testing.T) {
 
 func TestBreakerIgnoresClientErrors(t *testing.T) {
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(404) })
-	c := newClient(t, breakerConfig(config.Breaker{SleepWindow: time.Minute, TimeWindow: time.Minute, VolumeThreshold: 1, ErrorThreshold: 1}))
+	c := newClient(t, breakerConfig(apiclient.BreakerOptions{SleepWindow: time.Minute, TimeWindow: time.Minute, VolumeThreshold: 1, ErrorThreshold: 1}))
 	for range 10 {
 		if _, err := c.Get(context.Background(), o.URL); !errors.Is(err, apiclient.ErrNotFound) {
 			t.Fatal(err)
@@ -139,7 +139,7 @@ func TestBreakerCountsTimeouts(t *testing.T) {
 		case <-release:
 		}
 	})
-	cfg := breakerConfig(config.Breaker{SleepWindow: time.Minute, TimeWindow: time.Minute, VolumeThreshold: 1, ErrorThreshold: 1})
+	cfg := breakerConfig(apiclient.BreakerOptions{SleepWindow: time.Minute, TimeWindow: time.Minute, VolumeThreshold: 1, ErrorThreshold: 1})
 	cfg.Timeout = 50 * time.Millisecond
 	c := newClient(t, cfg)
 	// The spec's case: thresholds at 1, five timed-out calls. The first attempt opens the
@@ -157,11 +157,12 @@ func TestBreakerCountsTimeouts(t *testing.T) {
 
 func TestBreakerPerHostOverride(t *testing.T) {
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) })
-	cfg := breakerConfig(config.Breaker{SleepWindow: time.Minute, TimeWindow: time.Minute, VolumeThreshold: 100, ErrorThreshold: 50})
-	cfg.HostBreakers = map[string]config.Breaker{
+	cfg := breakerConfig(apiclient.BreakerOptions{SleepWindow: time.Minute, TimeWindow: time.Minute, VolumeThreshold: 100, ErrorThreshold: 50})
+	cfg.Breaker.Hosts = map[string]apiclient.BreakerSettings{
 		"fragile.example.com": {SleepWindow: time.Minute, TimeWindow: time.Minute, VolumeThreshold: 2, ErrorThreshold: 100},
 	}
-	c := newClient(t, cfg, apiclient.WithTransport(routeAllTo(o.Listener.Addr().String())))
+	cfg.Transport = routeAllTo(o.Listener.Addr().String())
+	c := newClient(t, cfg)
 	ctx := context.Background()
 	for range 5 {
 		if _, err := c.Get(ctx, "http://sturdy.example.com/x"); !errors.Is(err, apiclient.ErrUnavailable) {
@@ -187,8 +188,7 @@ func TestBreakerPerHostOverride(t *testing.T) {
 
 func TestBreakerDisabled(t *testing.T) {
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) })
-	cfg := fetchConfig()
-	cfg.Breaker = config.Breaker{SleepWindow: time.Minute, TimeWindow: time.Minute, VolumeThreshold: 1, ErrorThreshold: 1}
+	cfg := apiclient.Options{Breaker: apiclient.BreakerOptions{SleepWindow: time.Minute, TimeWindow: time.Minute, VolumeThreshold: 1, ErrorThreshold: 1}}
 	c := newClient(t, cfg)
 	for range 5 {
 		c.Get(context.Background(), o.URL)

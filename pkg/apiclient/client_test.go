@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -27,7 +28,7 @@ func TestStatusRows(t *testing.T) {
 		w.WriteHeader(code)
 		fmt.Fprintf(w, `{"errors":{"code":%d}}`, code)
 	})
-	c := newClient(t, fetchConfig())
+	c := newClient(t, apiclient.Options{})
 	rows := []struct {
 		status int
 		kind   error
@@ -105,7 +106,7 @@ func TestErrorBodyNeverCrashes(t *testing.T) {
 		}
 		fmt.Fprint(w, "<html>oops\xff</html>")
 	})
-	c := newClient(t, fetchConfig())
+	c := newClient(t, apiclient.Options{})
 	_, err := c.Get(context.Background(), o.URL+"/html")
 	var se *apiclient.StatusError
 	if !errors.As(err, &se) {
@@ -128,7 +129,7 @@ func TestHeaders(t *testing.T) {
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{}`)) })
 	ctx := context.Background()
 
-	c := newClient(t, fetchConfig("ROUTEMASTER_API_CLIENT_USER_AGENT=drain-test/1"))
+	c := newClient(t, apiclient.Options{UserAgent: "drain-test/1"})
 	if _, err := c.Get(ctx, o.URL+"/a"); err != nil {
 		t.Fatal(err)
 	}
@@ -136,21 +137,21 @@ func TestHeaders(t *testing.T) {
 	if h.Get("User-Agent") != "drain-test/1" || h.Get("Accept") != "application/json" || h.Get("Accept-Language") != "" {
 		t.Errorf("default headers %v", h)
 	}
-	if _, err := c.Get(ctx, o.URL+"/a", apiclient.WithVersion(3), apiclient.WithLocale("fr-FR")); err != nil {
+	if _, err := c.Get(ctx, o.URL+"/a", apiclient.RequestOptions{Version: 3, Locale: "fr-FR"}); err != nil {
 		t.Fatal(err)
 	}
 	h = o.last(t).Header
 	if h.Get("Accept") != "application/json;v=3" || h.Get("Accept-Language") != "fr-FR" {
 		t.Errorf("versioned headers %v", h)
 	}
-	if _, err := c.Get(ctx, o.URL+"/a", apiclient.WithHeader("Accept", "text/plain")); err != nil {
+	if _, err := c.Get(ctx, o.URL+"/a", apiclient.RequestOptions{Header: http.Header{"Accept": {"text/plain"}}}); err != nil {
 		t.Fatal(err)
 	}
 	if h = o.last(t).Header; h.Get("Accept") != "text/plain" {
 		t.Errorf("caller header lost: %v", h)
 	}
 
-	peer := newClient(t, fetchConfig(), apiclient.WithSourcePeer("billing-service"))
+	peer := newClient(t, apiclient.Options{UserAgent: "billing-service"}) // the gem's source_peer
 	if _, err := peer.Get(ctx, o.URL+"/a"); err != nil {
 		t.Fatal(err)
 	}
@@ -167,8 +168,14 @@ func TestHeaders(t *testing.T) {
 
 func TestAuthPerHost(t *testing.T) {
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {})
-	cfg := fetchConfig(`ROUTEMASTER_CACHE_AUTH=example\.com:alice:s3cret,.*\.example\.com:bob:pw,example\.com:carol:never`)
-	c := newClient(t, cfg, apiclient.WithTransport(routeAllTo(o.Listener.Addr().String())))
+	c := newClient(t, apiclient.Options{
+		Auth: []apiclient.AuthRule{
+			{Host: regexp.MustCompile(`^(?:example\.com)$`), User: "alice", Password: "s3cret"},
+			{Host: regexp.MustCompile(`^(?:.*\.example\.com)$`), User: "bob", Password: "pw"},
+			{Host: regexp.MustCompile(`^(?:example\.com)$`), User: "carol", Password: "never"},
+		},
+		Transport: routeAllTo(o.Listener.Addr().String()),
+	})
 	basic := func(u, p string) string { return "Basic " + base64.StdEncoding.EncodeToString([]byte(u+":"+p)) }
 	for host, want := range map[string]string{
 		"example.com":            basic("alice", "s3cret"), // first match wins over carol
@@ -197,7 +204,7 @@ func TestTimeoutRetries(t *testing.T) {
 		case <-release:
 		}
 	})
-	c := newClient(t, fetchConfig("ROUTEMASTER_CACHE_TIMEOUT=0.1"))
+	c := newClient(t, apiclient.Options{Timeout: 100 * time.Millisecond})
 	ctx := context.Background()
 
 	start := time.Now()
@@ -236,7 +243,7 @@ func TestRedirectNotFollowed(t *testing.T) {
 			http.Redirect(w, r, "/new", http.StatusMovedPermanently)
 		}
 	})
-	c := newClient(t, fetchConfig())
+	c := newClient(t, apiclient.Options{})
 	_, err := c.Get(context.Background(), o.URL+"/old")
 	var se *apiclient.StatusError
 	if !errors.As(err, &se) || !errors.Is(err, apiclient.ErrRedirect) || se.Header.Get("Location") != "/new" {
@@ -251,11 +258,11 @@ func TestBodyCap(t *testing.T) {
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Write(bytes.Repeat([]byte("x"), 2048))
 	})
-	c := newClient(t, fetchConfig("DRAIN_WARM_MAX_BODY=2048"))
+	c := newClient(t, apiclient.Options{MaxBody: 2048})
 	if resp, err := c.Get(context.Background(), o.URL); err != nil || len(resp.Body) != 2048 {
 		t.Fatalf("at the cap: %v", err)
 	}
-	small := newClient(t, fetchConfig("DRAIN_WARM_MAX_BODY=2047"))
+	small := newClient(t, apiclient.Options{MaxBody: 2047})
 	if _, err := small.Get(context.Background(), o.URL); !errors.Is(err, apiclient.ErrTooLarge) {
 		t.Fatalf("over the cap: %v", err)
 	}
@@ -263,8 +270,8 @@ func TestBodyCap(t *testing.T) {
 
 func TestAllowHosts(t *testing.T) {
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {})
-	c := newClient(t, fetchConfig("DRAIN_WARM_ALLOW_HOSTS=api.example.com,*.internal.net"),
-		apiclient.WithTransport(routeAllTo(o.Listener.Addr().String())))
+	c := newClient(t, apiclient.Options{AllowHosts: []string{"api.example.com", "*.internal.net"},
+		Transport: routeAllTo(o.Listener.Addr().String())})
 	for url, ok := range map[string]bool{
 		"http://api.example.com/x":       true,
 		"https://API.example.com:8443/x": true,
@@ -296,7 +303,7 @@ func TestTLSVerification(t *testing.T) {
 	tlsOrigin := newTLSOrigin(t)
 
 	var logs bytes.Buffer
-	off, err := apiclient.New(fetchConfig(), apiclient.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	off, err := apiclient.New(apiclient.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,12 +313,12 @@ func TestTLSVerification(t *testing.T) {
 	if _, err := off.Get(context.Background(), tlsOrigin.URL); err != nil {
 		t.Errorf("verification off: %v", err)
 	}
-	on := newClient(t, fetchConfig("ROUTEMASTER_CACHE_VERIFY_SSL=true"))
+	on := newClient(t, apiclient.Options{VerifyTLS: true})
 	if _, err := on.Get(context.Background(), tlsOrigin.URL); !errors.Is(err, apiclient.ErrConnection) {
 		t.Errorf("verification on, unknown CA: %v", err)
 	}
 	pool := tlsOrigin.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
-	trusted := newClient(t, fetchConfig("ROUTEMASTER_CACHE_VERIFY_SSL=true"), apiclient.WithRootCAs(pool))
+	trusted := newClient(t, apiclient.Options{VerifyTLS: true, RootCAs: pool})
 	if _, err := trusted.Get(context.Background(), tlsOrigin.URL); err != nil {
 		t.Errorf("verification on, trusted CA: %v", err)
 	}

@@ -9,16 +9,16 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/routemaster-drain/drain/pkg/apiclient"
-	"github.com/routemaster-drain/drain/pkg/config"
 )
 
-var quiet = apiclient.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // Get sends the gem's headers: a User-Agent, Accept with the version, Accept-Language.
 func ExampleClient_Get() {
@@ -27,13 +27,13 @@ func ExampleClient_Get() {
 	}))
 	defer origin.Close()
 
-	cfg := config.Default(config.Warmer).Fetch // from the environment in a real service
-	c, err := apiclient.New(cfg, quiet)
+	// The zero Options are the defaults; a service takes config.Load(...).Fetch instead.
+	c, err := apiclient.New(apiclient.Options{Logger: quiet})
 	if err != nil {
 		panic(err)
 	}
 	resp, err := c.Get(context.Background(), origin.URL+"/widgets/1",
-		apiclient.WithVersion(2), apiclient.WithLocale("fr"))
+		apiclient.RequestOptions{Version: 2, Locale: "fr"})
 	if err != nil {
 		panic(err)
 	}
@@ -48,7 +48,7 @@ func ExampleStatusError() {
 		fmt.Fprint(w, `{"errors":{"id":"deleted"}}`)
 	}))
 	defer origin.Close()
-	c, _ := apiclient.New(config.Default(config.Warmer).Fetch, quiet)
+	c, _ := apiclient.New(apiclient.Options{Logger: quiet})
 
 	_, err := c.Get(context.Background(), origin.URL+"/widgets/1")
 	var se *apiclient.StatusError
@@ -61,21 +61,22 @@ func ExampleStatusError() {
 	// true true false
 }
 
-// ROUTEMASTER_CACHE_AUTH gives Basic auth to the hosts whose whole name matches a pattern;
-// other hosts get no Authorization header.
+// Options.Auth (ROUTEMASTER_CACHE_AUTH) gives Basic auth to the hosts whose whole name
+// matches a pattern; other hosts get no Authorization header.
 func ExampleNew_auth() {
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		user, _, ok := r.BasicAuth()
 		fmt.Fprintf(w, "%v %s", ok, user)
 	}))
 	defer origin.Close()
-	cfg := config.Default(config.Warmer, `ROUTEMASTER_CACHE_AUTH=127\.0\.0\.1:warmer:s3cret`).Fetch
-	c, _ := apiclient.New(cfg, quiet)
+	rule := func(host string) []apiclient.AuthRule {
+		return []apiclient.AuthRule{{Host: regexp.MustCompile(host), User: "warmer", Password: "s3cret"}}
+	}
+	c, _ := apiclient.New(apiclient.Options{Auth: rule(`^127\.0\.0\.1$`), Logger: quiet})
 	resp, _ := c.Get(context.Background(), origin.URL)
 	fmt.Println(string(resp.Body))
 
-	cfg = config.Default(config.Warmer, `ROUTEMASTER_CACHE_AUTH=127\.0\.0:warmer:s3cret`).Fetch // not the whole host
-	c, _ = apiclient.New(cfg, quiet)
+	c, _ = apiclient.New(apiclient.Options{Auth: rule(`^127\.0\.0$`), Logger: quiet}) // not the whole host
 	resp, _ = c.Get(context.Background(), origin.URL)
 	fmt.Println(string(resp.Body))
 	// Output:
@@ -83,20 +84,19 @@ func ExampleNew_auth() {
 	// false
 }
 
-// With ROUTEMASTER_ENABLE_API_CLIENT_CIRCUIT on, a host that keeps failing is cut off for
-// the sleep window; its state is the drain_apiclient_breaker_state gauge.
+// With the breakers on (ROUTEMASTER_ENABLE_API_CLIENT_CIRCUIT), a host that keeps failing is
+// cut off for the sleep window; its state is the drain_apiclient_breaker_state gauge.
 func ExampleNew_circuitBreaker() {
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusInternalServerError)
 	}))
 	defer origin.Close()
-	cfg := config.Default(config.Warmer,
-		"ROUTEMASTER_ENABLE_API_CLIENT_CIRCUIT=YES",
-		"ROUTEMASTER_CIRCUIT_BREAKER_VOLUME_THRESHOLD=3",
-		"ROUTEMASTER_CIRCUIT_BREAKER_ERROR_THRESHOLD=50",
-	).Fetch
 	reg := prometheus.NewRegistry()
-	c, _ := apiclient.New(cfg, quiet, apiclient.WithRegisterer(reg))
+	c, _ := apiclient.New(apiclient.Options{
+		Breaker:    apiclient.BreakerOptions{Enabled: true, VolumeThreshold: 3, ErrorThreshold: 50},
+		Logger:     quiet,
+		Registerer: reg,
+	})
 	for range 4 {
 		_, err := c.Get(context.Background(), origin.URL)
 		fmt.Println(errors.Is(err, apiclient.ErrServerError), errors.Is(err, apiclient.ErrCircuitOpen))
@@ -108,13 +108,13 @@ func ExampleNew_circuitBreaker() {
 	// false true
 }
 
-// GetAsync is the gem's fget: parallel reads, at most WithConcurrency at a time.
+// GetAsync is the gem's fget: parallel reads, at most Options.Concurrency at a time.
 func ExampleClient_GetAsync() {
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, strings.TrimPrefix(r.URL.Path, "/"))
 	}))
 	defer origin.Close()
-	c, _ := apiclient.New(config.Default(config.Warmer).Fetch, quiet, apiclient.WithConcurrency(4))
+	c, _ := apiclient.New(apiclient.Options{Concurrency: 4, Logger: quiet})
 	var futures []*apiclient.Future
 	for _, id := range []string{"a", "b", "c"} {
 		futures = append(futures, c.GetAsync(context.Background(), origin.URL+"/"+id))
@@ -151,7 +151,7 @@ func ExampleClient_Discover() {
 		}
 	}))
 	defer origin.Close()
-	c, _ := apiclient.New(config.Default(config.Warmer).Fetch, quiet, apiclient.WithDiscoverTTL(time.Minute))
+	c, _ := apiclient.New(apiclient.Options{DiscoverTTL: time.Minute, Logger: quiet})
 	root, err := c.Discover(context.Background(), origin.URL+"/")
 	if err != nil {
 		panic(err)
@@ -178,7 +178,7 @@ func ExampleResource_Index() {
 		}
 	}))
 	defer origin.Close()
-	c, _ := apiclient.New(config.Default(config.Warmer).Fetch, quiet)
+	c, _ := apiclient.New(apiclient.Options{Logger: quiet})
 	widgets := c.Resource(origin.URL + "/widgets{?page}")
 	for resp, err := range widgets.Index(context.Background(), url.Values{"color": {"red"}}) {
 		if err != nil {

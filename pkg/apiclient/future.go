@@ -13,9 +13,9 @@ type Future struct {
 	err  error
 }
 
-// GetAsync starts a GET of url and returns at once. At most WithConcurrency futures of this
-// Client run at a time; the others wait for a slot (or for ctx to end).
-func (c *Client) GetAsync(ctx context.Context, url string, opts ...RequestOption) *Future {
+// GetAsync starts a GET of url and returns at once. At most Options.Concurrency futures of
+// this Client run at a time; the others wait for a slot (or for ctx to end).
+func (c *Client) GetAsync(ctx context.Context, url string, ro ...RequestOptions) *Future {
 	f := &Future{done: make(chan struct{})}
 	go func() {
 		defer close(f.done)
@@ -26,7 +26,7 @@ func (c *Client) GetAsync(ctx context.Context, url string, opts ...RequestOption
 			return
 		}
 		defer func() { <-c.sem }()
-		f.resp, f.err = c.Get(ctx, url, opts...)
+		f.resp, f.err = c.Get(ctx, url, ro...)
 	}()
 	return f
 }

@@ -33,7 +33,7 @@ func TestFuturesAreParallelAndBounded(t *testing.T) {
 		mu.Unlock()
 		fmt.Fprint(w, r.URL.Path)
 	})
-	c := newClient(t, fetchConfig(), apiclient.WithConcurrency(2))
+	c := newClient(t, apiclient.Options{Concurrency: 2})
 	var futures []*apiclient.Future
 	for i := range 6 {
 		futures = append(futures, c.GetAsync(context.Background(), fmt.Sprintf("%s/%d", o.URL, i)))
@@ -52,7 +52,7 @@ func TestFuturesAreParallelAndBounded(t *testing.T) {
 func TestFutureWaitingForASlotHonoursContext(t *testing.T) {
 	release := make(chan struct{})
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) { <-release })
-	c := newClient(t, fetchConfig("ROUTEMASTER_CACHE_TIMEOUT=10"), apiclient.WithConcurrency(1))
+	c := newClient(t, apiclient.Options{Timeout: 10 * time.Second, Concurrency: 1})
 	busy := c.GetAsync(context.Background(), o.URL)
 	waitFor(t, "the first request to hold the only slot", func() bool { return o.count() == 1 })
 	ctx, cancel := context.WithCancel(context.Background())

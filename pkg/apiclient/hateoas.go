@@ -162,7 +162,7 @@ type discovery struct {
 }
 
 // Discover GETs the API root at url and remembers it for the Client's discover TTL
-// (WithDiscoverTTL), so following links from the root costs one request per TTL. Concurrent
+// (Options.DiscoverTTL), so following links from the root costs one request per TTL. Concurrent
 // callers share one fetch. Errors are not remembered. Unlike the gem, the memo belongs to
 // this Client (not the process) and expires.
 func (c *Client) Discover(ctx context.Context, url string) (*HateoasResponse, error) {
@@ -208,7 +208,7 @@ func (c *Client) discover(ctx context.Context, url string, d *discovery) {
 		d.doc, err = c.Hateoas(resp)
 	}
 	d.err = err
-	d.expires = time.Now().Add(c.discoverTTL)
+	d.expires = time.Now().Add(c.o.DiscoverTTL)
 	if err != nil {
 		c.discMu.Lock()
 		if c.disc[url] == d {
@@ -265,39 +265,39 @@ func idVars(id string) map[string]string {
 }
 
 // Show GETs the template expanded with {id} (empty id: no variable).
-func (r *Resource) Show(ctx context.Context, id string, opts ...RequestOption) (*HateoasResponse, error) {
+func (r *Resource) Show(ctx context.Context, id string, ro ...RequestOptions) (*HateoasResponse, error) {
 	u, err := r.Expand(idVars(id))
 	if err != nil {
 		return nil, err
 	}
-	return r.hateoas(r.client.Get(ctx, u, opts...))
+	return r.hateoas(r.client.Get(ctx, u, ro...))
 }
 
 // Create POSTs body (JSON unless []byte or string) to the template expanded with no variables.
-func (r *Resource) Create(ctx context.Context, body any, opts ...RequestOption) (*HateoasResponse, error) {
+func (r *Resource) Create(ctx context.Context, body any, ro ...RequestOptions) (*HateoasResponse, error) {
 	u, err := r.Expand(nil)
 	if err != nil {
 		return nil, err
 	}
-	return r.hateoas(r.client.Post(ctx, u, body, opts...))
+	return r.hateoas(r.client.Post(ctx, u, body, ro...))
 }
 
 // Update PATCHes body to the template expanded with {id}.
-func (r *Resource) Update(ctx context.Context, id string, body any, opts ...RequestOption) (*HateoasResponse, error) {
+func (r *Resource) Update(ctx context.Context, id string, body any, ro ...RequestOptions) (*HateoasResponse, error) {
 	u, err := r.Expand(idVars(id))
 	if err != nil {
 		return nil, err
 	}
-	return r.hateoas(r.client.Patch(ctx, u, body, opts...))
+	return r.hateoas(r.client.Patch(ctx, u, body, ro...))
 }
 
 // Destroy DELETEs the template expanded with {id}.
-func (r *Resource) Destroy(ctx context.Context, id string, opts ...RequestOption) (*Response, error) {
+func (r *Resource) Destroy(ctx context.Context, id string, ro ...RequestOptions) (*Response, error) {
 	u, err := r.Expand(idVars(id))
 	if err != nil {
 		return nil, err
 	}
-	return r.client.Delete(ctx, u, opts...)
+	return r.client.Delete(ctx, u, ro...)
 }
 
 func (r *Resource) hateoas(resp *Response, err error) (*HateoasResponse, error) {
@@ -311,12 +311,12 @@ func (r *Resource) hateoas(resp *Response, err error) (*HateoasResponse, error) 
 //   - filters that name a template variable expand it ("/widgets{?page,per_page}"), the others
 //     become query parameters; on later pages, filters missing from the `next` href are added;
 //   - the collection is the first array-valued link of the first page (not self or curies);
-//   - the items of a page are fetched in parallel as futures (bounded by WithConcurrency) and
+//   - the items of a page are fetched in parallel as futures (bounded by Options.Concurrency) and
 //     yielded in page order; an item that fails is yielded as (nil, err) and the walk goes on;
 //   - a page that fails is yielded as (nil, err) and ends the walk;
 //   - pages are fetched only as far as the caller iterates: breaking after the first item
 //     costs one page (and that page's items).
-func (r *Resource) Index(ctx context.Context, filters url.Values, opts ...RequestOption) iter.Seq2[*Response, error] {
+func (r *Resource) Index(ctx context.Context, filters url.Values, ro ...RequestOptions) iter.Seq2[*Response, error] {
 	return func(yield func(*Response, error) bool) {
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
@@ -340,7 +340,7 @@ func (r *Resource) Index(ctx context.Context, filters url.Values, opts ...Reques
 		}
 		collection := ""
 		for page != "" {
-			resp, err := r.client.Get(ctx, page, opts...)
+			resp, err := r.client.Get(ctx, page, ro...)
 			var doc *HateoasResponse
 			if err == nil {
 				doc, err = r.client.Hateoas(resp)
@@ -366,7 +366,7 @@ func (r *Resource) Index(ctx context.Context, filters url.Values, opts ...Reques
 					futures[i] = failed(err)
 					continue
 				}
-				futures[i] = r.client.GetAsync(ctx, u, opts...)
+				futures[i] = r.client.GetAsync(ctx, u, ro...)
 			}
 			for _, f := range futures {
 				if !yield(f.Wait()) {

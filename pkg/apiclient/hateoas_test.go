@@ -103,7 +103,7 @@ func TestDiscoverMemoAndTTL(t *testing.T) {
 	api := newWidgetAPI(t)
 	ctx := context.Background()
 	api.rootFails.Store(1)
-	c := newClient(t, fetchConfig(), apiclient.WithDiscoverTTL(200*time.Millisecond))
+	c := newClient(t, apiclient.Options{DiscoverTTL: 200 * time.Millisecond})
 
 	if _, err := c.Discover(ctx, api.URL+"/"); !errors.Is(err, apiclient.ErrServerError) {
 		t.Fatalf("first discover: %v", err)
@@ -127,7 +127,7 @@ func TestDiscoverMemoAndTTL(t *testing.T) {
 		t.Fatalf("root fetched %d times, want 2 (one failure, one remembered success)", n)
 	}
 	// Another client has its own memo.
-	other := newClient(t, fetchConfig())
+	other := newClient(t, apiclient.Options{})
 	if _, err := other.Discover(ctx, api.URL+"/"); err != nil || api.count("/") != 3 {
 		t.Fatalf("second client: %v, %d fetches", err, api.count("/"))
 	}
@@ -143,7 +143,7 @@ func TestDiscoverMemoAndTTL(t *testing.T) {
 func TestLinksAndVerbs(t *testing.T) {
 	api := newWidgetAPI(t)
 	ctx := context.Background()
-	c := newClient(t, fetchConfig())
+	c := newClient(t, apiclient.Options{})
 	root, err := c.Discover(ctx, api.URL+"/")
 	if err != nil {
 		t.Fatal(err)
@@ -162,7 +162,7 @@ func TestLinksAndVerbs(t *testing.T) {
 		t.Fatalf("Link(widget) = %v, %v", widget, err)
 	}
 
-	shown, err := widget.Show(ctx, "7", apiclient.WithVersion(2))
+	shown, err := widget.Show(ctx, "7", apiclient.RequestOptions{Version: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +209,7 @@ func TestLinksAndVerbs(t *testing.T) {
 func TestIndexPaginates(t *testing.T) {
 	api := newWidgetAPI(t)
 	ctx := context.Background()
-	c := newClient(t, fetchConfig())
+	c := newClient(t, apiclient.Options{})
 	root, err := c.Discover(ctx, api.URL+"/")
 	if err != nil {
 		t.Fatal(err)
@@ -217,7 +217,7 @@ func TestIndexPaginates(t *testing.T) {
 	widgets, _ := root.Link("widgets")
 
 	var ids []int
-	for resp, err := range widgets.Index(ctx, url.Values{"per_page": {"3"}, "color": {"red"}}, apiclient.WithLocale("en-GB")) {
+	for resp, err := range widgets.Index(ctx, url.Values{"per_page": {"3"}, "color": {"red"}}, apiclient.RequestOptions{Locale: "en-GB"}) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -282,7 +282,7 @@ func TestIndexErrors(t *testing.T) {
 			w.WriteHeader(404)
 		}
 	})
-	c := newClient(t, fetchConfig())
+	c := newClient(t, apiclient.Options{})
 	var got []string
 	for resp, err := range c.Resource(o.URL+"/list").Index(context.Background(), nil) {
 		switch {

@@ -11,13 +11,7 @@ import (
 	"testing"
 
 	"github.com/routemaster-drain/drain/pkg/apiclient"
-	"github.com/routemaster-drain/drain/pkg/config"
 )
-
-// fetchConfig returns the warmer's default fetch settings with overrides ("KEY=value").
-func fetchConfig(overrides ...string) config.Fetch {
-	return config.Default(config.Warmer, overrides...).Fetch
-}
 
 // seen is one request as the origin received it.
 type seen struct {
@@ -78,10 +72,13 @@ func routeAllTo(addr string) *http.Transport {
 	return tr
 }
 
-func newClient(t *testing.T, cfg config.Fetch, opts ...apiclient.Option) *apiclient.Client {
+// newClient returns a client with o, logging nowhere unless o.Logger is set.
+func newClient(t *testing.T, o apiclient.Options) *apiclient.Client {
 	t.Helper()
-	opts = append([]apiclient.Option{apiclient.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))}, opts...)
-	c, err := apiclient.New(cfg, opts...)
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	c, err := apiclient.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}

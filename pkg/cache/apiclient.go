@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"net/http"
 	"strconv"
 
 	"github.com/routemaster-drain/drain/pkg/apiclient"
@@ -12,16 +13,13 @@ import (
 // apiclient.ErrNotFound, ErrGone, ErrCircuitOpen...) are returned unchanged.
 func APIFetcher(c *apiclient.Client) Fetcher {
 	return FetcherFunc(func(ctx context.Context, url string, v Variant) (*Response, error) {
-		var opts []apiclient.RequestOption
+		ro := apiclient.RequestOptions{Locale: v.Locale}
 		if n, err := strconv.Atoi(v.Version); err == nil && n > 0 {
-			opts = append(opts, apiclient.WithVersion(n))
+			ro.Version = n
 		} else if v.Version != "" {
-			opts = append(opts, apiclient.WithHeader("Accept", v.Accept()))
+			ro.Header = http.Header{"Accept": {v.Accept()}}
 		}
-		if v.Locale != "" {
-			opts = append(opts, apiclient.WithLocale(v.Locale))
-		}
-		r, err := c.Get(ctx, url, opts...)
+		r, err := c.Get(ctx, url, ro)
 		if err != nil {
 			return nil, err
 		}

@@ -24,10 +24,6 @@ var (
 	bustScript = redis.NewScript(bustLua)
 )
 
-// DefaultExpiry is the TTL of cache hashes when Config.Expiry is zero: 90 days, the gem's
-// ROUTEMASTER_CACHE_EXPIRY default.
-const DefaultExpiry = 90 * 24 * time.Hour
-
 // ErrNoFetcher is returned by Get on a miss when the Cache has no Fetcher.
 var ErrNoFetcher = errors.New("cache: miss and no fetcher configured")
 
@@ -46,7 +42,7 @@ func (e *redisError) Unwrap() []error { return []error{ErrRedis, e.err} }
 
 func redisErr(err error) error { return &redisError{err: err} }
 
-// ErrTooLarge is returned (wrapped) when a fetched body exceeds Config.MaxBody; nothing is stored.
+// ErrTooLarge is returned (wrapped) when a fetched body exceeds Options.MaxBody; nothing is stored.
 var ErrTooLarge = errors.New("cache: body too large")
 
 // Response is a representation of a resource: fetched from the origin or read from the cache.
@@ -81,35 +77,13 @@ type Hooks struct {
 	OnBust func(url string)
 }
 
-// Config configures a Cache. Redis is required; everything else has a default.
-type Config struct {
-	// Redis is the cache Redis (ROUTEMASTER_CACHE_REDIS). A *redis.ClusterClient works: every
-	// script touches one key.
-	Redis redis.UniversalClient
-	// Namespace prefixes every key (the URL's namespace segment; default "rm").
-	Namespace string
-	// Expiry is the TTL set on every write (ROUTEMASTER_CACHE_EXPIRY; default DefaultExpiry).
-	Expiry time.Duration
-	// Fetcher reads the origin on a miss. Without one, Get fails with ErrNoFetcher on a miss.
-	Fetcher Fetcher
-	// MaxBody is the largest body stored (default 4 MiB, as DRAIN_WARM_MAX_BODY).
-	MaxBody int64
-	// Parallel bounds the Gets that Go and GetMany run at once, together, per Cache (default
-	// 16). Calls beyond it wait for a slot; Get, Refresh and Lookup called directly are not
-	// counted.
-	Parallel int
-	// Hooks are called on hits, misses and busts.
-	Hooks Hooks
-	// Registerer, when set, receives the cache's counters (drain_cache_*_total).
-	Registerer prometheus.Registerer
-}
-
 // Cache is a read-through HTTP cache in Redis with race-safe invalidation. It is safe for
 // concurrent use.
 type Cache struct {
-	cfg     Config
+	rdb     redis.UniversalClient
+	cfg     Options // with defaults
 	metrics *metrics
-	slots   chan struct{} // Config.Parallel slots shared by Go and GetMany
+	slots   chan struct{} // Options.Parallel slots shared by Go and GetMany
 }
 
 type metrics struct {
@@ -117,24 +91,19 @@ type metrics struct {
 	stores              *prometheus.CounterVec
 }
 
-// New returns a Cache.
-func New(cfg Config) (*Cache, error) {
-	if cfg.Redis == nil {
-		return nil, errors.New("cache: Config.Redis is required")
+// New returns the Cache of rdb, the cache Redis (ROUTEMASTER_CACHE_REDIS; a
+// *redis.ClusterClient works: every script touches one key), with o (zero fields take the
+// Default* values). It fails when rdb is nil, on invalid options, or when its metrics cannot
+// be registered.
+func New(rdb redis.UniversalClient, o Options) (*Cache, error) {
+	if rdb == nil {
+		return nil, errors.New("cache: New needs a Redis client")
 	}
-	if cfg.Namespace == "" {
-		cfg.Namespace = "rm"
+	cfg := o.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
-	if cfg.Expiry <= 0 {
-		cfg.Expiry = DefaultExpiry
-	}
-	if cfg.MaxBody <= 0 {
-		cfg.MaxBody = 4 << 20
-	}
-	if cfg.Parallel <= 0 {
-		cfg.Parallel = 16
-	}
-	c := &Cache{cfg: cfg, slots: make(chan struct{}, cfg.Parallel)}
+	c := &Cache{rdb: rdb, cfg: cfg, slots: make(chan struct{}, cfg.Parallel)}
 	if cfg.Registerer != nil {
 		m := &metrics{
 			hits:   prometheus.NewCounter(prometheus.CounterOpts{Name: "drain_cache_hits_total", Help: "Cache reads served from Redis."}),
@@ -177,7 +146,7 @@ func (e Entry) Fresh() bool { return e.Stored != nil && e.Stored.Index == e.Curr
 // without fetching and without calling hooks.
 func (c *Cache) Peek(ctx context.Context, url string, v Variant) (Entry, error) {
 	fields := append([]string{FieldCurrentIndex}, v.fields()...)
-	vals, err := c.cfg.Redis.HMGet(ctx, c.Key(url), fields...).Result()
+	vals, err := c.rdb.HMGet(ctx, c.Key(url), fields...).Result()
 	if err != nil {
 		return Entry{}, fmt.Errorf("cache: read %s: %w", url, redisErr(err))
 	}
@@ -283,7 +252,7 @@ func (c *Cache) Refresh(ctx context.Context, url string, v Variant) (Refreshed, 
 
 // Index returns url's current invalidation index (0 when none).
 func (c *Cache) Index(ctx context.Context, url string) (int64, error) {
-	n, err := c.cfg.Redis.HGet(ctx, c.Key(url), FieldCurrentIndex).Int64()
+	n, err := c.rdb.HGet(ctx, c.Key(url), FieldCurrentIndex).Int64()
 	if errors.Is(err, redis.Nil) {
 		return 0, nil
 	}
@@ -305,7 +274,7 @@ func (c *Cache) fetchAndStore(ctx context.Context, url string, v Variant, index 
 	if r.Status < 200 || r.Status > 299 {
 		return r, false, fmt.Errorf("cache: %s answered %d: not stored", url, r.Status)
 	}
-	if int64(len(r.Body)) > c.cfg.MaxBody {
+	if c.cfg.MaxBody > 0 && int64(len(r.Body)) > c.cfg.MaxBody {
 		return r, false, fmt.Errorf("%w: %s is %d bytes, limit %d", ErrTooLarge, url, len(r.Body), c.cfg.MaxBody)
 	}
 	stored, err := c.store(ctx, url, v, r)
@@ -322,7 +291,7 @@ func (c *Cache) store(ctx context.Context, url string, v Variant, r *Response) (
 		}
 	}
 	hj, _ := json.Marshal(h)
-	res, err := storeScript.Run(ctx, c.cfg.Redis, []string{c.Key(url)},
+	res, err := storeScript.Run(ctx, c.rdb, []string{c.Key(url)},
 		r.Index, v.Prefix(), r.Status, hj, r.Body, r.FetchedAt.UnixMilli(), c.ttlMillis()).Int64Slice()
 	if err != nil {
 		return false, fmt.Errorf("cache: store %s: %w", url, redisErr(err))
@@ -356,7 +325,7 @@ func (c *Cache) Invalidate(ctx context.Context, urls ...string) ([]int64, error)
 	}
 	cmds := make([]*redis.IntCmd, len(urls))
 	ttl := c.cfg.Expiry
-	_, err := c.cfg.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	_, err := c.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		for i, u := range urls {
 			k := c.Key(u)
 			cmds[i] = p.HIncrBy(ctx, k, FieldCurrentIndex, 1)
@@ -390,7 +359,7 @@ func (c *Cache) BustIf(ctx context.Context, url string, index int64) (bool, int6
 }
 
 func (c *Cache) bust(ctx context.Context, url, atMost string) (bool, int64, error) {
-	res, err := bustScript.Run(ctx, c.cfg.Redis, []string{c.Key(url)}, c.ttlMillis(), atMost).Int64Slice()
+	res, err := bustScript.Run(ctx, c.rdb, []string{c.Key(url)}, c.ttlMillis(), atMost).Int64Slice()
 	if err != nil {
 		return false, 0, fmt.Errorf("cache: bust %s: %w", url, redisErr(err))
 	}
@@ -419,7 +388,7 @@ type State struct {
 // State reads url's invalidation index and the index of the variant's stored entry, without
 // the body (one HMGET of two fields).
 func (c *Cache) State(ctx context.Context, url string, v Variant) (State, error) {
-	vals, err := c.cfg.Redis.HMGet(ctx, c.Key(url), FieldCurrentIndex, v.Prefix()+suffixIndex).Result()
+	vals, err := c.rdb.HMGet(ctx, c.Key(url), FieldCurrentIndex, v.Prefix()+suffixIndex).Result()
 	if err != nil {
 		return State{}, fmt.Errorf("cache: read %s: %w", url, redisErr(err))
 	}

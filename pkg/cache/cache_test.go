@@ -118,8 +118,8 @@ func setup(t *testing.T) *env {
 	t.Helper()
 	r := draintest.StartRedis(t)
 	e := &env{rdb: r.Client(t, 0), origin: newOrigin(t), reg: prometheus.NewRegistry()}
-	c, err := cache.New(cache.Config{
-		Redis: e.rdb, Namespace: "ns", Expiry: time.Hour, Fetcher: httpFetcher(), Registerer: e.reg,
+	c, err := cache.New(e.rdb, cache.Options{
+		Namespace: "ns", Expiry: time.Hour, Fetcher: httpFetcher(), Registerer: e.reg,
 		Hooks: cache.Hooks{OnHit: func(string) { e.hits.Add(1) }, OnBust: func(string) { e.busts.Add(1) }},
 	})
 	if err != nil {
@@ -408,7 +408,7 @@ func TestErrorsAreNotStored(t *testing.T) {
 
 func TestMaxBody(t *testing.T) {
 	e := setup(t)
-	c, err := cache.New(cache.Config{Redis: e.rdb, Namespace: "ns", Fetcher: httpFetcher(), MaxBody: 5})
+	c, err := cache.New(e.rdb, cache.Options{Namespace: "ns", Fetcher: httpFetcher(), MaxBody: 5})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -423,7 +423,7 @@ func TestMaxBody(t *testing.T) {
 
 func TestNoFetcher(t *testing.T) {
 	e := setup(t)
-	c, _ := cache.New(cache.Config{Redis: e.rdb, Namespace: "ns"})
+	c, _ := cache.New(e.rdb, cache.Options{Namespace: "ns"})
 	if _, err := c.Get(context.Background(), e.url("/a"), cache.Variant{}); !errors.Is(err, cache.ErrNoFetcher) {
 		t.Fatalf("err %v", err)
 	}

@@ -8,7 +8,7 @@
 // stores with one Lua script only if the index has not moved, so an answer that raced an
 // invalidation is never served as fresh and never overwrites a newer one:
 //
-//	c, _ := cache.New(cache.Config{Redis: rdb, Namespace: "rm", Expiry: 90 * 24 * time.Hour, Fetcher: f})
+//	c, _ := cache.New(rdb, cache.Options{Fetcher: f}) // namespace "rm", 90-day expiry: the defaults
 //	r, err := c.Get(ctx, "https://api.example.com/orders/1", cache.Variant{Version: "2"})
 //	idx, err := c.Invalidate(ctx, "https://api.example.com/orders/1") // what the filter runs
 //

@@ -21,9 +21,9 @@ func (c *Cache) FixTTL(ctx context.Context, batch int) (FixTTLReport, error) {
 	if batch <= 0 {
 		batch = 100
 	}
-	cc, ok := c.cfg.Redis.(*redis.ClusterClient)
+	cc, ok := c.rdb.(*redis.ClusterClient)
 	if !ok {
-		return c.fixTTLNode(ctx, c.cfg.Redis, batch)
+		return c.fixTTLNode(ctx, c.rdb, batch)
 	}
 	var (
 		mu    sync.Mutex

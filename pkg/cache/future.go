@@ -22,7 +22,7 @@ func (f *Future) Wait() (*Response, error) {
 func (f *Future) Done() <-chan struct{} { return f.done }
 
 // Go starts Get(ctx, url, v) in the background and returns its Future at once. The Get
-// waits for one of the Cache's Config.Parallel slots, shared with GetMany, so however many
+// waits for one of the Cache's Options.Parallel slots, shared with GetMany, so however many
 // futures are started, at most Parallel of their Gets (and so of their origin fetches) run at
 // once; each waiting future costs one parked goroutine. If ctx ends while it waits, the
 // Future's error is ctx.Err() and nothing is fetched.
@@ -62,7 +62,7 @@ type Result struct {
 }
 
 // GetMany gets the variant of every URL and returns the results in the order of urls. Its
-// Gets take the Cache's Config.Parallel slots, shared with Go, so at most Parallel run at
+// Gets take the Cache's Options.Parallel slots, shared with Go, so at most Parallel run at
 // once across all callers; it starts a goroutine only when a slot is free. If ctx ends, the
 // URLs not started yet get ctx.Err().
 func (c *Cache) GetMany(ctx context.Context, urls []string, v Variant) []Result {

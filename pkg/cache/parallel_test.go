@@ -52,7 +52,7 @@ func (g *gatedFetcher) counts() (running, peak, started int) {
 func TestGoAndGetManyShareParallelSlots(t *testing.T) {
 	r := draintest.StartRedis(t)
 	g := &gatedFetcher{gate: make(chan struct{})}
-	c, err := cache.New(cache.Config{Redis: r.Client(t, 0), Namespace: "ns", Fetcher: g, Parallel: 3})
+	c, err := cache.New(r.Client(t, 0), cache.Options{Namespace: "ns", Fetcher: g, Parallel: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestGoAndGetManyShareParallelSlots(t *testing.T) {
 func TestGoWaitingForASlotHonoursContext(t *testing.T) {
 	r := draintest.StartRedis(t)
 	g := &gatedFetcher{gate: make(chan struct{})}
-	c, err := cache.New(cache.Config{Redis: r.Client(t, 0), Namespace: "ns", Fetcher: g, Parallel: 1})
+	c, err := cache.New(r.Client(t, 0), cache.Options{Namespace: "ns", Fetcher: g, Parallel: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/routemaster-drain/drain/pkg/apiclient"
+	"github.com/routemaster-drain/drain/pkg/cache"
+	"github.com/routemaster-drain/drain/pkg/dirty"
+	"github.com/routemaster-drain/drain/pkg/reorder"
+	"github.com/routemaster-drain/drain/pkg/stream"
 )
 
 // VarError is a start-up error about one variable.
@@ -27,26 +33,6 @@ const (
 	CacheWarm CacheMode = "warm" // Caching: bump and publish a warm request
 )
 
-// NATS is how to reach NATS.
-type NATS struct {
-	URL     string // NATS_URL: server URL(s), comma-separated
-	Creds   string // NATS_CREDS: credentials file, "" for none
-	TLSCA   string // NATS_TLS_CA: CA file that verifies the server
-	TLSCert string // NATS_TLS_CERT: client certificate file (with TLSKey)
-	TLSKey  string // NATS_TLS_KEY: client key file (with TLSCert)
-}
-
-// Streams are the JetStream settings shared by every stream the drain declares.
-type Streams struct {
-	Prefix          string        // DRAIN_PREFIX: subject and stream name prefix
-	Replicas        int           // DRAIN_STREAM_REPLICAS: JetStream replicas per stream
-	MaxAge          time.Duration // DRAIN_STREAM_MAX_AGE: how long a stream keeps a message
-	MemoryStorage   bool          // DRAIN_STREAM_STORAGE=memory (file otherwise)
-	DuplicateWindow time.Duration // DRAIN_DUPLICATE_WINDOW: JetStream deduplication window
-	DLQMaxAge       time.Duration // DRAIN_DLQ_MAX_AGE: 0 keeps dead letters until replayed
-	DLQMaxBytes     int64         // DRAIN_DLQ_MAX_BYTES: bound of the dead-letter stream
-}
-
 // Receiver configures the ingest HTTP receiver.
 type Receiver struct {
 	Tokens         []string      // ROUTEMASTER_DRAIN_TOKENS: tokens the bus may authenticate with
@@ -62,7 +48,9 @@ type Receiver struct {
 	SiphonTopics   []string      // DRAIN_SIPHON_TOPICS: topics sent to <prefix>.siphon.<topic>
 }
 
-// Consumer configures a durable JetStream consumer shared by a service's replicas.
+// Consumer configures the durable JetStream consumer of a filter or warmer, shared by the
+// service's replicas. The services map it onto stream.ConsumerConfig; MaxAckPending,
+// MaxDeliver, AckWait and the backoff default to the stream package's defaults.
 type Consumer struct {
 	Concurrency     int           // DRAIN_CONCURRENCY: messages handled at once per process
 	MaxAckPending   int           // DRAIN_MAX_ACK_PENDING: unacked messages per consumer
@@ -70,34 +58,6 @@ type Consumer struct {
 	AckWait         time.Duration // DRAIN_ACK_WAIT: redelivery after this without an ack
 	RetryBackoff    time.Duration // DRAIN_RETRY_BACKOFF: first retry delay
 	RetryBackoffMax time.Duration // DRAIN_RETRY_BACKOFF_MAX: longest retry delay
-}
-
-// Breaker is the circuit breaker setting for one host (or the default).
-type Breaker struct {
-	SleepWindow     time.Duration // ROUTEMASTER_CIRCUIT_BREAKER_SLEEP_WINDOW: open time
-	TimeWindow      time.Duration // ROUTEMASTER_CIRCUIT_BREAKER_TIME_WINDOW: counting window
-	VolumeThreshold int           // ROUTEMASTER_CIRCUIT_BREAKER_VOLUME_THRESHOLD: min requests
-	ErrorThreshold  int           // ROUTEMASTER_CIRCUIT_BREAKER_ERROR_THRESHOLD: percent failed
-}
-
-// AuthRule is one entry of ROUTEMASTER_CACHE_AUTH: hosts matching Host get Basic auth.
-type AuthRule struct {
-	Host     *regexp.Regexp // anchored: matches the whole host name
-	User     string         // Basic auth user
-	Password string         // Basic auth password: never log it
-}
-
-// Fetch configures the API client the warmer and cache use to reach origins.
-type Fetch struct {
-	Auth           []AuthRule         // ROUTEMASTER_CACHE_AUTH: Basic auth by host
-	Timeout        time.Duration      // ROUTEMASTER_CACHE_TIMEOUT: bound of one fetch
-	VerifyTLS      bool               // ROUTEMASTER_CACHE_VERIFY_SSL: verify origin certificates
-	UserAgent      string             // ROUTEMASTER_API_CLIENT_USER_AGENT: User-Agent header
-	CircuitEnabled bool               // ROUTEMASTER_ENABLE_API_CLIENT_CIRCUIT: per-host breakers
-	Breaker        Breaker            // ROUTEMASTER_CIRCUIT_BREAKER_*: default breaker settings
-	HostBreakers   map[string]Breaker // <host>.ROUTEMASTER_CIRCUIT_BREAKER_*: overrides by host
-	AllowHosts     []string           // DRAIN_WARM_ALLOW_HOSTS: hosts the warmer may fetch
-	MaxBody        int64              // DRAIN_WARM_MAX_BODY: largest body cached, bytes
 }
 
 // Warm configures the warmer service.
@@ -116,10 +76,17 @@ type Sweep struct {
 	WebhookURL string        // DRAIN_SWEEP_WEBHOOK_URL: POST batches here, "" for none
 }
 
-// Config is everything a drain process reads from its environment.
+// Config is everything a drain process reads from its environment. Where a library package
+// owns a setting, the field has that package's Options type (NATS, Streams, Fetch) or a
+// method builds them (CacheOptions, ReorderOptions, DirtyOptions), so the environment is
+// mapped onto the libraries in this one place; the caller adds what is not configuration
+// (client names, loggers, registries, hooks).
 type Config struct {
-	NATS            NATS          // NATS_*: how to reach NATS
-	Streams         Streams       // DRAIN_PREFIX, DRAIN_STREAM_*, DRAIN_DUPLICATE_WINDOW, DRAIN_DLQ_*
+	// NATS is how to reach NATS (NATS_*); the caller sets Name, Log and the publishing bounds.
+	NATS stream.ConnectOptions
+	// Streams are the settings of every stream (DRAIN_PREFIX, DRAIN_STREAM_*,
+	// DRAIN_DUPLICATE_WINDOW, DRAIN_DLQ_*); Streams.Names() derives every subject.
+	Streams         stream.StreamOptions
 	LogLevel        string        // DRAIN_LOG_LEVEL: debug, info, warn or error
 	ShutdownTimeout time.Duration // DRAIN_SHUTDOWN_TIMEOUT: bound of the drain after SIGTERM
 	AdminAddr       string        // DRAIN_ADMIN_ADDR: /healthz, /readyz, /metrics listen address
@@ -132,12 +99,37 @@ type Config struct {
 	CacheMode CacheMode // DRAIN_CACHE_MODE: off, bust or warm
 	Dirty     bool      // DRAIN_FILTER_DIRTY: the filter marks fresh URLs dirty
 	Consumer  Consumer  // DRAIN_CONCURRENCY, DRAIN_MAX_*, DRAIN_ACK_WAIT, DRAIN_RETRY_*
-	Fetch     Fetch     // ROUTEMASTER_CACHE_*, circuit breakers, DRAIN_WARM_ALLOW_HOSTS, _MAX_BODY
-	Warm      Warm      // ROUTEMASTER_QUEUE_NAME, DRAIN_WARM_HOST_CONCURRENCY, DRAIN_WARM_COALESCE
-	Sweep     Sweep     // DRAIN_SWEEP_*
-	IngestURL string    // DRAIN_INGEST_URL: where drainctl send posts
+	// Fetch configures the API client the warmer and drainctl use to reach origins
+	// (ROUTEMASTER_CACHE_AUTH, _TIMEOUT, _VERIFY_SSL, ROUTEMASTER_API_CLIENT_USER_AGENT, the
+	// circuit breakers, DRAIN_WARM_ALLOW_HOSTS, DRAIN_WARM_MAX_BODY); the caller sets Logger
+	// and Registerer.
+	Fetch     apiclient.Options
+	Warm      Warm   // ROUTEMASTER_QUEUE_NAME, DRAIN_WARM_HOST_CONCURRENCY, DRAIN_WARM_COALESCE
+	Sweep     Sweep  // DRAIN_SWEEP_*
+	IngestURL string // DRAIN_INGEST_URL: where drainctl send posts
 }
 
+// CacheOptions returns the cache settings of the environment: the namespace of
+// ROUTEMASTER_CACHE_REDIS, ROUTEMASTER_CACHE_EXPIRY and DRAIN_WARM_MAX_BODY. The caller adds
+// the Fetcher, Hooks and Registerer.
+func (c *Config) CacheOptions() cache.Options {
+	return cache.Options{Namespace: c.CacheRedis.Namespace, Expiry: c.CacheExpiry, MaxBody: c.Fetch.MaxBody}
+}
+
+// ReorderOptions returns the filter-state settings of the environment: the namespace of
+// ROUTEMASTER_DRAIN_REDIS and ROUTEMASTER_CACHE_EXPIRY.
+func (c *Config) ReorderOptions() reorder.Options {
+	return reorder.Options{Namespace: c.DrainRedis.Namespace, TTL: c.CacheExpiry}
+}
+
+// DirtyOptions returns the dirty map settings of the environment: the namespace of
+// ROUTEMASTER_DRAIN_REDIS and DRAIN_SWEEP_LEASE. The caller adds OnDirty.
+func (c *Config) DirtyOptions() dirty.Options {
+	return dirty.Options{Namespace: c.DrainRedis.Namespace, LeaseTTL: c.Sweep.Lease}
+}
+
+// prefixRE is what DRAIN_PREFIX and ROUTEMASTER_QUEUE_NAME may hold: a subject token that is
+// also part of a stream or consumer name (as stream.StreamOptions.Prefix).
 var prefixRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 
 // Load reads the configuration of service from environ (os.Environ() form: "KEY=value").
@@ -152,7 +144,7 @@ func Load(service Service, environ []string) (*Config, error) {
 	r := reader{env: env, service: service}
 	c := &Config{}
 
-	c.NATS = NATS{URL: r.str("NATS_URL"), Creds: r.str("NATS_CREDS"), TLSCA: r.str("NATS_TLS_CA"), TLSCert: r.str("NATS_TLS_CERT"), TLSKey: r.str("NATS_TLS_KEY")}
+	c.NATS = stream.ConnectOptions{URL: r.str("NATS_URL"), Creds: r.str("NATS_CREDS"), TLSCA: r.str("NATS_TLS_CA"), TLSCert: r.str("NATS_TLS_CERT"), TLSKey: r.str("NATS_TLS_KEY")}
 	if (c.NATS.TLSCert == "") != (c.NATS.TLSKey == "") {
 		r.fail("NATS_TLS_CERT", "NATS_TLS_CERT and NATS_TLS_KEY must be set together")
 	}
@@ -174,6 +166,12 @@ func Load(service Service, environ []string) (*Config, error) {
 		c.Streams.DLQMaxAge = r.duration("DRAIN_DLQ_MAX_AGE")
 	}
 	c.Streams.DLQMaxBytes = int64(r.intIn("DRAIN_DLQ_MAX_BYTES", 1<<20, 1<<40))
+	if c.Streams.DuplicateWindow > c.Streams.MaxAge {
+		r.fail("DRAIN_DUPLICATE_WINDOW", fmt.Sprintf("%v must not exceed DRAIN_STREAM_MAX_AGE (%v)", c.Streams.DuplicateWindow, c.Streams.MaxAge))
+	}
+	if c.Streams.DLQMaxAge > 0 && c.Streams.DuplicateWindow > c.Streams.DLQMaxAge {
+		r.fail("DRAIN_DUPLICATE_WINDOW", fmt.Sprintf("%v must not exceed DRAIN_DLQ_MAX_AGE (%v)", c.Streams.DuplicateWindow, c.Streams.DLQMaxAge))
+	}
 	c.LogLevel = r.oneOf("DRAIN_LOG_LEVEL", "debug", "info", "warn", "error")
 	c.ShutdownTimeout = r.duration("DRAIN_SHUTDOWN_TIMEOUT")
 	c.AdminAddr = r.str("DRAIN_ADMIN_ADDR")
@@ -222,24 +220,27 @@ func Load(service Service, environ []string) (*Config, error) {
 		RetryBackoffMax: r.duration("DRAIN_RETRY_BACKOFF_MAX"),
 	}
 
-	c.Fetch = Fetch{
-		Auth:           r.auth("ROUTEMASTER_CACHE_AUTH"),
-		Timeout:        r.seconds("ROUTEMASTER_CACHE_TIMEOUT"),
-		VerifyTLS:      r.str("ROUTEMASTER_CACHE_VERIFY_SSL") == "true",
-		UserAgent:      r.str("ROUTEMASTER_API_CLIENT_USER_AGENT"),
-		CircuitEnabled: yes(r.str("ROUTEMASTER_ENABLE_API_CLIENT_CIRCUIT")),
-		Breaker:        r.breaker(""),
-		HostBreakers:   map[string]Breaker{},
-		AllowHosts:     r.list("DRAIN_WARM_ALLOW_HOSTS"),
-		MaxBody:        int64(r.intIn("DRAIN_WARM_MAX_BODY", 1024, 1<<30)),
+	b := r.breaker("")
+	c.Fetch = apiclient.Options{
+		Auth:      r.auth("ROUTEMASTER_CACHE_AUTH"),
+		Timeout:   r.seconds("ROUTEMASTER_CACHE_TIMEOUT"),
+		VerifyTLS: r.str("ROUTEMASTER_CACHE_VERIFY_SSL") == "true",
+		UserAgent: r.str("ROUTEMASTER_API_CLIENT_USER_AGENT"),
+		Breaker: apiclient.BreakerOptions{
+			Enabled:     yes(r.str("ROUTEMASTER_ENABLE_API_CLIENT_CIRCUIT")),
+			SleepWindow: b.SleepWindow, TimeWindow: b.TimeWindow, VolumeThreshold: b.VolumeThreshold, ErrorThreshold: b.ErrorThreshold,
+			Hosts: map[string]apiclient.BreakerSettings{},
+		},
+		AllowHosts: r.list("DRAIN_WARM_ALLOW_HOSTS"),
+		MaxBody:    int64(r.intIn("DRAIN_WARM_MAX_BODY", 1024, 1<<30)),
 	}
 	for k := range env {
 		if !lookupVar("ROUTEMASTER_CIRCUIT_BREAKER_SLEEP_WINDOW").readBy(service) {
 			break
 		}
 		if host, _, ok := strings.Cut(k, ".ROUTEMASTER_CIRCUIT_BREAKER_"); ok && host != "" {
-			if _, done := c.Fetch.HostBreakers[host]; !done {
-				c.Fetch.HostBreakers[host] = r.breaker(host + ".")
+			if _, done := c.Fetch.Breaker.Hosts[host]; !done {
+				c.Fetch.Breaker.Hosts[host] = r.breaker(host + ".")
 			}
 		}
 	}
@@ -387,8 +388,8 @@ func (r *reader) redis(name, raw string) Redis {
 	return rc
 }
 
-func (r *reader) auth(name string) []AuthRule {
-	var rules []AuthRule
+func (r *reader) auth(name string) []apiclient.AuthRule {
+	var rules []apiclient.AuthRule
 	for _, entry := range r.list(name) {
 		parts := strings.SplitN(entry, ":", 3)
 		if len(parts) != 3 || parts[0] == "" {
@@ -400,14 +401,14 @@ func (r *reader) auth(name string) []AuthRule {
 			r.fail(name, fmt.Sprintf("entry %q: bad host pattern: %v", entry, err))
 			return nil
 		}
-		rules = append(rules, AuthRule{Host: re, User: parts[1], Password: parts[2]})
+		rules = append(rules, apiclient.AuthRule{Host: re, User: parts[1], Password: parts[2]})
 	}
 	return rules
 }
 
 // breaker reads the four circuit-breaker knobs, with prefix "" for the defaults or
 // "<host>." for a host's overrides (unset overrides fall back to the defaults).
-func (r *reader) breaker(prefix string) Breaker {
+func (r *reader) breaker(prefix string) apiclient.BreakerSettings {
 	get := func(knob string, lo, hi int) int {
 		name := "ROUTEMASTER_CIRCUIT_BREAKER_" + knob
 		s := strings.TrimSpace(r.env[prefix+name])
@@ -421,20 +422,12 @@ func (r *reader) breaker(prefix string) Breaker {
 		}
 		return n
 	}
-	return Breaker{
+	return apiclient.BreakerSettings{
 		SleepWindow:     time.Duration(get("SLEEP_WINDOW", 1, 86400)) * time.Second,
 		TimeWindow:      time.Duration(get("TIME_WINDOW", 1, 86400)) * time.Second,
 		VolumeThreshold: get("VOLUME_THRESHOLD", 1, 1<<20),
 		ErrorThreshold:  get("ERROR_THRESHOLD", 1, 100),
 	}
-}
-
-// BreakerFor returns the breaker settings of host: its override if any, else the default.
-func (f Fetch) BreakerFor(host string) Breaker {
-	if b, ok := f.HostBreakers[host]; ok {
-		return b
-	}
-	return f.Breaker
 }
 
 func yes(s string) bool {

@@ -28,7 +28,7 @@ func TestDefaults(t *testing.T) {
 		{"ingest path", c.Ingest.Path, "/events"},
 		{"max body", c.Ingest.MaxBody, int64(1 << 20)},
 		{"sweep interval", c.Sweep.Interval, 5 * time.Minute},
-		{"circuit off", c.Fetch.CircuitEnabled, false},
+		{"circuit off", c.Fetch.Breaker.Enabled, false},
 		{"verify tls off", c.Fetch.VerifyTLS, false},
 		{"timeout 1s", c.Fetch.Timeout, time.Second},
 		{"breaker sleep", c.Fetch.Breaker.SleepWindow, 60 * time.Second},
@@ -78,6 +78,8 @@ func TestLoadErrors(t *testing.T) {
 		{Filter, []string{"ROUTEMASTER_CACHE_REDIS=redis://h/notadb"}, "ROUTEMASTER_CACHE_REDIS"},
 		{Filter, []string{"ROUTEMASTER_CACHE_EXPIRY=1e5"}, "ROUTEMASTER_CACHE_EXPIRY"},
 		{Filter, []string{"DRAIN_ACK_WAIT=30"}, "DRAIN_ACK_WAIT"},
+		{Filter, []string{"DRAIN_STREAM_MAX_AGE=1m"}, "DRAIN_DUPLICATE_WINDOW"},
+		{Filter, []string{"DRAIN_DLQ_MAX_AGE=1m"}, "DRAIN_DUPLICATE_WINDOW"},
 		{Filter, []string{"DRAIN_FILTER_DIRTY=maybe"}, "DRAIN_FILTER_DIRTY"},
 		{Warmer, []string{"ROUTEMASTER_CACHE_AUTH=nocolons"}, "ROUTEMASTER_CACHE_AUTH"},
 		{Warmer, []string{"ROUTEMASTER_CACHE_AUTH=(bad:u:p"}, "ROUTEMASTER_CACHE_AUTH"},
@@ -209,14 +211,14 @@ func TestCircuitBreakerOverrides(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.Fetch.CircuitEnabled {
+	if !c.Fetch.Breaker.Enabled {
 		t.Error("circuit not enabled by yes")
 	}
-	b := c.Fetch.BreakerFor("api.test")
+	b := c.Fetch.Breaker.For("api.test")
 	if b.SleepWindow != 5*time.Second || b.VolumeThreshold != 10 || b.TimeWindow != 120*time.Second {
 		t.Errorf("api.test breaker = %+v", b)
 	}
-	if d := c.Fetch.BreakerFor("other.test"); d.SleepWindow != 60*time.Second {
+	if d := c.Fetch.Breaker.For("other.test"); d.SleepWindow != 60*time.Second || d.VolumeThreshold != 10 {
 		t.Errorf("default breaker = %+v", d)
 	}
 }

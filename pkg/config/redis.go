@@ -9,10 +9,13 @@ import (
 	"strings"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/routemaster-drain/drain/pkg/dirty"
 )
 
-// DefaultNamespace is the key namespace when a Redis URL names none (the gem's "rm").
-const DefaultNamespace = "rm"
+// DefaultNamespace is the key namespace when a Redis URL names none: the libraries' own
+// default (the gem's "rm", shared by cache, dirty and reorder).
+const DefaultNamespace = dirty.DefaultNamespace
 
 // Redis is a parsed Redis setting: one URL redis[s]://[user:pass@]host:port[/db[/namespace]][?options]
 // for a single server, a comma-separated list of such URLs naming the seed nodes of a Redis

@@ -28,10 +28,6 @@ var ErrPanicked = errors.New("dirty: sweep function panicked")
 // lease the sweep held (the process or Redis stalled for longer than the lease TTL).
 var ErrLeaseLost = errors.New("dirty: lease lost")
 
-// DefaultLeaseTTL is how long Sweep and SweepOne hold a URL before it returns to the map if
-// the process dies (see WithLeaseTTL).
-const DefaultLeaseTTL = 60 * time.Second
-
 // recordTTL bounds how long a batch record outlives its last renewal. A record only serves to
 // re-lease a dead holder's batch whole; when it is gone the URLs still return one by one.
 const recordTTL = 24 * time.Hour
@@ -113,40 +109,24 @@ type Map struct {
 	chunk   int
 }
 
-// Option configures New.
-type Option func(*Map)
-
-// WithOnDirty calls fn with each URL that Mark finds newly dirty (the gem's :dirty_entity
-// event). It runs synchronously in Mark's goroutine. URLs marked by the filter's own script
-// do not pass through it.
-func WithOnDirty(fn func(url string)) Option { return func(m *Map) { m.onDirty = fn } }
-
-// WithLeaseTTL sets how long Sweep and SweepOne hold a URL (default DefaultLeaseTTL). A process
-// that dies mid-sweep gives its URLs back after this long. Sweep renews its leases every third
-// of it, so a slow sweep function keeps its URLs; SweepOne does not renew, so a function slower
-// than this may see its URL leased again by another sweeper.
-func WithLeaseTTL(d time.Duration) Option {
-	return func(m *Map) {
-		if d > 0 {
-			m.ttl = d
-		}
+// New returns the dirty map on rdb with o (zero fields take the Default* values: the gem's
+// namespace "rm", DefaultLeaseTTL, no hook). It fails when rdb is nil or o is invalid.
+func New(rdb redis.UniversalClient, o Options) (*Map, error) {
+	if rdb == nil {
+		return nil, errors.New("dirty: New needs a Redis client")
 	}
-}
-
-// New returns the dirty map of namespace ns ("rm" is the gem's) on rdb.
-func New(rdb redis.UniversalClient, ns string, opts ...Option) *Map {
-	m := &Map{rdb: rdb, keys: KeysFor(ns), ttl: DefaultLeaseTTL, chunk: 100}
-	for _, o := range opts {
-		o(m)
+	o = o.withDefaults()
+	if err := o.validate(); err != nil {
+		return nil, err
 	}
-	return m
+	return &Map{rdb: rdb, keys: KeysFor(o.Namespace), onDirty: o.OnDirty, ttl: o.LeaseTTL, chunk: 100}, nil
 }
 
 // Keys returns the map's Redis keys.
 func (m *Map) Keys() Keys { return m.keys }
 
 // Mark adds url to the map (SADD). It reports whether the URL was newly dirty, and only then
-// calls the WithOnDirty hook. A URL that is leased (being handed on) is newly dirty again: it
+// calls the Options.OnDirty hook. A URL that is leased (being handed on) is newly dirty again: it
 // changed after the sweeper took it, so it will be handed on once more.
 func (m *Map) Mark(ctx context.Context, url string) (bool, error) {
 	n, err := m.rdb.SAdd(ctx, m.keys.Items, url).Result()

@@ -23,6 +23,34 @@ func newRedis(t *testing.T) *redis.Client {
 	return draintest.StartRedis(t).Client(t, 0)
 }
 
+// newMap returns the map of o on c.
+func newMap(t *testing.T, c redis.UniversalClient, o dirty.Options) *dirty.Map {
+	t.Helper()
+	m, err := dirty.New(c, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestNewOptions: the zero Options are the gem's namespace and DefaultLeaseTTL; bad options
+// and a nil client are refused.
+func TestNewOptions(t *testing.T) {
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}) // never dialled
+	defer c.Close()
+	if m := newMap(t, c, dirty.Options{}); m.Keys() != dirty.KeysFor("rm") || dirty.DefaultNamespace != "rm" {
+		t.Errorf("keys of the zero Options = %+v", m.Keys())
+	}
+	if _, err := dirty.New(nil, dirty.Options{}); err == nil {
+		t.Error("New(nil) succeeded")
+	}
+	for _, o := range []dirty.Options{{Namespace: "{x}"}, {LeaseTTL: -time.Second}, {LeaseTTL: time.Microsecond}} {
+		if _, err := dirty.New(c, o); err == nil {
+			t.Errorf("New(%+v) succeeded", o)
+		}
+	}
+}
+
 func u(n int) string { return fmt.Sprintf("https://example.com/r/%d", n) }
 
 func mark(t *testing.T, m *dirty.Map, urls ...string) {
@@ -71,7 +99,7 @@ func leaseEventually(t *testing.T, m *dirty.Map, n int) ([]string, dirty.Token) 
 func TestMark(t *testing.T) {
 	c := newRedis(t)
 	var hooked []string
-	m := dirty.New(c, "rm", dirty.WithOnDirty(func(url string) { hooked = append(hooked, url) }))
+	m := newMap(t, c, dirty.Options{OnDirty: func(url string) { hooked = append(hooked, url) }})
 	for i, want := range []bool{true, false} {
 		got, err := m.Mark(ctx, u(1))
 		if err != nil || got != want {
@@ -88,14 +116,14 @@ func TestMark(t *testing.T) {
 		t.Fatalf("dirty set TTL = %v, want none", ttl)
 	}
 	// Other namespaces do not see it.
-	if n := count(t, dirty.New(c, "other")); n != 0 {
+	if n := count(t, newMap(t, c, dirty.Options{Namespace: "other"})); n != 0 {
 		t.Fatalf("namespace other counts %d", n)
 	}
 }
 
 func TestCountAndList(t *testing.T) {
 	c := newRedis(t)
-	m := dirty.New(c, "rm")
+	m := newMap(t, c, dirty.Options{})
 	for i := range 10 {
 		mark(t, m, u(i))
 	}
@@ -126,7 +154,7 @@ func TestSweepLimit(t *testing.T) {
 	}{{0, 7}, {-1, 7}, {3, 3}, {7, 7}, {100, 7}} {
 		t.Run(fmt.Sprint(tc.limit), func(t *testing.T) {
 			c := newRedis(t)
-			m := dirty.New(c, "rm")
+			m := newMap(t, c, dirty.Options{})
 			for i := range 7 {
 				mark(t, m, u(i))
 			}
@@ -150,7 +178,7 @@ func TestSweepLimit(t *testing.T) {
 
 func TestSweepPutsBackFalseErrorsAndPanics(t *testing.T) {
 	c := newRedis(t)
-	m := dirty.New(c, "rm")
+	m := newMap(t, c, dirty.Options{})
 	for i := range 250 { // more than one lease chunk
 		mark(t, m, u(i))
 	}
@@ -218,7 +246,7 @@ func TestSweepPutsBackFalseErrorsAndPanics(t *testing.T) {
 
 func TestSweepOne(t *testing.T) {
 	c := newRedis(t)
-	m := dirty.New(c, "rm")
+	m := newMap(t, c, dirty.Options{})
 	mark(t, m, u(1), u(2))
 	yes := func(string) (bool, error) { return true, nil }
 	no := func(string) (bool, error) { return false, nil }
@@ -256,7 +284,7 @@ func TestSweepOne(t *testing.T) {
 // longer completes anything.
 func TestKilledHolderLosesNothing(t *testing.T) {
 	c := newRedis(t)
-	m := dirty.New(c, "rm")
+	m := newMap(t, c, dirty.Options{})
 	for i := range 5 {
 		mark(t, m, u(i))
 	}
@@ -298,7 +326,7 @@ func TestKilledHolderLosesNothing(t *testing.T) {
 // A batch partly completed before its holder died comes back URL by URL.
 func TestPartlyCompletedBatchReturnsURLs(t *testing.T) {
 	c := newRedis(t)
-	m := dirty.New(c, "rm")
+	m := newMap(t, c, dirty.Options{})
 	mark(t, m, u(1), u(2), u(3))
 	urls, dead, _ := m.Lease(ctx, 3, 150*time.Millisecond)
 	if _, err := m.Complete(ctx, dead, urls[0]); err != nil {
@@ -312,7 +340,7 @@ func TestPartlyCompletedBatchReturnsURLs(t *testing.T) {
 
 func TestRemarkDuringLease(t *testing.T) {
 	c := newRedis(t)
-	m := dirty.New(c, "rm")
+	m := newMap(t, c, dirty.Options{})
 	mark(t, m, u(1))
 	urls, tok, _ := m.Lease(ctx, 10, time.Minute)
 	if !slices.Equal(urls, []string{u(1)}) {
@@ -339,7 +367,7 @@ func TestRemarkDuringLease(t *testing.T) {
 
 func TestReleaseAndRenew(t *testing.T) {
 	c := newRedis(t)
-	m := dirty.New(c, "rm")
+	m := newMap(t, c, dirty.Options{})
 	mark(t, m, u(1), u(2))
 	urls, tok, _ := m.Lease(ctx, 2, 300*time.Millisecond)
 	if back, err := m.Release(ctx, tok, urls[0]); err != nil || len(back) != 1 {
@@ -364,7 +392,7 @@ func TestReleaseAndRenew(t *testing.T) {
 // Concurrent holders never hold one URL at once, and together they take every URL once.
 func TestConcurrentLeasers(t *testing.T) {
 	c := newRedis(t)
-	m := dirty.New(c, "rm")
+	m := newMap(t, c, dirty.Options{})
 	const total = 5000
 	pipe := c.Pipeline()
 	for i := range total {
@@ -431,7 +459,7 @@ func TestConcurrentLeasers(t *testing.T) {
 // Two Sweeps at once on one map (the gem's API): every URL is yielded once in total.
 func TestConcurrentSweeps(t *testing.T) {
 	c := newRedis(t)
-	m := dirty.New(c, "rm")
+	m := newMap(t, c, dirty.Options{})
 	for i := range 600 {
 		mark(t, m, u(i))
 	}
@@ -463,7 +491,7 @@ func TestConcurrentSweeps(t *testing.T) {
 }
 
 func TestBadArguments(t *testing.T) {
-	m := dirty.New(newRedis(t), "rm")
+	m := newMap(t, newRedis(t), dirty.Options{})
 	if _, _, err := m.Lease(ctx, 0, time.Minute); err == nil {
 		t.Fatal("n = 0 accepted")
 	}
@@ -481,7 +509,7 @@ func TestToken(t *testing.T) {
 
 func TestRedisDown(t *testing.T) {
 	r := draintest.StartRedis(t)
-	m := dirty.New(r.Client(t, 0), "rm")
+	m := newMap(t, r.Client(t, 0), dirty.Options{})
 	r.Stop()
 	if _, err := m.Mark(ctx, u(1)); err == nil {
 		t.Fatal("mark with Redis down succeeded")
@@ -513,7 +541,7 @@ func waitAllExpired(t *testing.T, c *redis.Client) {
 // never breaks the other up (its URLs are not leased under a new id while its record is whole).
 func TestTwoDeadBatchesEachTakenOverWhole(t *testing.T) {
 	c := newRedis(t)
-	m := dirty.New(c, "rm")
+	m := newMap(t, c, dirty.Options{})
 	mark(t, m, u(1), u(2), u(3))
 	a, ta, err := m.Lease(ctx, 10, 100*time.Millisecond)
 	if err != nil || len(a) != 3 {
@@ -552,7 +580,7 @@ func TestTwoDeadBatchesEachTakenOverWhole(t *testing.T) {
 // (so no URL stays stuck when every sweeper asks for fewer).
 func TestDeadBatchLargerThanNReturnsURLs(t *testing.T) {
 	c := newRedis(t)
-	m := dirty.New(c, "rm")
+	m := newMap(t, c, dirty.Options{})
 	mark(t, m, u(1), u(2), u(3))
 	_, dead, _ := m.Lease(ctx, 10, 100*time.Millisecond)
 	waitAllExpired(t, c)
@@ -568,8 +596,8 @@ func TestDeadBatchLargerThanNReturnsURLs(t *testing.T) {
 func TestSlowSweepKeepsItsLeases(t *testing.T) {
 	c := newRedis(t)
 	const ttl = 300 * time.Millisecond
-	m := dirty.New(c, "rm", dirty.WithLeaseTTL(ttl))
-	other := dirty.New(c, "rm")
+	m := newMap(t, c, dirty.Options{LeaseTTL: ttl})
+	other := newMap(t, c, dirty.Options{})
 	for i := range 8 {
 		mark(t, m, u(i))
 	}
@@ -644,8 +672,8 @@ func TestSlowSweepKeepsItsLeases(t *testing.T) {
 // took the URLs) are not handed to fn, are not taken back, and are reported.
 func TestSweepReportsLostLeases(t *testing.T) {
 	c := newRedis(t)
-	m := dirty.New(c, "rm")
-	other := dirty.New(c, "rm")
+	m := newMap(t, c, dirty.Options{})
+	other := newMap(t, c, dirty.Options{})
 	mark(t, m, u(1), u(2), u(3))
 	var calls int
 	var taken []string

@@ -6,18 +6,21 @@
 // sweeper service) sweep the map later and learn each changed URL once, however many events
 // arrived for it in between:
 //
-//	m := dirty.New(rdb, "rm", dirty.WithOnDirty(func(url string) { log.Println("dirty", url) }))
+//	m, err := dirty.New(rdb, dirty.Options{OnDirty: func(url string) { log.Println("dirty", url) }})
 //	m.Mark(ctx, "https://orders.example.com/api/orders/1")
-//	err := m.Sweep(ctx, 0, func(url string) (bool, error) {
+//	err = m.Sweep(ctx, 0, func(url string) (bool, error) {
 //		return refresh(url) == nil, nil // true: done, the URL leaves the map
 //	})
 //
 // # Semantics kept from the gem
 //
-// Mark is a SADD and reports whether the URL was newly dirty; only then does the WithOnDirty
-// hook run. Sweep(limit ≤ 0) is unlimited; a false result, an error or a panic puts the URL
-// back, after the sweep, so no URL is yielded twice in one sweep. SweepOne runs its function
-// even for a URL that is not dirty. Order is random.
+// Mark is a SADD and reports whether the URL was newly dirty; only then does the
+// Options.OnDirty hook run. Sweep(limit ≤ 0) is unlimited; a false result, an error or a
+// panic puts the URL back, after the sweep, so no URL is yielded twice in one sweep. SweepOne
+// runs its function even for a URL that is not dirty. Order is random.
+//
+// New takes the Redis client and an Options value whose zero value is the gem's map
+// (namespace "rm", leases of DefaultLeaseTTL); it does not read the environment.
 //
 // # What is better than the gem
 //

@@ -16,10 +16,10 @@ import (
 // without an error.
 //
 // Unlike the gem's SPOP, URLs are leased, not removed, while fn runs: if the process dies,
-// they return to the map when the lease ends (WithLeaseTTL), and a concurrent sweep elsewhere
-// never gets a URL this one holds. The sweep renews every lease it holds (the URLs waiting for
-// fn in the current chunk, and those it will put back) every third of the lease TTL, so a slow
-// fn does not let them expire. Should a lease be lost anyway (the process or Redis stalled for
+// they return to the map when the lease ends (Options.LeaseTTL), and a concurrent sweep
+// elsewhere never gets a URL this one holds. The sweep renews every lease it holds (the URLs
+// waiting for fn in the current chunk, and those it will put back) every third of the lease
+// TTL, so a slow fn does not let them expire. Should a lease be lost anyway (the process or Redis stalled for
 // longer than the TTL, and another sweeper took the URL), the URL is not handed to fn (or, when
 // fn already ran, its result is not recorded), the sweep goes on, and the returned error wraps
 // ErrLeaseLost with the count.

@@ -18,19 +18,20 @@ type Redis struct {
 	cmd  *exec.Cmd
 }
 
-// RedisOption configures StartRedis.
-type RedisOption func(*Redis)
-
-// WithAOF turns on append-only persistence, so data survives Stop and Start.
-func WithAOF() RedisOption { return func(r *Redis) { r.aof = true } }
+// RedisOptions configure StartRedis; the zero value is a server without persistence.
+type RedisOptions struct {
+	// AOF turns on append-only persistence, so data survives Stop and Start.
+	AOF bool
+}
 
 // StartRedis starts redis-server from PATH on a random port in a temporary directory, killed
-// at cleanup. Without redis-server the test fails with the command that installs it.
-func StartRedis(t T, opts ...RedisOption) *Redis {
+// at cleanup, with the options given (at most one is needed; any set AOF turns it on).
+// Without redis-server the test fails with the command that installs it.
+func StartRedis(t T, opts ...RedisOptions) *Redis {
 	t.Helper()
 	r := &Redis{t: t, dir: t.TempDir()}
 	for _, o := range opts {
-		o(r)
+		r.aof = r.aof || o.AOF
 	}
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatalf("draintest: redis-server is needed on PATH (apt-get install -y redis-server)")

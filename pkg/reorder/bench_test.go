@@ -15,7 +15,7 @@ import (
 func BenchmarkRun(b *testing.B) {
 	c := newRedis(b)
 	ctx := context.Background()
-	f := reorder.New(c, "rm", time.Hour)
+	f := newFilter(b, c, reorder.Options{TTL: time.Hour})
 	if err := f.Load(ctx); err != nil {
 		b.Fatal(err)
 	}

@@ -72,7 +72,10 @@ func startExampleRedis() (stop func(), err error) {
 // fresh events again, while another message with the same events finds them stale.
 func ExampleFilter_Run() {
 	ctx := context.Background()
-	f := reorder.New(exampleRedis, "rm", 90*24*time.Hour)
+	f, err := reorder.New(exampleRedis, reorder.Options{}) // namespace "rm", state kept 90 days
+	if err != nil {
+		panic(err)
+	}
 	batch, err := event.Parse([]byte(`[
 		{"topic":"orders","type":"update","url":"https://orders.example.com/1","t":10},
 		{"topic":"orders","type":"update","url":"https://orders.example.com/1","t":12},

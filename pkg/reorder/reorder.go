@@ -47,14 +47,18 @@ type Result struct {
 // event without a URL. Such a batch is not worth retrying.
 var ErrInvalidBatch = errors.New("reorder: invalid batch")
 
-// New returns a Filter keeping its state in rdb under namespace ns (the Redis URL's namespace,
-// "rm" by default) with the given state TTL (ROUTEMASTER_CACHE_EXPIRY). A ttl below one
-// millisecond means 90 days, the gem's default.
-func New(rdb redis.Scripter, ns string, ttl time.Duration) *Filter {
-	if ttl < time.Millisecond {
-		ttl = 90 * 24 * time.Hour
+// New returns a Filter keeping its state in rdb with o (zero fields take the Default*
+// values: the gem's namespace "rm" and a state TTL of 90 days). It fails when rdb is nil or o
+// is invalid.
+func New(rdb redis.Scripter, o Options) (*Filter, error) {
+	if rdb == nil {
+		return nil, errors.New("reorder: New needs a Redis client")
 	}
-	return &Filter{rdb: rdb, ns: ns, ttl: ttl}
+	o = o.withDefaults()
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	return &Filter{rdb: rdb, ns: o.Namespace, ttl: o.TTL}, nil
 }
 
 // StateKey returns the Redis key of url's state: {ns}:dirtymap:state:<url>. The value is JSON,

@@ -25,6 +25,34 @@ func newRedis(t testing.TB) *redis.Client {
 	return srv.Client(t, 0)
 }
 
+// newFilter returns the filter of o on c.
+func newFilter(t testing.TB, c redis.Scripter, o reorder.Options) *reorder.Filter {
+	t.Helper()
+	f, err := reorder.New(c, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// TestNewOptions: the zero Options are the gem's namespace and a 90-day state TTL; bad
+// options and a nil client are refused.
+func TestNewOptions(t *testing.T) {
+	if reorder.DefaultNamespace != "rm" || reorder.DefaultTTL != 90*24*time.Hour {
+		t.Errorf("defaults %q, %v", reorder.DefaultNamespace, reorder.DefaultTTL)
+	}
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}) // never dialled
+	defer c.Close()
+	if _, err := reorder.New(nil, reorder.Options{}); err == nil {
+		t.Error("New(nil) succeeded")
+	}
+	for _, o := range []reorder.Options{{Namespace: "a}"}, {TTL: -time.Second}, {TTL: time.Microsecond}} {
+		if _, err := reorder.New(c, o); err == nil {
+			t.Errorf("New(%+v) succeeded", o)
+		}
+	}
+}
+
 func ev(typ event.Type, url string, t int64) event.Event {
 	return event.Event{Topic: "stuff", Type: typ, URL: url, T: t}
 }
@@ -94,7 +122,7 @@ func TestWorkedExamples(t *testing.T) {
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			f := reorder.New(c, fmt.Sprintf("ex%d", i), time.Hour)
+			f := newFilter(t, c, reorder.Options{Namespace: fmt.Sprintf("ex%d", i), TTL: time.Hour})
 			for j, s := range tc.steps {
 				res := run(t, f, uint64(j+1), s.in...)
 				if got := brief(res.Fresh); !slices.Equal(got, s.want) {
@@ -107,7 +135,7 @@ func TestWorkedExamples(t *testing.T) {
 		})
 	}
 	t.Run("noop then delete at the same t keeps the noop itself", func(t *testing.T) {
-		f := reorder.New(c, "nd", time.Hour)
+		f := newFilter(t, c, reorder.Options{Namespace: "nd", TTL: time.Hour})
 		res := run(t, f, 1, ev(event.Noop, u("u1"), 13), ev(event.Delete, u("u1"), 13))
 		if len(res.Fresh) != 1 || res.Fresh[0].Type != event.Noop {
 			t.Fatalf("fresh = %+v, want the noop", res.Fresh)
@@ -118,7 +146,7 @@ func TestWorkedExamples(t *testing.T) {
 func TestStateIsJSONWithTTL(t *testing.T) {
 	c := newRedis(t)
 	ctx := context.Background()
-	f := reorder.New(c, "rm", 90*time.Second)
+	f := newFilter(t, c, reorder.Options{TTL: 90 * time.Second})
 	run(t, f, 42, ev(event.Update, u("a"), 1700000000123), ev(event.Update, u("b%2Fc"), 7))
 	key := "{rm}:dirtymap:state:https://example.com/a"
 	if got := c.Get(ctx, key).Val(); got != `{"t":1700000000123,"seq":42}` {
@@ -148,7 +176,7 @@ func TestStateIsJSONWithTTL(t *testing.T) {
 func TestStateWrittenByOthers(t *testing.T) {
 	c := newRedis(t)
 	ctx := context.Background()
-	f := reorder.New(c, "rm", time.Hour)
+	f := newFilter(t, c, reorder.Options{TTL: time.Hour})
 	// Another language's writer, fields in another order and no seq: t is honoured.
 	c.Set(ctx, reorder.StateKey("rm", u("a")), `{"seq": 3, "t": 100}`, 0)
 	// Unreadable state (such as the gem's Ruby Marshal data) counts as unknown.
@@ -165,7 +193,7 @@ func TestStateWrittenByOthers(t *testing.T) {
 func TestDirtyMarkingIndependentOfBatching(t *testing.T) {
 	c := newRedis(t)
 	ctx := context.Background()
-	f := reorder.New(c, "rm", time.Hour)
+	f := newFilter(t, c, reorder.Options{Namespace: "rm", TTL: time.Hour})
 	one := run(t, f, 1, ev(event.Update, u("one"), 5), ev(event.Noop, u("one"), 6))
 	if got := brief(one.Fresh); !slices.Equal(got, []string{"one@6"}) {
 		t.Fatalf("fresh = %v, want the newest event (the noop) kept", got)
@@ -187,7 +215,7 @@ func TestDirtyMarkingIndependentOfBatching(t *testing.T) {
 func TestDirtyMarking(t *testing.T) {
 	c := newRedis(t)
 	ctx := context.Background()
-	f := reorder.New(c, "rm", time.Hour)
+	f := newFilter(t, c, reorder.Options{TTL: time.Hour})
 	res := run(t, f, 1,
 		ev(event.Create, u("a"), 1), ev(event.Noop, u("n"), 1), ev(event.Update, u("a"), 2),
 		ev(event.Create, u("b"), 1), ev(event.Update, u("c"), 1), ev(event.Noop, u("c"), 2))
@@ -219,7 +247,7 @@ func TestDirtyMarking(t *testing.T) {
 func TestReplay(t *testing.T) {
 	c := newRedis(t)
 	ctx := context.Background()
-	f := reorder.New(c, "rm", time.Hour)
+	f := newFilter(t, c, reorder.Options{TTL: time.Hour})
 	batch := []event.Event{
 		ev(event.Update, u("a"), 5), ev(event.Update, u("b"), 7), ev(event.Noop, u("c"), 3),
 		ev(event.Delete, u("c"), 3), ev(event.Update, u("a"), 9), ev(event.Update, u("a"), 9),
@@ -267,7 +295,7 @@ func TestReplay(t *testing.T) {
 
 func TestInvalidBatch(t *testing.T) {
 	c := newRedis(t)
-	f := reorder.New(c, "rm", time.Hour)
+	f := newFilter(t, c, reorder.Options{TTL: time.Hour})
 	_, err := f.Run(context.Background(), 1, []event.Event{{Type: event.Update, T: 1}}, true)
 	if err == nil {
 		t.Fatal("no error for an event without a URL")
@@ -281,7 +309,7 @@ func TestInvalidBatch(t *testing.T) {
 func TestRedisDown(t *testing.T) {
 	srv := draintest.StartRedis(t)
 	c := srv.Client(t, 0)
-	f := reorder.New(c, "rm", time.Hour)
+	f := newFilter(t, c, reorder.Options{TTL: time.Hour})
 	srv.Stop()
 	if _, err := f.Run(context.Background(), 1, []event.Event{ev(event.Update, u("a"), 1)}, true); err == nil {
 		t.Fatal("no error with Redis down")
@@ -312,7 +340,7 @@ func TestConcurrentFilters(t *testing.T) {
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
-			f := reorder.New(c, "rm", time.Hour)
+			f := newFilter(t, c, reorder.Options{TTL: time.Hour})
 			for i := w * batchSize; i < len(all); i += workers * batchSize {
 				res, err := f.Run(ctx, seq.Add(1), all[i:min(i+batchSize, len(all))], true)
 				if err != nil {
@@ -367,7 +395,7 @@ func TestRoundTripsIndependentOfBatchSize(t *testing.T) {
 	c := newRedis(t)
 	hook := &countHook{}
 	c.AddHook(hook)
-	f := reorder.New(c, "rm", time.Hour)
+	f := newFilter(t, c, reorder.Options{TTL: time.Hour})
 	if err := f.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -386,7 +414,7 @@ func TestRoundTripsIndependentOfBatchSize(t *testing.T) {
 
 func TestNamespacesAreIsolated(t *testing.T) {
 	c := newRedis(t)
-	a, b := reorder.New(c, "one", time.Hour), reorder.New(c, "two", time.Hour)
+	a, b := newFilter(t, c, reorder.Options{Namespace: "one", TTL: time.Hour}), newFilter(t, c, reorder.Options{Namespace: "two", TTL: time.Hour})
 	run(t, a, 1, ev(event.Update, u("x"), 5))
 	if res := run(t, b, 1, ev(event.Update, u("x"), 5)); len(res.Fresh) != 1 {
 		t.Fatal("namespaces share state")
@@ -396,7 +424,7 @@ func TestNamespacesAreIsolated(t *testing.T) {
 // TestLargeBatch crosses the script's 1,000-key chunking of MGET, SMISMEMBER and SADD.
 func TestLargeBatch(t *testing.T) {
 	c := newRedis(t)
-	f := reorder.New(c, "rm", time.Hour)
+	f := newFilter(t, c, reorder.Options{TTL: time.Hour})
 	events := make([]event.Event, 5000)
 	for i := range events {
 		events[i] = ev(event.Update, u(fmt.Sprint("big", i%2500)), int64(1+i/2500))
@@ -422,7 +450,7 @@ func TestLargeBatch(t *testing.T) {
 func TestReadState(t *testing.T) {
 	c := newRedis(t)
 	ctx := context.Background()
-	f := reorder.New(c, "rm", time.Hour)
+	f := newFilter(t, c, reorder.Options{TTL: time.Hour})
 	if st, err := reorder.ReadState(ctx, c, "rm", u("a")); err != nil || st != (reorder.State{}) {
 		t.Fatalf("never seen: %+v, %v", st, err)
 	}

@@ -6,22 +6,26 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/routemaster-drain/drain/pkg/config"
 )
 
-// Connect opens a NATS connection for the named client with the credentials and TLS settings
-// of cfg, and returns it with its JetStream context (built with opts, for example
-// jetstream.WithPublishAsyncTimeout). The connection reconnects forever (a drain process
-// outlives NATS restarts); disconnections and reconnections are logged.
-func Connect(cfg config.NATS, name string, log *slog.Logger, opts ...jetstream.JetStreamOpt) (*nats.Conn, jetstream.JetStream, error) {
+// Connect opens a NATS connection with the server, client name, credentials and TLS files
+// of o, and returns it with its JetStream context (bounded by o.PublishAsyncTimeout and
+// o.PublishAsyncMaxPending when set). The connection reconnects forever (a drain process
+// outlives NATS restarts); disconnections and reconnections are logged to o.Log. It fails on
+// invalid options or when a credentials or TLS file cannot be used; a server that is down is
+// retried in the background, not an error.
+func Connect(o ConnectOptions) (*nats.Conn, jetstream.JetStream, error) {
+	o = o.withDefaults()
+	if err := o.validate(); err != nil {
+		return nil, nil, err
+	}
+	log := o.Log
 	natsOpts := []nats.Option{
-		nats.Name(name),
+		nats.Name(o.Name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.ReconnectJitter(100*time.Millisecond, time.Second),
@@ -43,20 +47,27 @@ func Connect(cfg config.NATS, name string, log *slog.Logger, opts ...jetstream.J
 			log.Warn("nats async error", "subject", subject, "err", err)
 		}),
 	}
-	if cfg.Creds != "" {
-		natsOpts = append(natsOpts, nats.UserCredentials(cfg.Creds))
+	if o.Creds != "" {
+		natsOpts = append(natsOpts, nats.UserCredentials(o.Creds))
 	}
-	if cfg.TLSCA != "" {
-		natsOpts = append(natsOpts, nats.RootCAs(cfg.TLSCA))
+	if o.TLSCA != "" {
+		natsOpts = append(natsOpts, nats.RootCAs(o.TLSCA))
 	}
-	if cfg.TLSCert != "" {
-		natsOpts = append(natsOpts, nats.ClientCert(cfg.TLSCert, cfg.TLSKey))
+	if o.TLSCert != "" {
+		natsOpts = append(natsOpts, nats.ClientCert(o.TLSCert, o.TLSKey))
 	}
-	nc, err := nats.Connect(cfg.URL, natsOpts...)
+	nc, err := nats.Connect(o.URL, natsOpts...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to NATS: %w", err)
 	}
-	js, err := jetstream.New(nc, opts...)
+	var jsOpts []jetstream.JetStreamOpt
+	if o.PublishAsyncTimeout > 0 {
+		jsOpts = append(jsOpts, jetstream.WithPublishAsyncTimeout(o.PublishAsyncTimeout))
+	}
+	if o.PublishAsyncMaxPending > 0 {
+		jsOpts = append(jsOpts, jetstream.WithPublishAsyncMaxPending(o.PublishAsyncMaxPending))
+	}
+	js, err := jetstream.New(nc, jsOpts...)
 	if err != nil {
 		nc.Close()
 		return nil, nil, fmt.Errorf("jetstream: %w", err)
@@ -64,11 +75,14 @@ func Connect(cfg config.NATS, name string, log *slog.Logger, opts ...jetstream.J
 	return nc, js, nil
 }
 
-// StreamConfig returns the configuration the drain declares for the stream of kind k. Dead
-// letters are kept until replayed (DRAIN_DLQ_MAX_AGE, forever by default) within
-// DRAIN_DLQ_MAX_BYTES; a full DLQ refuses new dead letters, so the consumer keeps retrying the
-// message instead of JetStream dropping an old one.
-func StreamConfig(n Names, k Kind, s config.Streams) jetstream.StreamConfig {
+// StreamConfig returns the configuration the drain declares for the stream of kind k under
+// o (zero fields of o take their defaults; Declare also validates o). Dead letters are kept
+// until replayed (StreamOptions.DLQMaxAge, forever by default) within DLQMaxBytes; a full DLQ
+// refuses new dead letters, so the consumer keeps retrying the message instead of JetStream
+// dropping an old one.
+func StreamConfig(o StreamOptions, k Kind) jetstream.StreamConfig {
+	s := o.withDefaults()
+	n := s.Names()
 	storage := jetstream.FileStorage
 	if s.MemoryStorage {
 		storage = jetstream.MemoryStorage
@@ -100,11 +114,17 @@ func StreamConfig(n Names, k Kind, s config.Streams) jetstream.StreamConfig {
 	}
 }
 
-// Declare creates every drain stream, or updates it to the configured settings. It is
-// idempotent and safe to run from every replica of every service at start.
-func Declare(ctx context.Context, js jetstream.JetStream, n Names, s config.Streams) error {
+// Declare creates every drain stream under o.Prefix (o.Names()), or updates it to the
+// settings of o. It is idempotent and safe to run from every replica of every service at
+// start. Invalid options are an error before anything is declared.
+func Declare(ctx context.Context, js jetstream.JetStream, o StreamOptions) error {
+	o = o.withDefaults()
+	if err := o.validate(); err != nil {
+		return err
+	}
+	n := o.Names()
 	for _, k := range Kinds {
-		if _, err := js.CreateOrUpdateStream(ctx, StreamConfig(n, k, s)); err != nil {
+		if _, err := js.CreateOrUpdateStream(ctx, StreamConfig(o, k)); err != nil {
 			return fmt.Errorf("declare stream %s: %w", n.Stream(k), err)
 		}
 	}

@@ -42,22 +42,22 @@ type ConsumerConfig struct {
 
 func (c *ConsumerConfig) defaults() {
 	if c.Concurrency <= 0 {
-		c.Concurrency = 1
+		c.Concurrency = DefaultConcurrency
 	}
 	if c.MaxAckPending <= 0 {
-		c.MaxAckPending = 1000
+		c.MaxAckPending = DefaultMaxAckPending
 	}
 	if c.MaxDeliver <= 0 {
-		c.MaxDeliver = 20
+		c.MaxDeliver = DefaultMaxDeliver
 	}
 	if c.AckWait <= 0 {
-		c.AckWait = 30 * time.Second
+		c.AckWait = DefaultAckWait
 	}
 	if c.Backoff <= 0 {
-		c.Backoff = time.Second
+		c.Backoff = DefaultBackoff
 	}
 	if c.BackoffMax < c.Backoff {
-		c.BackoffMax = max(c.Backoff, 30*time.Second)
+		c.BackoffMax = max(c.Backoff, DefaultBackoffMax)
 	}
 	if c.Stage == "" {
 		c.Stage = c.Durable
@@ -73,6 +73,9 @@ func (c *ConsumerConfig) defaults() {
 // a message is dead-lettered (and stored there) before it is given up, never silently dropped.
 func EnsureConsumer(ctx context.Context, js jetstream.JetStream, c ConsumerConfig) (jetstream.Consumer, error) {
 	c.defaults()
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
 	policy := jetstream.DeliverAllPolicy
 	if c.DeliverNew {
 		policy = jetstream.DeliverNewPolicy

@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/routemaster-drain/drain/pkg/config"
 )
 
 // Retry timing of DeclareUntil: the first wait, the longest wait, and the bound of one attempt
@@ -21,15 +19,23 @@ const (
 // DeclareUntil declares the drain's streams (Declare), retrying with backoff (250ms doubling
 // to 5s, each attempt bounded to 5s) until it succeeds or ctx is cancelled, so a service
 // started while NATS is away waits for it instead of crash-looping. Each failure is logged at
-// warn level. It returns nil once the streams are declared, ctx.Err() otherwise.
-func DeclareUntil(ctx context.Context, js jetstream.JetStream, n Names, s config.Streams, log *slog.Logger) error {
+// warn level (log nil means slog.Default()). It returns nil once the streams are declared,
+// the validation error of invalid options at once, and ctx.Err() otherwise.
+func DeclareUntil(ctx context.Context, js jetstream.JetStream, o StreamOptions, log *slog.Logger) error {
+	o = o.withDefaults()
+	if err := o.validate(); err != nil {
+		return err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
 	wait := declareFirstWait
 	for attempt := 1; ; attempt++ {
 		dctx, cancel := context.WithTimeout(ctx, declareAttemptMax)
-		err := Declare(dctx, js, n, s)
+		err := Declare(dctx, js, o)
 		cancel()
 		if err == nil {
-			log.Info("streams declared", "prefix", n.Prefix, "attempts", attempt)
+			log.Info("streams declared", "prefix", o.Prefix, "attempts", attempt)
 			return nil
 		}
 		if ctx.Err() != nil {

@@ -32,7 +32,7 @@ func TestDeclareUntilWaitsForNATS(t *testing.T) {
 	n := stream.Names{Prefix: "rmdecl"}
 	done := make(chan error, 1)
 	go func() {
-		done <- stream.DeclareUntil(context.Background(), js, n, testStreams(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+		done <- stream.DeclareUntil(context.Background(), js, stream.StreamOptions{Prefix: n.Prefix}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	}()
 	select {
 	case err := <-done:
@@ -66,7 +66,7 @@ func TestDeclareUntilStopsWithContext(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	err = stream.DeclareUntil(ctx, js, stream.Names{Prefix: "rmdecl"}, testStreams(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	err = stream.DeclareUntil(ctx, js, stream.StreamOptions{Prefix: "rmdecl"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("err = %v, want context.DeadlineExceeded", err)
 	}

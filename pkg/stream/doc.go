@@ -12,6 +12,23 @@
 //	<prefix>.swept            URLs handed on by the sweeper
 //	<prefix>.dlq.<stage>      dead letters
 //
+// Configuration is plain structs passed by value, whose zero values are the documented
+// defaults (the Default* constants); the package never reads the environment (pkg/config maps
+// NATS_*, DRAIN_PREFIX, DRAIN_STREAM_* and the consumer variables onto these types):
+//
+//	nc, js, err := stream.Connect(stream.ConnectOptions{URL: url, Name: "my-app"})
+//	streams := stream.StreamOptions{Prefix: "routemaster"} // replicas, max age, storage, DLQ bounds
+//	err = stream.DeclareUntil(ctx, js, streams, log)        // or Declare, once
+//	names := streams.Names()
+//
+// ConnectOptions configure Connect (server, client name, credentials, TLS files, logger,
+// async publishing bounds); StreamOptions configure Declare, DeclareUntil and StreamConfig;
+// ConsumerConfig configures Consume, EnsureConsumer and ListenTo. It keeps its name rather
+// than ConsumerOptions: like jetstream.ConsumerConfig, which it is declared as, it describes
+// one durable consumer (its stream, durable name and subject are required), not the options of
+// a constructor; otherwise it follows the same rules (passed by value, zero fields take the
+// Default* values).
+//
 // # Consuming
 //
 // An app adds its own durable consumer with Listen (the gem's Basic-drain listener) or, for

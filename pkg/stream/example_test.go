@@ -11,7 +11,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/routemaster-drain/drain/pkg/config"
 	"github.com/routemaster-drain/drain/pkg/draintest"
 	"github.com/routemaster-drain/drain/pkg/stream"
 )
@@ -22,12 +21,13 @@ func ExampleListen() {
 	defer scope.Close()
 	srv := draintest.StartNATS(scope)
 
-	nc, js, _ := stream.Connect(config.NATS{URL: srv.URL()}, "example", slog.Default())
+	nc, js, _ := stream.Connect(stream.ConnectOptions{URL: srv.URL(), Name: "example"})
 	defer nc.Close()
-	names := stream.Names{Prefix: "routemaster"}
+	streams := stream.StreamOptions{} // the defaults: prefix "routemaster", file storage, 72h
+	names := streams.Names()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	_ = stream.Declare(ctx, js, names, config.Default(config.Filter).Streams)
+	_ = stream.Declare(ctx, js, streams)
 
 	// What ingest does with an accepted batch.
 	body := []byte(`[{"topic":"orders","type":"create","url":"https://orders.example.com/1","t":1}]`)
@@ -101,11 +101,12 @@ func ExampleDeadLetters() {
 	scope := draintest.NewScope()
 	defer scope.Close()
 	srv := draintest.StartNATS(scope)
-	nc, js, _ := stream.Connect(config.NATS{URL: srv.URL()}, "example", slog.Default())
+	nc, js, _ := stream.Connect(stream.ConnectOptions{URL: srv.URL(), Name: "example"})
 	defer nc.Close()
-	names := stream.Names{Prefix: "routemaster"}
+	streams := stream.StreamOptions{Prefix: "routemaster"}
+	names := streams.Names()
 	ctx := context.Background()
-	_ = stream.Declare(ctx, js, names, config.Default(config.Filter).Streams)
+	_ = stream.Declare(ctx, js, streams)
 
 	subject := names.Subject(stream.Events, "orders")
 	body := []byte(`[{"topic":"orders","type":"create","url":"https://orders.example.com/1","t":1}]`)

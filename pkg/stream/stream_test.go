@@ -12,20 +12,16 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/routemaster-drain/drain/pkg/config"
 	"github.com/routemaster-drain/drain/pkg/draintest"
 	"github.com/routemaster-drain/drain/pkg/stream"
 )
 
-func testStreams() config.Streams {
-	return config.Default(config.Filter).Streams
-}
-
+// declare declares the streams of n with the default StreamOptions.
 func declare(t *testing.T, js jetstream.JetStream, n stream.Names) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := stream.Declare(ctx, js, n, testStreams()); err != nil {
+	if err := stream.Declare(ctx, js, stream.StreamOptions{Prefix: n.Prefix}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -44,9 +40,8 @@ func TestDeclareIdempotent(t *testing.T) {
 			n := stream.Names{Prefix: "rmtest"}
 			declare(t, js, n)
 			declare(t, js, n)
-			s := testStreams()
-			s.MaxAge = time.Hour
-			if err := stream.Declare(context.Background(), js, n, s); err != nil {
+			s := stream.StreamOptions{Prefix: n.Prefix, MaxAge: time.Hour}
+			if err := stream.Declare(context.Background(), js, s); err != nil {
 				t.Fatal(err)
 			}
 			info, err := js.Stream(context.Background(), "rmtest_events")

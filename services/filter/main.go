@@ -7,8 +7,6 @@ package main
 import (
 	"context"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/routemaster-drain/drain/internal/service"
 	"github.com/routemaster-drain/drain/pkg/config"
 	"github.com/routemaster-drain/drain/pkg/stream"
@@ -25,18 +23,21 @@ func main() {
 }
 
 // maxBatchPublishes is the most publishes the filter makes for one message, as sized for
-// jetstream.WithPublishAsyncMaxPending: a warm request per non-noop event plus a changed message
-// per topic, for a batch of 1000 events (the bus sends far smaller ones). A larger batch still
-// works: its publishes stall briefly for free slots, and at worst the message is retried.
+// stream.ConnectOptions.PublishAsyncMaxPending: a warm request per non-noop event plus a
+// changed message per topic, for a batch of 1000 events (the bus sends far smaller ones). A
+// larger batch still works: its publishes stall briefly for free slots, and at worst the
+// message is retried.
 const maxBatchPublishes = 2 * 1000
 
 func run(ctx context.Context, l *service.Lifecycle) error {
 	cfg, log := l.Config, l.Log
 	// Every async publish gets an ack timeout (so a lost PubAck frees its slot instead of
 	// wedging the window until a reconnect), and the window fits every handler's publishes.
-	nc, js, err := stream.Connect(cfg.NATS, "drain-filter", log,
-		jetstream.WithPublishAsyncTimeout(filtering.PublishTimeout),
-		jetstream.WithPublishAsyncMaxPending(max(4000, cfg.Consumer.Concurrency*maxBatchPublishes)))
+	conn := cfg.NATS
+	conn.Name, conn.Log = "drain-filter", log
+	conn.PublishAsyncTimeout = filtering.PublishTimeout
+	conn.PublishAsyncMaxPending = max(4000, cfg.Consumer.Concurrency*maxBatchPublishes)
+	nc, js, err := stream.Connect(conn)
 	if err != nil {
 		return err
 	}
@@ -52,7 +53,7 @@ func run(ctx context.Context, l *service.Lifecycle) error {
 	if err != nil {
 		return err
 	}
-	names := stream.Names{Prefix: cfg.Streams.Prefix}
+	names := cfg.Streams.Names()
 	needs := append(service.NATSNeeds(nc, js, names), service.RedisNeed("redis", drainRedis))
 	if cacheRedis != drainRedis && cfg.CacheMode != config.CacheOff {
 		needs = append(needs, service.RedisNeed("cache_redis", cacheRedis))
@@ -60,7 +61,7 @@ func run(ctx context.Context, l *service.Lifecycle) error {
 	return l.Run(ctx, service.Spec{
 		Needs: needs,
 		// Streams must exist before the consumer.
-		Prepare: func(ctx context.Context) error { return stream.DeclareUntil(ctx, js, names, cfg.Streams, log) },
+		Prepare: func(ctx context.Context) error { return stream.DeclareUntil(ctx, js, cfg.Streams, log) },
 		Work: func(ctx context.Context) error {
 			log.Info("filter running", "consumer", names.Durable(filtering.ConsumerName), "cache_mode", string(cfg.CacheMode),
 				"dirty", cfg.Dirty, "concurrency", cfg.Consumer.Concurrency, "redis", cfg.DrainRedis.Redacted())

@@ -29,7 +29,9 @@ const abandoned = "bus requests still in flight (unanswered, so the bus retries 
 
 func run(ctx context.Context, l *service.Lifecycle) error {
 	cfg, log := l.Config, l.Log
-	nc, js, err := stream.Connect(cfg.NATS, "drain-ingest", log)
+	conn := cfg.NATS
+	conn.Name, conn.Log = "drain-ingest", log
+	nc, js, err := stream.Connect(conn)
 	if err != nil {
 		return err
 	}
@@ -48,7 +50,7 @@ func run(ctx context.Context, l *service.Lifecycle) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ctx, ln) }()
 	return l.Run(ctx, service.Spec{
-		Needs:   service.NATSNeeds(nc, js, stream.Names{Prefix: cfg.Streams.Prefix}),
+		Needs:   service.NATSNeeds(nc, js, cfg.Streams.Names()),
 		Prepare: srv.DeclareStreams,
 		Work: func(context.Context) error {
 			err := <-served

@@ -28,8 +28,11 @@ func run(ctx context.Context, l *service.Lifecycle) error {
 	cfg, log := l.Config, l.Log
 	rdb := service.NewRedis(cfg.DrainRedis)
 	defer rdb.Close()
-	m := dirty.New(rdb, cfg.DrainRedis.Namespace)
-	names := stream.Names{Prefix: cfg.Streams.Prefix}
+	m, err := dirty.New(rdb, cfg.DirtyOptions())
+	if err != nil {
+		return err
+	}
+	names := cfg.Streams.Names()
 	needs := []service.Need{service.RedisNeed("redis", rdb)}
 
 	var (
@@ -38,14 +41,16 @@ func run(ctx context.Context, l *service.Lifecycle) error {
 		prepare func(context.Context) error
 	)
 	if cfg.Sweep.Publish {
-		nc, njs, err := stream.Connect(cfg.NATS, "drain-sweeper", log)
+		conn := cfg.NATS
+		conn.Name, conn.Log = "drain-sweeper", log
+		nc, njs, err := stream.Connect(conn)
 		if err != nil {
 			return err
 		}
 		defer service.CloseNATS(nc, cfg.ShutdownTimeout, log)
 		js, subject = njs, names.Subject(stream.Swept, "")
 		needs = append(service.NATSNeeds(nc, js, names), needs...)
-		prepare = func(ctx context.Context) error { return stream.DeclareUntil(ctx, js, names, cfg.Streams, log) }
+		prepare = func(ctx context.Context) error { return stream.DeclareUntil(ctx, js, cfg.Streams, log) }
 		if cfg.Sweep.Lease >= cfg.Streams.DuplicateWindow {
 			log.Warn("DRAIN_SWEEP_LEASE is not shorter than DRAIN_DUPLICATE_WINDOW: a batch taken over from a dead sweeper may be stored twice",
 				"lease", cfg.Sweep.Lease, "duplicate_window", cfg.Streams.DuplicateWindow)

@@ -105,7 +105,7 @@ func measure(bin, natsURL, redisAddr, prefix string, nBatches, nEvents, nURLs, c
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	names := stream.Names{Prefix: prefix}
+	names := cfg.Streams.Names()
 
 	// Pre-load the batches from a separate connection.
 	loadNC, err := nats.Connect(natsURL)
@@ -114,7 +114,7 @@ func measure(bin, natsURL, redisAddr, prefix string, nBatches, nEvents, nURLs, c
 	}
 	defer loadNC.Close()
 	loadJS, _ := jetstream.New(loadNC)
-	if err := stream.Declare(ctx, loadJS, names, cfg.Streams); err != nil {
+	if err := stream.Declare(ctx, loadJS, cfg.Streams); err != nil {
 		return err
 	}
 	bodies := makeBatches(nBatches, nEvents, nURLs, 1_000_000)
@@ -336,7 +336,11 @@ func reference(ctx context.Context, addr, ns string, n, size, urls, conc int, er
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: addr, PoolSize: 64})
 	defer rdb.Close()
-	f := reorder.New(rdb, ns, time.Hour)
+	f, err := reorder.New(rdb, reorder.Options{Namespace: ns, TTL: time.Hour})
+	if err != nil {
+		*errp = err
+		return 0
+	}
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var once sync.Once

@@ -115,19 +115,19 @@ func measure(natsURL, redisAddr, prefix, bin string, o *origin, nURLs, procs, co
 	if err != nil {
 		return 0, err
 	}
-	names := stream.Names{Prefix: prefix}
+	names := cfg.Streams.Names()
 	nc, err := nats.Connect(natsURL)
 	if err != nil {
 		return 0, err
 	}
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
-	if err := stream.Declare(ctx, js, names, cfg.Streams); err != nil {
+	if err := stream.Declare(ctx, js, cfg.Streams); err != nil {
 		return 0, err
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
 	defer rdb.Close()
-	c, err := cache.New(cache.Config{Redis: rdb, Namespace: prefix, Expiry: time.Hour})
+	c, err := cache.New(rdb, cache.Options{Namespace: prefix, Expiry: time.Hour})
 	if err != nil {
 		return 0, err
 	}

@@ -59,17 +59,21 @@ type Filter struct {
 // (ROUTEMASTER_DRAIN_REDIS); cacheRedis the cache's (ROUTEMASTER_CACHE_REDIS), used only in
 // cache modes bust and warm. Metrics are registered on reg.
 func New(cfg *config.Config, js jetstream.JetStream, drain, cacheRedis redis.UniversalClient, reg prometheus.Registerer, log *slog.Logger) (*Filter, error) {
+	rf, err := reorder.New(drain, cfg.ReorderOptions())
+	if err != nil {
+		return nil, err
+	}
 	f := &Filter{
 		js:      js,
-		names:   stream.Names{Prefix: cfg.Streams.Prefix},
-		reorder: reorder.New(drain, cfg.DrainRedis.Namespace, cfg.CacheExpiry),
+		names:   cfg.Streams.Names(),
+		reorder: rf,
 		mode:    cfg.CacheMode,
 		dirty:   cfg.Dirty,
 		cons:    cfg.Consumer,
 		log:     log,
 	}
 	if f.mode != config.CacheOff {
-		c, err := cache.New(cache.Config{Redis: cacheRedis, Namespace: cfg.CacheRedis.Namespace, Expiry: cfg.CacheExpiry})
+		c, err := cache.New(cacheRedis, cfg.CacheOptions())
 		if err != nil {
 			return nil, err
 		}

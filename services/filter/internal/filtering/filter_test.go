@@ -127,7 +127,11 @@ func TestRedeliveryAfterCrashBeforePublish(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The first delivery's script run.
-	first, err := reorder.New(e.rdb, "rm", time.Hour).Run(context.Background(), seq, events, true)
+	rf, err := reorder.New(e.rdb, e.cfg.ReorderOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := rf.Run(context.Background(), seq, events, true)
 	if err != nil || len(first.Fresh) != 2 {
 		t.Fatalf("first run: %+v %v", first, err)
 	}
@@ -274,7 +278,7 @@ func TestDLQReplayAfterScriptRan(t *testing.T) {
 	if err := msg.Term(); err != nil {
 		t.Fatal(err)
 	}
-	if err := stream.Declare(ctx, e.js, e.names, e.cfg.Streams); err != nil {
+	if err := stream.Declare(ctx, e.js, e.cfg.Streams); err != nil {
 		t.Fatal(err)
 	}
 

@@ -41,7 +41,7 @@ type env struct {
 func newEnv(t *testing.T, overrides ...string) *env {
 	t.Helper()
 	n := draintest.StartNATS(t)
-	r := draintest.StartRedis(t, draintest.WithAOF())
+	r := draintest.StartRedis(t, draintest.RedisOptions{AOF: true})
 	e := &env{t: t, nats: n, redis: r, names: stream.Names{Prefix: prefix}}
 	e.env = append([]string{
 		"NATS_URL=" + n.URL(),
@@ -60,7 +60,7 @@ func newEnv(t *testing.T, overrides ...string) *env {
 	if err := e.rdb.ConfigSet(context.Background(), "appendfsync", "always").Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := stream.Declare(context.Background(), e.js, e.names, e.cfg.Streams); err != nil {
+	if err := stream.Declare(context.Background(), e.js, e.cfg.Streams); err != nil {
 		t.Fatal(err)
 	}
 	return e

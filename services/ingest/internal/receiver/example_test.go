@@ -25,7 +25,9 @@ func ExampleNew() {
 		log.Error("config", "err", err)
 		return
 	}
-	nc, js, err := stream.Connect(cfg.NATS, "drain-ingest", log)
+	conn := cfg.NATS // NATS_*: the server, credentials and TLS files
+	conn.Name, conn.Log = "drain-ingest", log
+	nc, js, err := stream.Connect(conn)
 	if err != nil {
 		log.Error("nats", "err", err)
 		return

@@ -45,9 +45,11 @@ func start(t testing.TB, overrides ...string) *env {
 	e := &env{nats: draintest.StartNATS(t), logs: &draintest.Buffer{}}
 	vars := append([]string{"ROUTEMASTER_DRAIN_TOKENS=demo, other ,", "DRAIN_PREFIX=" + prefix, "NATS_URL=" + e.nats.URL(), "DRAIN_LOG_LEVEL=debug"}, overrides...)
 	e.cfg = config.Default(config.Ingest, vars...)
-	e.names = stream.Names{Prefix: e.cfg.Streams.Prefix}
+	e.names = e.cfg.Streams.Names()
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	nc, js, err := stream.Connect(e.cfg.NATS, "ingest-test", log)
+	conn := e.cfg.NATS
+	conn.Name, conn.Log = "ingest-test", log
+	nc, js, err := stream.Connect(conn)
 	if err != nil {
 		t.Fatal(err)
 	}

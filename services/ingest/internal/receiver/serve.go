@@ -83,5 +83,5 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // until NATS answers or ctx is cancelled), so ingest starts and answers 503 while NATS is away
 // instead of crash-looping. It returns nil once the streams are declared, ctx.Err() otherwise.
 func (s *Server) DeclareStreams(ctx context.Context) error {
-	return stream.DeclareUntil(ctx, s.js, s.names, s.streams, s.log)
+	return stream.DeclareUntil(ctx, s.js, s.streams, s.log)
 }

@@ -33,7 +33,7 @@ var ErrNATSDown = errors.New("nats: not connected")
 // use.
 type Server struct {
 	cfg             config.Receiver
-	streams         config.Streams
+	streams         stream.StreamOptions
 	shutdownTimeout time.Duration
 	names           stream.Names
 	js              jetstream.JetStream
@@ -64,7 +64,7 @@ func New(cfg *config.Config, js jetstream.JetStream, nc *nats.Conn, reg promethe
 		cfg:             cfg.Ingest,
 		streams:         cfg.Streams,
 		shutdownTimeout: cfg.ShutdownTimeout,
-		names:           stream.Names{Prefix: cfg.Streams.Prefix},
+		names:           cfg.Streams.Names(),
 		js:              js,
 		nc:              nc,
 		log:             log,

@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/routemaster-drain/drain/pkg/config"
 	"github.com/routemaster-drain/drain/pkg/dirty"
 	"github.com/routemaster-drain/drain/pkg/stream"
 )
@@ -34,7 +35,8 @@ type Config struct {
 	// WebhookURL receives each batch as a POSTed JSON array; empty means no webhook.
 	WebhookURL string
 	// ShutdownGrace is how long a batch in progress may keep retrying its hand-off after the
-	// context of Run ends; then its URLs are given back to the map (default 25s).
+	// context of Run ends; then its URLs are given back to the map (default: the
+	// environment's DRAIN_SHUTDOWN_TIMEOUT default).
 	ShutdownGrace time.Duration
 	// HTTPClient posts to the webhook (default: a client with no redirects).
 	HTTPClient *http.Client
@@ -72,7 +74,7 @@ func New(cfg Config, m *dirty.Map, js jetstream.JetStream, reg prometheus.Regist
 		return nil, errors.New("sweeper: a subject needs a JetStream context")
 	}
 	if cfg.ShutdownGrace <= 0 {
-		cfg.ShutdownGrace = 25 * time.Second
+		cfg.ShutdownGrace = config.Default(config.Sweeper).ShutdownTimeout
 	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}

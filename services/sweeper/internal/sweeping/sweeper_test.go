@@ -18,7 +18,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/routemaster-drain/drain/pkg/config"
 	"github.com/routemaster-drain/drain/pkg/dirty"
 	"github.com/routemaster-drain/drain/pkg/draintest"
 	"github.com/routemaster-drain/drain/pkg/stream"
@@ -43,10 +42,13 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	e := &env{redis: draintest.StartRedis(t), nats: draintest.StartNATS(t)}
 	e.rdb = e.redis.Client(t, 0)
-	e.m = dirty.New(e.rdb, "rm")
+	m, err := dirty.New(e.rdb, dirty.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.m = m
 	_, e.js = e.nats.Connect(t)
-	streams := config.Default(config.Sweeper).Streams
-	if err := stream.Declare(ctx, e.js, names, streams); err != nil {
+	if err := stream.Declare(ctx, e.js, stream.StreamOptions{Prefix: prefix}); err != nil {
 		t.Fatal(err)
 	}
 	return e
@@ -439,11 +441,15 @@ func TestBadConfig(t *testing.T) {
 // is empty and the webhook is not called again when the lease would have expired.
 func TestRedisOutageAfterHandOffIsWaitedOut(t *testing.T) {
 	e := newEnv(t)
-	e.redis = draintest.StartRedis(t, draintest.WithAOF())
+	e.redis = draintest.StartRedis(t, draintest.RedisOptions{AOF: true})
 	// A client that fails at once while Redis is down, as one with a short dial timeout would.
 	e.rdb = redis.NewClient(&redis.Options{Addr: e.redis.Addr(), MaxRetries: -1, DialerRetries: 1})
 	t.Cleanup(func() { _ = e.rdb.Close() })
-	e.m = dirty.New(e.rdb, "rm")
+	m, err := dirty.New(e.rdb, dirty.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.m = m
 	urls := e.markN(t, 3)
 	var mu sync.Mutex
 	calls := 0

@@ -122,10 +122,10 @@ func newWorld(t *testing.T, env ...string) *world {
 		"DRAIN_LOG_LEVEL=warn",
 	}, env...)
 	cfg := config.Default(config.Warmer, w.env...)
-	if err := stream.Declare(context.Background(), w.js, w.names, cfg.Streams); err != nil {
+	if err := stream.Declare(context.Background(), w.js, cfg.Streams); err != nil {
 		t.Fatal(err)
 	}
-	c, err := cache.New(cache.Config{Redis: w.rdb, Namespace: "ns", Expiry: time.Hour})
+	c, err := cache.New(w.rdb, cache.Options{Namespace: "ns", Expiry: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

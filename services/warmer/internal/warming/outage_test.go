@@ -131,7 +131,7 @@ func TestHostSlotsArePruned(t *testing.T) {
 	gate := make(chan struct{})
 	var mu sync.Mutex
 	running, peak := map[string]int{}, map[string]int{}
-	c, err := cache.New(cache.Config{Redis: w.rdb, Namespace: "ns", Fetcher: cache.FetcherFunc(
+	c, err := cache.New(w.rdb, cache.Options{Namespace: "ns", Fetcher: cache.FetcherFunc(
 		func(ctx context.Context, u string, _ cache.Variant) (*cache.Response, error) {
 			h := hostOf(u)
 			mu.Lock()

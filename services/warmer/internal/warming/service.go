@@ -19,23 +19,26 @@ const Summary = "warmer: fetches the resources named by warm requests (<prefix>.
 // returns a *service.ShutdownTimeoutError (exit 1) and they are redelivered to another replica.
 func Main(ctx context.Context, l *service.Lifecycle) error {
 	cfg, log, reg := l.Config, l.Log, l.Registry
-	nc, js, err := stream.Connect(cfg.NATS, "warmer", log)
+	conn := cfg.NATS
+	conn.Name, conn.Log = "warmer", log
+	nc, js, err := stream.Connect(conn)
 	if err != nil {
 		return err
 	}
 	defer service.CloseNATS(nc, cfg.ShutdownTimeout, log)
-	names := stream.Names{Prefix: cfg.Streams.Prefix}
+	names := cfg.Streams.Names()
 
 	rdb := service.NewRedis(cfg.CacheRedis)
 	defer rdb.Close()
-	client, err := apiclient.New(cfg.Fetch, apiclient.WithRegisterer(reg), apiclient.WithLogger(log))
+	fetch := cfg.Fetch
+	fetch.Logger, fetch.Registerer = log, reg
+	client, err := apiclient.New(fetch)
 	if err != nil {
 		return err
 	}
-	c, err := cache.New(cache.Config{
-		Redis: rdb, Namespace: cfg.CacheRedis.Namespace, Expiry: cfg.CacheExpiry,
-		Fetcher: cache.APIFetcher(client), MaxBody: cfg.Fetch.MaxBody, Registerer: reg,
-	})
+	co := cfg.CacheOptions()
+	co.Fetcher, co.Registerer = cache.APIFetcher(client), reg
+	c, err := cache.New(rdb, co)
 	if err != nil {
 		return err
 	}
@@ -48,11 +51,11 @@ func Main(ctx context.Context, l *service.Lifecycle) error {
 	}
 	return l.Run(ctx, service.Spec{
 		Needs:   append(service.NATSNeeds(nc, js, names), service.RedisNeed("cache_redis", rdb)),
-		Prepare: func(ctx context.Context) error { return stream.DeclareUntil(ctx, js, names, cfg.Streams, log) },
+		Prepare: func(ctx context.Context) error { return stream.DeclareUntil(ctx, js, cfg.Streams, log) },
 		Work: func(ctx context.Context) error {
 			log.Info("warmer running", "consumer", w.Durable(), "concurrency", cfg.Consumer.Concurrency,
 				"host_concurrency", cfg.Warm.HostConcurrency, "coalesce", cfg.Warm.Coalesce,
-				"cache_redis", cfg.CacheRedis.Redacted(), "circuit", cfg.Fetch.CircuitEnabled)
+				"cache_redis", cfg.CacheRedis.Redacted(), "circuit", cfg.Fetch.Breaker.Enabled)
 			return w.Run(ctx)
 		},
 		Abandoned: "warm requests still in hand (unacked, so JetStream redelivers them)",

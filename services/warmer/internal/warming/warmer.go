@@ -30,7 +30,10 @@ const HoldFactor = 16
 // waiting messages are handed back to JetStream for a later retry.
 const maxSuperseded = 3
 
-// Options configure a Warmer.
+// Options configure a Warmer. JS and Cache are required; QueueName, Consumer.Concurrency and
+// HostConcurrency, when zero, take the environment's defaults (config.Default(config.Warmer):
+// ROUTEMASTER_QUEUE_NAME, DRAIN_CONCURRENCY, DRAIN_WARM_HOST_CONCURRENCY), and the other
+// Consumer fields the stream package's; a zero Coalesce does not coalesce.
 type Options struct {
 	JS    jetstream.JetStream
 	Names stream.Names
@@ -66,14 +69,15 @@ func New(o Options) (*Warmer, error) {
 	if o.JS == nil || o.Cache == nil {
 		return nil, errors.New("warmer: JS and Cache are required")
 	}
+	def := config.Default(config.Warmer) // the defaults live in config's variable table only
 	if o.QueueName == "" {
-		o.QueueName = "routemaster"
+		o.QueueName = def.Warm.QueueName
 	}
 	if o.Consumer.Concurrency <= 0 {
-		o.Consumer.Concurrency = 8
+		o.Consumer.Concurrency = def.Consumer.Concurrency
 	}
 	if o.HostConcurrency <= 0 {
-		o.HostConcurrency = 16
+		o.HostConcurrency = def.Warm.HostConcurrency
 	}
 	if o.Coalesce < 0 {
 		o.Coalesce = 0

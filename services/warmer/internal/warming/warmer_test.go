@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/routemaster-drain/drain/pkg/cache"
+	"github.com/routemaster-drain/drain/pkg/config"
 	"github.com/routemaster-drain/drain/pkg/stream"
 )
 
@@ -83,7 +84,7 @@ func TestCoveredRequestsAreNotFetched(t *testing.T) {
 	url := w.api.url("/c")
 	idx, _ := w.cache.Invalidate(context.Background(), url)
 	// Someone (a reader's Get) already stored the current version at this index.
-	rc, _ := cache.New(cache.Config{Redis: w.rdb, Namespace: "ns", Fetcher: cache.FetcherFunc(func(ctx context.Context, u string, v cache.Variant) (*cache.Response, error) {
+	rc, _ := cache.New(w.rdb, cache.Options{Namespace: "ns", Fetcher: cache.FetcherFunc(func(ctx context.Context, u string, v cache.Variant) (*cache.Response, error) {
 		return &cache.Response{Status: 200, Header: http.Header{}, Body: []byte(w.api.body("/c"))}, nil
 	})})
 	if _, err := rc.Get(context.Background(), url, cache.Variant{}); err != nil {
@@ -258,5 +259,22 @@ func TestSlowHostDoesNotBlockOtherHosts(t *testing.T) {
 	})
 	if waited := time.Since(start); waited > 400*time.Millisecond {
 		t.Fatalf("a fetch from an instant origin waited %v behind a slow one", waited)
+	}
+}
+
+// Zero Options take the environment's defaults (DRAIN_CONCURRENCY, DRAIN_WARM_HOST_CONCURRENCY,
+// ROUTEMASTER_QUEUE_NAME), not numbers of their own.
+func TestNewDefaultsAreTheEnvironments(t *testing.T) {
+	w := newWorld(t)
+	wm, err := New(Options{JS: w.js, Names: w.names, Cache: w.cache, Log: discardLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := config.Default(config.Warmer)
+	if wm.o.Consumer.Concurrency != def.Consumer.Concurrency || cap(wm.fetch) != def.Consumer.Concurrency ||
+		wm.o.HostConcurrency != def.Warm.HostConcurrency || wm.o.QueueName != def.Warm.QueueName {
+		t.Errorf("zero Options: concurrency %d (%d slots), host concurrency %d, queue %q; the environment's defaults are %d, %d, %q",
+			wm.o.Consumer.Concurrency, cap(wm.fetch), wm.o.HostConcurrency, wm.o.QueueName,
+			def.Consumer.Concurrency, def.Warm.HostConcurrency, def.Warm.QueueName)
 	}
 }
