@@ -194,3 +194,36 @@ func ExampleResource_Index() {
 	// page 2 of color red
 	// /widgets/3
 }
+
+// The seed's HATEOAS session: discover the service, create through one link, follow a link of
+// the created resource (response.sessions.create(...); session.user.show(1)).
+func ExampleResource_Create() {
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/":
+			fmt.Fprint(w, `{"_links":{"sessions":{"href":"/sessions"}}}`)
+		case r.Method == http.MethodPost && r.URL.Path == "/sessions":
+			body, _ := io.ReadAll(r.Body)
+			fmt.Println("created with", string(body))
+			w.WriteHeader(http.StatusCreated)
+			fmt.Fprint(w, `{"_links":{"user":{"href":"/users/{id}","templated":true}}}`)
+		default:
+			fmt.Fprintf(w, `{"user":%q}`, strings.TrimPrefix(r.URL.Path, "/users/"))
+		}
+	}))
+	defer origin.Close()
+	c, _ := apiclient.New(apiclient.Options{Logger: quiet})
+	ctx := context.Background()
+	root, _ := c.Discover(ctx, origin.URL+"/")
+	sessions, _ := root.Link("sessions")
+	session, err := sessions.Create(ctx, map[string]string{"email": "test@test.com"})
+	if err != nil {
+		panic(err)
+	}
+	user, _ := session.Link("user")
+	shown, _ := user.Show(ctx, "1")
+	fmt.Println(session.Status, string(shown.Body))
+	// Output:
+	// created with {"email":"test@test.com"}
+	// 201 {"user":"1"}
+}
