@@ -1,4 +1,4 @@
-// Package chaos proves the drain's guarantees (DESIGN §2) with every part running as its own
+// Package chaos proves the drain's guarantees (README, docs/operations.md) with every part running as its own
 // process and failing. A simulated Routemaster bus (Plan, Bus) drives events through real
 // ingest, filter, warmer and sweeper processes, a private NATS and a private redis-server,
 // and an origin (Origin) whose representation of each URL is its latest version. Meanwhile

@@ -16,7 +16,7 @@ import (
 	"github.com/routemaster-drain/drain/pkg/apiclient"
 )
 
-// TestStatusRows covers every row of spec §8.3 plus its gaps: each non-2xx status is a
+// TestStatusRows covers every status row of the gem's error mapping plus its gaps (gem bug 9, docs/gem.md): each non-2xx status is a
 // *StatusError of the documented kind and group, and 2xx is a Response.
 func TestStatusRows(t *testing.T) {
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {

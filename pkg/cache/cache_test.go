@@ -198,7 +198,7 @@ func TestVariantsAreSeparate(t *testing.T) {
 	if string(plain.Body) != "/w v1 application/json " || string(v2.Body) != "/w v1 application/json;v=2 fr" {
 		t.Fatalf("bodies %q / %q", plain.Body, v2.Body)
 	}
-	// Both are now hits, each with its own representation (no memoised headers, spec §12.2).
+	// Both are now hits, each with its own representation (no memoised headers, gem bug 2 in docs/gem.md).
 	if r := mustGet(t, e.cache, u, cache.Variant{Version: "2", Locale: "fr"}); !r.Cached || string(r.Body) != string(v2.Body) {
 		t.Fatalf("v2 hit: %+v", r)
 	}
@@ -249,7 +249,7 @@ func TestInvalidateMakesEntriesStale(t *testing.T) {
 }
 
 // The gem shares one index across variants: a variant fetched after an invalidation made an
-// older variant look fresh (spec §12 item 1). Here each variant keeps its own.
+// older variant look fresh (gem bug 1 in docs/gem.md). Here each variant keeps its own.
 func TestCrossVariantStalenessFixed(t *testing.T) {
 	e := setup(t)
 	ctx := context.Background()

@@ -26,7 +26,7 @@ func (e *VarError) Error() string { return e.Name + ": " + e.Msg }
 // CacheMode selects what the filter does to the cache for each event.
 type CacheMode string
 
-// Cache modes (DESIGN §1).
+// Cache modes: the gem's Mapping, CacheBusting and Caching drains.
 const (
 	CacheOff  CacheMode = "off"  // Mapping drain: no cache
 	CacheBust CacheMode = "bust" // CacheBusting: bump the invalidation index

@@ -40,7 +40,7 @@ const MaxTopicLength = 64
 // Parse decodes a batch: a JSON array of event objects. It reads the body once; each returned
 // Event's Raw aliases body, so body must not be modified while the events are in use.
 //
-// Rules (DESIGN §3.3): topic is a non-empty string of letters, digits, '_' or '-' (it becomes a
+// Rules (docs/ingest.md): topic is a non-empty string of letters, digits, '_' or '-' (it becomes a
 // NATS subject token); type is create, update, delete or noop; url is an absolute http(s) URL;
 // t is a non-negative JSON number of milliseconds (fractions are truncated); data, when present
 // and not null, is an object. Unknown fields are kept in Raw. Duplicate keys: the last wins.

@@ -35,7 +35,7 @@ import (
 	"github.com/routemaster-drain/drain/pkg/stream"
 )
 
-// The sample batches of spec/routemaster-protocol.md §5, byte for byte.
+// Sample batches as the Routemaster bus posts them, byte for byte.
 var samples = []struct{ name, body string }{
 	{"A single create", `[{"topic":"orders","type":"create","url":"https://orders.example.com/api/orders/1001","t":1559567869123}]`},
 	{"B several topics", `[{"topic":"orders","type":"update","url":"https://orders.example.com/api/orders/1001","t":1559567869210},{"topic":"riders","type":"create","url":"https://riders.example.com/api/riders/77","t":1559567869215},{"topic":"restaurants","type":"update","url":"https://restaurants.example.com/api/restaurants/9","t":1559567869302}]`},

@@ -14,8 +14,8 @@ const okBatch = `[{"topic":"orders","type":"create","url":"https://orders.exampl
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
-// TestReceiverBehaviour covers spec/drain-behaviour.md §1 (path, method, auth, content type,
-// body) and the deliberate differences of DESIGN §3.3, in the gem's check order. Every case
+// TestReceiverBehaviour covers the gem's receiver (path, method, auth, content type, body)
+// and the deliberate differences of docs/ingest.md, in the gem's check order. Every case
 // asserts the status, the error body, and what JetStream stored.
 func TestReceiverBehaviour(t *testing.T) {
 	e := start(t, "DRAIN_INGEST_MAX_BODY=2048", "DRAIN_INGEST_MAX_EVENTS=3")
@@ -29,7 +29,7 @@ func TestReceiverBehaviour(t *testing.T) {
 		errPart string // substring of the {"error": ...} body; "" for 204
 		stored  int    // messages stored by this request
 	}{
-		// §1.1 RootPostOnly: path before method.
+		// RootPostOnly: path before method.
 		{"POST /events", request{body: okBatch}, 204, "", 1},
 		{"POST /events/ (trailing slash)", request{path: "/events/", body: okBatch}, 204, "", 0 /* same batch: deduplicated */},
 		{"GET /x is 404 not 405", request{method: "GET", path: "/x"}, 404, "not found", 0},
@@ -43,7 +43,7 @@ func TestReceiverBehaviour(t *testing.T) {
 		{"OPTIONS /events", request{method: "OPTIONS"}, 405, "method", 0},
 		{"405 before 401", request{method: "GET", noAuth: true}, 405, "method", 0},
 
-		// §1.2 Authenticate.
+		// Authenticate.
 		{"no Authorization", request{noAuth: true, body: okBatch}, 401, "missing Authorization", 0},
 		{"401 before 415", request{noAuth: true, header: map[string]string{"Content-Type": "text/plain"}}, 401, "missing", 0},
 		{"wrong token", request{header: map[string]string{"Authorization": basic("nope", "x")}, body: okBatch}, 403, "token not accepted", 0},
@@ -64,7 +64,7 @@ func TestReceiverBehaviour(t *testing.T) {
 		{"unpadded base64", request{header: map[string]string{"Authorization": "Basic " + strings.TrimRight(b64("demo:xy"), "=")}, body: ev(good)}, 204, "", 0},
 		{"second token, configured with spaces", request{header: map[string]string{"Authorization": basic("other", "x")}, body: ev(good)}, 204, "", 0},
 
-		// §1.3 Parse: content type.
+		// Parse: content type.
 		{"no Content-Type", request{noCT: true, body: okBatch}, 415, "application/json", 0},
 		{"text/plain", request{header: map[string]string{"Content-Type": "text/plain"}, body: okBatch}, 415, "application/json", 0},
 		{"application/jsonx", request{header: map[string]string{"Content-Type": "application/jsonx"}, body: okBatch}, 415, "application/json", 0},
@@ -73,7 +73,7 @@ func TestReceiverBehaviour(t *testing.T) {
 		{"Application/JSON", request{header: map[string]string{"Content-Type": "Application/JSON"}, body: ev(good)}, 204, "", 0},
 		{"415 before 400", request{header: map[string]string{"Content-Type": "text/plain"}, body: "garbage"}, 415, "application/json", 0},
 
-		// §1.3 Parse: body, with the deliberate differences of DESIGN §3.3.
+		// Parse: the body, with the deliberate differences of docs/ingest.md.
 		{"empty array", request{body: `[]`}, 204, "", 0},
 		{"empty array with whitespace", request{body: " [ ]\n"}, 204, "", 0},
 		{"empty object (gem 204)", request{body: `{}`}, 400, "JSON array", 0},
@@ -106,7 +106,7 @@ func TestReceiverBehaviour(t *testing.T) {
 		{`one bad event rejects the whole batch`, request{body: `[{` + good + `},{"topic":"a","type":"create","url":"https://o.test/2","t":-5}]`}, 400, "event 1: t: must not be negative", 0},
 		{`t 0 accepted`, request{body: ev(`"topic":"a","type":"noop","url":"https://o.test/zero","t":0`)}, 204, "", 1},
 
-		// Bounds (DESIGN §2.7).
+		// Bounds.
 		{"body over DRAIN_INGEST_MAX_BODY (Content-Length)", request{body: "[" + strings.Repeat(" ", 3000) + "]"}, 413, "body larger than 2048 bytes", 0},
 		{"body over DRAIN_INGEST_MAX_BODY (chunked)", request{body: "[" + strings.Repeat(" ", 3000) + "]", chunked: true}, 413, "body larger than 2048 bytes", 0},
 		{"more than DRAIN_INGEST_MAX_EVENTS events", request{body: "[" + strings.Repeat("{"+good+"},", 3) + "{" + good + "}]"}, 413, "4 events: more than 3", 0},
