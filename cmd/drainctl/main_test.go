@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -18,11 +17,7 @@ import (
 
 var ctx = context.Background()
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	draintest.RemoveBinaries()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { draintest.Main(m) }
 
 // The built binary answers -version with one line and exit 0, as every drain binary does.
 func TestVersion(t *testing.T) {

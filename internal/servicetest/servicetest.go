@@ -121,3 +121,16 @@ func Get(t *testing.T, url string) (int, string) {
 	}
 	return resp.StatusCode, string(b)
 }
+
+// Lifecycle checks a service's whole lifecycle promise on the binary of the main package in
+// the test's directory: -version (Version), then a start with NATS and Redis down that is live
+// at once and names missing (StartWithoutDependencies), turning ready once they are up without
+// a restart (StartDependencies).
+func Lifecycle(t *testing.T, service string, env []string, missing ...string) {
+	bin := draintest.BuildBinary(t, ".")
+	t.Run("version", func(t *testing.T) { Version(t, bin, service) })
+	t.Run("starts before its dependencies", func(t *testing.T) {
+		s := StartWithoutDependencies(t, bin, service, env, missing...)
+		s.StartDependencies(t, 30*time.Second)
+	})
+}

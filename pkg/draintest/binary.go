@@ -81,3 +81,12 @@ func RemoveBinaries() {
 	}
 	binaries.dir, binaries.builds = "", nil
 }
+
+// Main runs a package's tests and deletes the binaries BuildBinary built for them, then exits
+// with the tests' status: a package's whole TestMain is `func TestMain(m *testing.M) {
+// draintest.Main(m) }`.
+func Main(m interface{ Run() int }) {
+	code := m.Run()
+	RemoveBinaries()
+	os.Exit(code)
+}

@@ -24,11 +24,7 @@ import (
 	"github.com/routemaster-drain/drain/pkg/stream"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	draintest.RemoveBinaries()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { draintest.Main(m) }
 
 // binary builds the ingest binary once per test run.
 func binary(t *testing.T) string {

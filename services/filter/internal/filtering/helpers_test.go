@@ -236,6 +236,5 @@ func (quietRedis) Printf(context.Context, string, ...any) {}
 
 func TestMain(m *testing.M) {
 	redis.SetLogger(quietRedis{})
-	defer draintest.RemoveBinaries()
-	m.Run()
+	draintest.Main(m)
 }

@@ -3,7 +3,6 @@ package sweeping_test
 import (
 	"math/rand/v2"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -13,11 +12,7 @@ import (
 	"github.com/routemaster-drain/drain/pkg/draintest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	draintest.RemoveBinaries()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { draintest.Main(m) }
 
 // The sweeper binary is SIGKILLed mid-sweep six times and restarted; a slow webhook after the
 // publish keeps most kills between the publish and the completion, the window where a naive

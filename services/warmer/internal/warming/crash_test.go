@@ -12,11 +12,7 @@ import (
 	"github.com/routemaster-drain/drain/pkg/draintest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	draintest.RemoveBinaries()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { draintest.Main(m) }
 
 type proc struct {
 	t   *testing.T
