@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -122,13 +124,61 @@ func Declare(ctx context.Context, js jetstream.JetStream, o StreamOptions) error
 	if err := o.validate(); err != nil {
 		return err
 	}
-	n := o.Names()
-	for _, k := range Kinds {
-		if _, err := js.CreateOrUpdateStream(ctx, StreamConfig(o, k)); err != nil {
-			return fmt.Errorf("declare stream %s: %w", n.Stream(k), err)
+	// All at once: on a cluster each stream's replicas are placed and elect a leader, which
+	// takes a moment per stream; one after another they add up.
+	errs := make([]error, len(Kinds))
+	var wg sync.WaitGroup
+	for i, k := range Kinds {
+		wg.Go(func() { errs[i] = declareStream(ctx, js, StreamConfig(o, k)) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// declareCallTimeout bounds one JetStream API call of declareStream. Two processes creating
+// the same stream at the same moment on a cluster can both wait for an answer that never
+// comes (seen with nats-server 2.10 to 2.12); a short bound and a retry that finds the stream
+// ends that in a second instead of a client timeout.
+const declareCallTimeout = 2 * time.Second
+
+// declareStream creates the stream of cfg, or updates it to cfg when it exists, looking it up
+// first and retrying a create that timed out or lost a race (with a random pause, so two
+// racing processes do not collide again) until ctx ends.
+func declareStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) error {
+	for {
+		err := declareStreamOnce(ctx, js, cfg)
+		if err == nil || ctx.Err() != nil || !retryableDeclare(err) {
+			if err != nil {
+				return fmt.Errorf("declare stream %s: %w", cfg.Name, err)
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("declare stream %s: %w", cfg.Name, err)
+		case <-time.After(100*time.Millisecond + rand.N(400*time.Millisecond)):
 		}
 	}
-	return nil
+}
+
+func declareStreamOnce(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) error {
+	cctx, cancel := context.WithTimeout(ctx, declareCallTimeout)
+	defer cancel()
+	if _, err := js.Stream(cctx, cfg.Name); err == nil {
+		_, err = js.UpdateStream(cctx, cfg)
+		return err
+	} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return err
+	}
+	_, err := js.CreateStream(cctx, cfg)
+	return err
+}
+
+// retryableDeclare reports whether a declare call failed for a reason that a new look-up
+// resolves: a timeout, or another process creating the same stream first.
+func retryableDeclare(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) || errors.Is(err, jetstream.ErrStreamNotFound)
 }
 
 // Ready reports nil when the connection is up and every drain stream exists.

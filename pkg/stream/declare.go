@@ -9,15 +9,18 @@ import (
 )
 
 // Retry timing of DeclareUntil: the first wait, the longest wait, and the bound of one attempt
-// (so a NATS server that accepts the connection but never answers is retried too).
+// (so a NATS server that accepts the connection but never answers is retried too). An attempt
+// may take several seconds on a cluster that is forming or moving (the meta leader is being
+// elected, replicas are placed), so it is bounded well above that: cutting it short only
+// starts the same work again.
 const (
 	declareFirstWait  = 250 * time.Millisecond
 	declareMaxWait    = 5 * time.Second
-	declareAttemptMax = 5 * time.Second
+	declareAttemptMax = 20 * time.Second
 )
 
 // DeclareUntil declares the drain's streams (Declare), retrying with backoff (250ms doubling
-// to 5s, each attempt bounded to 5s) until it succeeds or ctx is cancelled, so a service
+// to 5s, each attempt bounded to 20s) until it succeeds or ctx is cancelled, so a service
 // started while NATS is away waits for it instead of crash-looping. Each failure is logged at
 // warn level (log nil means slog.Default()). It returns nil once the streams are declared,
 // the validation error of invalid options at once, and ctx.Err() otherwise.

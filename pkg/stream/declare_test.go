@@ -74,3 +74,23 @@ func TestDeclareUntilStopsWithContext(t *testing.T) {
 		t.Errorf("returned %v after the context ended", d)
 	}
 }
+
+// Two services declaring the streams at the same moment on a freshly formed 3-node cluster
+// (R3) are both done within 10 s: concurrent creates of one stream on a cluster can both hang,
+// so Declare bounds each call and looks the stream up again.
+func TestDeclareRacingOnACluster(t *testing.T) {
+	c := draintest.StartNATSCluster(t, 3)
+	o := stream.StreamOptions{Prefix: "race", Replicas: 3}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	errs := make(chan error, 2)
+	for _, n := range c.Nodes[:2] {
+		_, js := n.Connect(t)
+		go func() { errs <- stream.Declare(ctx, js, o) }()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("declare racing on a cluster: %v", err)
+		}
+	}
+}
