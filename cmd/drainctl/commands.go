@@ -8,4 +8,5 @@ var commands = []*Command{
 	cacheCommand,
 	sendCommand,
 	dlqCommand,
+	statusCommand,
 }
