@@ -9,4 +9,5 @@ var commands = []*Command{
 	sendCommand,
 	dlqCommand,
 	statusCommand,
+	consoleCommand,
 }

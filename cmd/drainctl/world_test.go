@@ -31,6 +31,7 @@ const worldPrefix = "wld"
 // one of them leased, and the admin addresses of three services (a ready warmer whose circuit
 // breaker for 127.0.0.1 is open, a filter that is not ready, a sweeper that does not answer).
 type world struct {
+	nats  *draintest.NATS
 	env   []string
 	js    jetstream.JetStream
 	names stream.Names
@@ -56,7 +57,7 @@ func newWorld(t *testing.T) *world {
 	srv := draintest.StartNATS(t)
 	r := draintest.StartRedis(t)
 	_, js := srv.Connect(t)
-	w := &world{js: js, names: stream.Names{Prefix: worldPrefix}, rdb: r.Client(t, 0)}
+	w := &world{nats: srv, js: js, names: stream.Names{Prefix: worldPrefix}, rdb: r.Client(t, 0)}
 	w.orders = w.names.Subject(stream.Events, "orders")
 	if err := stream.Declare(ctx, js, w.names, config.Default(config.Drainctl).Streams); err != nil {
 		t.Fatal(err)
