@@ -20,6 +20,7 @@ import (
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/routemaster-drain/drain/cmd/drainctl/internal/status"
@@ -535,11 +536,7 @@ func TestConsoleAuthAndCSRF(t *testing.T) {
 
 	// The CSRF token of this process is in the page's forms; a POST without it, or from
 	// another origin, changes nothing.
-	_, _, page := get("/dead-letters", "Bearer "+consoleToken)
-	m := regexp.MustCompile(`name="csrf" value="([0-9a-f]{64})"`).FindStringSubmatch(page)
-	if m == nil {
-		t.Fatalf("no CSRF token in the dead letters page:\n%s", page)
-	}
+	csrf := consoleCSRF(t, base)
 	post := func(path string, form url.Values, origin string) int {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodPost, base+path, strings.NewReader(form.Encode()))
@@ -561,7 +558,7 @@ func TestConsoleAuthAndCSRF(t *testing.T) {
 	}{
 		{url.Values{"confirm": {"yes"}}, ""},
 		{url.Values{"confirm": {"yes"}, "csrf": {strings.Repeat("0", 64)}}, ""},
-		{url.Values{"confirm": {"yes"}, "csrf": {m[1]}}, "http://evil.example.com"},
+		{url.Values{"confirm": {"yes"}, "csrf": {csrf}}, "http://evil.example.com"},
 	} {
 		if code := post("/dead-letters/purge", tc.form, tc.origin); code != http.StatusForbidden {
 			t.Fatalf("purge %v from %q: %d", tc.form, tc.origin, code)
@@ -574,13 +571,13 @@ func TestConsoleAuthAndCSRF(t *testing.T) {
 		t.Fatalf("refused requests changed the DLQ: %d left", n)
 	}
 	// The same form from the console's own origin is accepted: without confirm=yes it only asks.
-	if code := post("/dead-letters/purge", url.Values{"csrf": {m[1]}}, base); code != 200 || w.dlqCount(t) != 3 {
+	if code := post("/dead-letters/purge", url.Values{"csrf": {csrf}}, base); code != 200 || w.dlqCount(t) != 3 {
 		t.Fatalf("unconfirmed purge: %d, %d left", code, w.dlqCount(t))
 	}
-	if code := post("/dead-letters/purge", url.Values{"csrf": {m[1]}, "confirm": {"yes"}, "stage": {"warm"}}, base); code != 200 || w.dlqCount(t) != 2 {
+	if code := post("/dead-letters/purge", url.Values{"csrf": {csrf}, "confirm": {"yes"}, "stage": {"warm"}}, base); code != 200 || w.dlqCount(t) != 2 {
 		t.Fatalf("confirmed purge of stage warm: %d, %d left", code, w.dlqCount(t))
 	}
-	if code := post("/dead-letters/replay", url.Values{"csrf": {m[1]}, "seq": {"9"}}, base); code != http.StatusNotFound {
+	if code := post("/dead-letters/replay", url.Values{"csrf": {csrf}, "seq": {"9"}}, base); code != http.StatusNotFound {
 		t.Fatalf("replay of a missing sequence: %d", code)
 	}
 	if code, _, _ := get("/dead-letters/999", "Bearer "+consoleToken); code != http.StatusNotFound {
@@ -612,4 +609,66 @@ func TestConsoleNeedsATokenOffLoopback(t *testing.T) {
 	if res.StatusCode != 200 {
 		t.Fatalf("loopback console without a token: %d", res.StatusCode)
 	}
+}
+
+// One replay request republishes at most 200 dead letters and says how many remain.
+func TestConsoleReplayIsBounded(t *testing.T) {
+	w := newWorld(t)
+	base := startConsole(t, append(w.env, "DRAIN_CONSOLE_TOKEN="+consoleToken))
+	for i := range 205 {
+		m := nats.NewMsg(w.names.Subject(stream.DLQ, "bulk"))
+		m.Data = []byte(fmt.Sprintf(`[{"topic":"bulk","type":"noop","url":"https://o.example.com/b/%d","t":1}]`, i))
+		m.Header.Set(stream.HeaderOrigSubject, w.names.Subject(stream.Events, "bulk"))
+		if _, err := w.js.PublishMsg(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	csrf := consoleCSRF(t, base)
+	replay := func() string {
+		t.Helper()
+		form := url.Values{"csrf": {csrf}, "stage": {"bulk"}}
+		req, _ := http.NewRequest(http.MethodPost, base+"/dead-letters/replay", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Authorization", "Bearer "+consoleToken)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("replay: %d %s", res.StatusCode, body)
+		}
+		return string(body)
+	}
+	if page := replay(); !strings.Contains(page, "<strong>5</strong> of the selection are still in the DLQ") || !strings.Contains(page, `id="replay-more"`) {
+		t.Fatalf("first replay page:\n%s", page)
+	}
+	if n := w.dlqCount(t); n != worldDeadFilter+worldDeadWarm+5 {
+		t.Fatalf("DLQ holds %d after replaying 200 of 205", n)
+	}
+	if page := replay(); strings.Contains(page, `id="replay-more"`) || !strings.Contains(page, "5 found") {
+		t.Fatalf("second replay page:\n%s", page)
+	}
+	if n := w.dlqCount(t); n != worldDeadFilter+worldDeadWarm {
+		t.Fatalf("DLQ holds %d after replaying the stage", n)
+	}
+}
+
+// consoleCSRF reads the console's CSRF token from its dead-letters page.
+func consoleCSRF(t *testing.T, base string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, base+"/dead-letters", nil)
+	req.Header.Set("Authorization", "Bearer "+consoleToken)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	page, _ := io.ReadAll(res.Body)
+	m := regexp.MustCompile(`name="csrf" value="([0-9a-f]{64})"`).FindSubmatch(page)
+	if m == nil {
+		t.Fatalf("no CSRF token in the dead letters page:\n%s", page)
+	}
+	return string(m[1])
 }

@@ -23,6 +23,10 @@ const (
 	maxPageSize = 200
 )
 
+// maxReplay bounds the dead letters one replay request republishes (three JetStream requests
+// each), so a request stays within its time bound; the result page says how many remain.
+const maxReplay = 200
+
 // maxShownBody bounds the part of a dead letter's body the inspect page shows.
 const maxShownBody = 256 << 10
 
@@ -226,6 +230,9 @@ type replayResult struct {
 	What     string
 	Outcomes []stream.Replayed
 	Failed   int
+	Remain   uint64 // dead letters of the selection still in the DLQ (failures included)
+	Stage    string // the selection's stage, for the "replay again" form
+	More     bool   // the request stopped at maxReplay
 }
 
 // replay republishes the selected dead letters to their original subjects (stream.Replay)
@@ -243,8 +250,11 @@ func (c *Console) replay(w http.ResponseWriter, r *http.Request) {
 		c.render(w, http.StatusBadRequest, "replayed", p)
 		return
 	}
-	res := replayResult{What: describe(sel)}
+	res := replayResult{What: describe(sel), Stage: sel.Stage}
 	p.Data = &res
+	if sel.Seq == 0 {
+		sel.Limit = maxReplay
+	}
 	dlq, err := c.openDLQ(r.Context())
 	if err == nil {
 		err = dlq.Replay(r.Context(), sel, func(out stream.Replayed) error {
@@ -265,7 +275,15 @@ func (c *Console) replay(w http.ResponseWriter, r *http.Request) {
 		c.render(w, http.StatusServiceUnavailable, "replayed", p)
 		return
 	}
-	c.cfg.Log.Info("console: replayed dead letters", "selection", res.What, "replayed", len(res.Outcomes)-res.Failed, "failed", res.Failed)
+	if sel.Seq == 0 {
+		res.More = len(res.Outcomes) == maxReplay
+		res.Remain, err = dlq.Count(r.Context(), stream.Selection{Stage: sel.Stage})
+		if err != nil {
+			p.Error = "Replayed, but cannot count what remains: " + err.Error()
+		}
+	}
+	c.cfg.Log.Info("console: replayed dead letters", "selection", res.What, "replayed", len(res.Outcomes)-res.Failed,
+		"failed", res.Failed, "remote", r.RemoteAddr)
 	c.render(w, http.StatusOK, "replayed", p)
 }
 
@@ -324,6 +342,6 @@ func (c *Console) purge(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	step.Done = true
-	c.cfg.Log.Info("console: purged dead letters", "selection", step.What, "purged", step.Purged)
+	c.cfg.Log.Info("console: purged dead letters", "selection", step.What, "purged", step.Purged, "remote", r.RemoteAddr)
 	c.render(w, http.StatusOK, "purge", p)
 }

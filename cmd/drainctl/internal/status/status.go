@@ -30,10 +30,10 @@ const MaxBody = 512
 
 // Sources are what Gather reads.
 type Sources struct {
-	JS     jetstream.JetStream
-	Names  stream.Names
-	Dirty  *dirty.Map
-	Admins []config.AdminURL // DRAIN_STATUS_ADMIN_URLS
+	JS     jetstream.JetStream // the deployment's JetStream
+	Names  stream.Names        // its stream, subject and consumer names (DRAIN_PREFIX)
+	Dirty  *dirty.Map          // its dirty map (ROUTEMASTER_DRAIN_REDIS)
+	Admins []config.AdminURL   // its services' admin addresses (DRAIN_STATUS_ADMIN_URLS)
 	// HTTP is the client of the admin requests; nil means one with a 2 s timeout.
 	HTTP *http.Client
 }
