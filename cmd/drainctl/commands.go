@@ -8,4 +8,6 @@ var commands = []*Command{
 	cacheCommand,
 	sendCommand,
 	dlqCommand,
+	statusCommand,
+	consoleCommand,
 }

@@ -175,11 +175,15 @@ func Main(ctx context.Context, args, environ []string, stdout, stderr io.Writer)
 	}()
 	err = cmd.Run(ctx, e, args[1:])
 	var exit *ExitError
+	var bad *config.VarError
 	switch {
 	case err == nil:
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
+	case errors.As(err, &bad): // a setting only this command checks: one line, as at start
+		fmt.Fprintf(stderr, "drainctl %s: configuration error: %v\n", cmd.Name, bad)
+		return 2
 	case errors.As(err, &exit):
 		if exit.Msg != "" {
 			fmt.Fprintf(stderr, "drainctl %s: %s\n", cmd.Name, exit.Msg)

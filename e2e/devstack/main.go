@@ -1,7 +1,8 @@
 // Command devstack runs the whole drain on one machine without Docker (`make run`): NATS with
-// JetStream, Redis, the four services built from this checkout, and a demo origin API whose
-// resources examples/batch.json names. It prints the commands to try next and stops
-// everything cleanly on Ctrl-C.
+// JetStream, Redis, the four services built from this checkout, the web console
+// (drainctl console, behind a token generated for the run) and a demo origin API whose
+// resources examples/batch.json names. It prints the commands to try next, the console's
+// address and token, and stops everything cleanly on Ctrl-C.
 //
 // It uses the NATS and Redis at NATS_URL and ROUTEMASTER_DRAIN_REDIS (defaults
 // 127.0.0.1:4222 and 127.0.0.1:6379) when they answer, under a separate prefix and namespace
@@ -11,6 +12,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -220,7 +223,46 @@ func run(build, quiet bool) error {
 	}
 	defer stopAll(procs)
 
+	// The web console, behind a token generated for this run (printed once, below).
+	consoleAddr := pickAddr(9099)
+	token, err := newToken()
+	if err != nil {
+		return err
+	}
+	statusURLs := fmt.Sprintf("ingest=http://%s,filter=http://%s,warmer=http://%s,sweeper=http://%s", ingestAddr, admin["filter"], admin["warmer"], admin["sweeper"])
+	shown["DRAIN_STATUS_ADMIN_URLS"] = statusURLs
+	ce := env{"DRAIN_CONSOLE_ADDR": consoleAddr, "DRAIN_CONSOLE_TOKEN": token, "DRAIN_STATUS_ADMIN_URLS": statusURLs}
+	for k, v := range e {
+		ce[k] = v
+	}
+	consoleLog, err := os.Create(filepath.Join(work, "console.log"))
+	if err != nil {
+		return err
+	}
+	defer consoleLog.Close()
+	var cw io.Writer = consoleLog
+	if !quiet {
+		cw = io.MultiWriter(consoleLog, &stack.PrefixWriter{W: os.Stdout, Prefix: fmt.Sprintf("%-8s| ", "console"), Mu: &outMu})
+	}
+	console := &stack.Proc{Name: "console", Path: filepath.Join(bin, "drainctl"), Args: []string{"console"}, Env: ce.list(),
+		Health: "http://" + consoleAddr + "/healthz", HealthAuth: "Bearer " + token, Log: cw,
+		Exited: func(p *stack.Proc, err error) {
+			exited <- fmt.Sprintf("%s exited: %v (log: tmp/devstack/%s.log)", p.Name, err, p.Name)
+		}}
+	if err := console.Start(); err != nil {
+		return err
+	}
+	defer console.Stop(10 * time.Second) // before the services (defers run last first)
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = console.WaitHealthy(wctx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("the console did not start: %w (log: tmp/devstack/console.log)", err)
+	}
+
 	fmt.Println(nextSteps(shown, admin))
+	fmt.Printf("Web console: http://%s/ with the token %s\n"+
+		"  (send it as a Bearer token or as the Basic-auth password, any user name; it is printed only here and changes every run)\n\n", consoleAddr, token)
 
 	select {
 	case <-ctx.Done():
@@ -242,7 +284,8 @@ func nextSteps(shown env, admin map[string]string) string {
 	b.WriteString("\nThe drain is running. In another terminal, from the repository root:\n\n")
 	fmt.Fprintf(&b, "  %sROUTEMASTER_DRAIN_TOKENS=demo bin/drainctl send examples/batch.json\n", prefix)
 	fmt.Fprintf(&b, "  %sbin/drainctl dirty list\n", prefix)
-	fmt.Fprintf(&b, "  %sbin/drainctl cache get http://%s/widgets/1\n\n", prefix, OriginAddr)
+	fmt.Fprintf(&b, "  %sbin/drainctl cache get http://%s/widgets/1\n", prefix, OriginAddr)
+	fmt.Fprintf(&b, "  %sDRAIN_STATUS_ADMIN_URLS=%s bin/drainctl status\n\n", prefix, shown["DRAIN_STATUS_ADMIN_URLS"])
 	fmt.Fprintf(&b, "Metrics: http://%s/metrics (ingest), http://%s/metrics (filter), http://%s/metrics (warmer), http://%s/metrics (sweeper).\n",
 		admin["ingest"], admin["filter"], admin["warmer"], admin["sweeper"])
 	b.WriteString("Logs are in tmp/devstack/. Ctrl-C stops everything.\n")
@@ -261,6 +304,15 @@ func stopAll(procs []*stack.Proc) {
 		go func(p *stack.Proc) { defer wg.Done(); p.Stop(30 * time.Second) }(procs[i])
 	}
 	wg.Wait()
+}
+
+// newToken returns a random console token: 32 hex digits.
+func newToken() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("console token: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
 }
 
 // demoOrigin serves a JSON representation of /widgets/<id> and /gadgets/<id>; widgets/3 is

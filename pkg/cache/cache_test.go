@@ -547,3 +547,52 @@ func TestRefresh(t *testing.T) {
 		t.Fatalf("Refresh on 410: %+v %v", res, err)
 	}
 }
+
+// Variants lists what is stored for a URL, bodies left out, and tells fresh from stale.
+func TestVariants(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	u := e.url("/v")
+	if s, err := e.cache.Variants(ctx, u); err != nil || s.Current != 0 || len(s.Variants) != 0 || s.TTL != 0 {
+		t.Fatalf("uncached URL: %+v %v", s, err)
+	}
+	before := time.Now().Add(-time.Second)
+	mustGet(t, e.cache, u, cache.Variant{Version: "2", Locale: "fr"})
+	mustGet(t, e.cache, u, cache.Variant{})
+	e.cache.Invalidate(ctx, u)
+	mustGet(t, e.cache, u, cache.Variant{Locale: "en-GB"})
+	s, err := e.cache.Variants(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Current != 1 || len(s.Variants) != 3 || s.TTL <= 0 || s.TTL > time.Hour {
+		t.Fatalf("Variants: %+v", s)
+	}
+	want := []struct {
+		v     cache.Variant
+		index int64
+		body  string
+	}{
+		{cache.Variant{}, 0, "/v v1 application/json "},
+		{cache.Variant{Locale: "en-GB"}, 1, "/v v1 application/json en-GB"},
+		{cache.Variant{Version: "2", Locale: "fr"}, 0, "/v v1 application/json;v=2 fr"},
+	}
+	for i, w := range want {
+		got := s.Variants[i]
+		if got.Variant != w.v || got.Index != w.index || got.Status != 200 || got.BodyBytes != int64(len(w.body)) ||
+			got.FetchedAt.Before(before) || got.FetchedAt.After(time.Now()) || s.Fresh(got) != (w.index == 1) {
+			t.Fatalf("variant %d: %+v, want %+v", i, got, w)
+		}
+	}
+	// Reading changed nothing: no hit, no miss, no request.
+	if n := e.origin.requests.Load(); n != 3 {
+		t.Fatalf("origin requests %d", n)
+	}
+	if hits, _ := draintest.Metric(t, e.reg, "drain_cache_hits_total"); hits != 0 {
+		t.Fatalf("Variants counted %v hits", hits)
+	}
+	e.rdb.Persist(ctx, "ns:cache:{"+u+"}")
+	if s, _ := e.cache.Variants(ctx, u); s.TTL != -1 {
+		t.Fatalf("TTL of a key without one: %v", s.TTL)
+	}
+}

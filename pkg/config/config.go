@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -76,6 +77,20 @@ type Sweep struct {
 	WebhookURL string        // DRAIN_SWEEP_WEBHOOK_URL: POST batches here, "" for none
 }
 
+// AdminURL is one entry of DRAIN_STATUS_ADMIN_URLS: a service's name and the base URL of its
+// admin address, without a trailing slash.
+type AdminURL struct {
+	Name string // as the operator named it: filter, warmer-2, ...
+	URL  string // http(s)://host:port, the admin address's /readyz and /metrics are under it
+}
+
+// Console configures drainctl status and the web console.
+type Console struct {
+	AdminURLs []AdminURL // DRAIN_STATUS_ADMIN_URLS: services whose readiness and breakers are read
+	Addr      string     // DRAIN_CONSOLE_ADDR: the console's listen address
+	Token     string     // DRAIN_CONSOLE_TOKEN: what every console request carries; never log it
+}
+
 // Config is everything a drain process reads from its environment. Where a library package
 // owns a setting, the field has that package's Options type (NATS, Streams, Fetch) or a
 // method builds them (CacheOptions, ReorderOptions, DirtyOptions), so the environment is
@@ -104,9 +119,10 @@ type Config struct {
 	// circuit breakers, DRAIN_WARM_ALLOW_HOSTS, DRAIN_WARM_MAX_BODY); the caller sets Logger
 	// and Registerer.
 	Fetch     apiclient.Options
-	Warm      Warm   // ROUTEMASTER_QUEUE_NAME, DRAIN_WARM_HOST_CONCURRENCY, DRAIN_WARM_COALESCE
-	Sweep     Sweep  // DRAIN_SWEEP_*
-	IngestURL string // DRAIN_INGEST_URL: where drainctl send posts
+	Warm      Warm    // ROUTEMASTER_QUEUE_NAME, DRAIN_WARM_HOST_CONCURRENCY, DRAIN_WARM_COALESCE
+	Sweep     Sweep   // DRAIN_SWEEP_*
+	IngestURL string  // DRAIN_INGEST_URL: where drainctl send posts
+	Console   Console // DRAIN_STATUS_ADMIN_URLS, DRAIN_CONSOLE_*: drainctl status and console
 }
 
 // CacheOptions returns the cache settings of the environment: the namespace of
@@ -263,6 +279,14 @@ func Load(service Service, environ []string) (*Config, error) {
 		r.fail("DRAIN_SWEEP_PUBLISH", "is false and DRAIN_SWEEP_WEBHOOK_URL is empty: swept URLs would have nowhere to go")
 	}
 	c.IngestURL = r.httpURL("DRAIN_INGEST_URL")
+	c.Console = Console{
+		AdminURLs: r.adminURLs("DRAIN_STATUS_ADMIN_URLS"),
+		Addr:      r.str("DRAIN_CONSOLE_ADDR"),
+		Token:     r.str("DRAIN_CONSOLE_TOKEN"),
+	}
+	if _, _, err := net.SplitHostPort(c.Console.Addr); err != nil {
+		r.fail("DRAIN_CONSOLE_ADDR", fmt.Sprintf("%q must be host:port", c.Console.Addr))
+	}
 	return c, r.err
 }
 
@@ -378,6 +402,34 @@ func (r *reader) httpURL(name string) string {
 		r.fail(name, fmt.Sprintf("%q must be an absolute http(s) URL", s))
 	}
 	return s
+}
+
+var adminNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+
+// adminURLs reads name=URL entries, names unique, URLs absolute http(s) without a path.
+func (r *reader) adminURLs(name string) []AdminURL {
+	var out []AdminURL
+	seen := map[string]bool{}
+	for _, entry := range r.list(name) {
+		n, raw, ok := strings.Cut(entry, "=")
+		n, raw = strings.TrimSpace(n), strings.TrimSuffix(strings.TrimSpace(raw), "/")
+		if !ok || !adminNameRE.MatchString(n) {
+			r.fail(name, fmt.Sprintf("entry %q must be name=URL with a name of [A-Za-z0-9_.-]", entry))
+			return nil
+		}
+		if seen[n] {
+			r.fail(name, fmt.Sprintf("name %q appears twice", n))
+			return nil
+		}
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "" {
+			r.fail(name, fmt.Sprintf("entry %q: the URL must be http(s)://host:port of an admin address", entry))
+			return nil
+		}
+		seen[n] = true
+		out = append(out, AdminURL{Name: n, URL: raw})
+	}
+	return out
 }
 
 func (r *reader) redis(name, raw string) Redis {

@@ -87,6 +87,12 @@ func TestLoadErrors(t *testing.T) {
 		{Warmer, []string{"api.test.ROUTEMASTER_CIRCUIT_BREAKER_ERROR_THRESHOLD=150"}, "api.test.ROUTEMASTER_CIRCUIT_BREAKER_ERROR_THRESHOLD"},
 		{Sweeper, []string{"DRAIN_SWEEP_WEBHOOK_URL=ftp://x"}, "DRAIN_SWEEP_WEBHOOK_URL"},
 		{Sweeper, []string{"DRAIN_SWEEP_PUBLISH=false"}, "DRAIN_SWEEP_PUBLISH"},
+		{Drainctl, []string{"DRAIN_STATUS_ADMIN_URLS=http://filter:9091"}, "DRAIN_STATUS_ADMIN_URLS"},
+		{Drainctl, []string{"DRAIN_STATUS_ADMIN_URLS=a=http://x:1,a=http://y:2"}, "DRAIN_STATUS_ADMIN_URLS"},
+		{Drainctl, []string{"DRAIN_STATUS_ADMIN_URLS=a=ftp://x:1"}, "DRAIN_STATUS_ADMIN_URLS"},
+		{Drainctl, []string{"DRAIN_STATUS_ADMIN_URLS=a=http://x:1/readyz"}, "DRAIN_STATUS_ADMIN_URLS"},
+		{Drainctl, []string{"DRAIN_STATUS_ADMIN_URLS=a b=http://x:1"}, "DRAIN_STATUS_ADMIN_URLS"},
+		{Drainctl, []string{"DRAIN_CONSOLE_ADDR=9099"}, "DRAIN_CONSOLE_ADDR"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -251,5 +257,23 @@ func TestUsageListsEveryVariableOfTheService(t *testing.T) {
 	}
 	if !strings.Contains(out, "ROUTEMASTER_DRAIN_TOKENS") || !strings.Contains(out, "(required)") {
 		t.Errorf("usage does not mark the tokens required:\n%s", out)
+	}
+}
+
+func TestConsoleSettings(t *testing.T) {
+	c := Default(Drainctl)
+	if c.Console.Addr != "127.0.0.1:9099" || c.Console.Token != "" || c.Console.AdminURLs != nil {
+		t.Fatalf("defaults: %+v", c.Console)
+	}
+	c = Default(Drainctl, "DRAIN_STATUS_ADMIN_URLS= ingest=http://ingest:9090/ , warmer-2=https://10.0.0.7:9092,,",
+		"DRAIN_CONSOLE_ADDR=:9099", "DRAIN_CONSOLE_TOKEN= s3cret ")
+	want := []AdminURL{{"ingest", "http://ingest:9090"}, {"warmer-2", "https://10.0.0.7:9092"}}
+	if len(c.Console.AdminURLs) != 2 || c.Console.AdminURLs[0] != want[0] || c.Console.AdminURLs[1] != want[1] ||
+		c.Console.Addr != ":9099" || c.Console.Token != "s3cret" {
+		t.Fatalf("console settings: %+v", c.Console)
+	}
+	// Only drainctl reads them.
+	if c := Default(Filter, "DRAIN_STATUS_ADMIN_URLS=junk", "DRAIN_CONSOLE_ADDR=junk"); c.Console.AdminURLs != nil {
+		t.Fatalf("the filter read DRAIN_STATUS_ADMIN_URLS: %+v", c.Console)
 	}
 }

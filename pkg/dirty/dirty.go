@@ -158,6 +158,46 @@ func (m *Map) Leased(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
+// URLStatus is where one URL stands in the dirty map.
+type URLStatus struct {
+	Marked bool // in the dirty set: marked and waiting for a sweep (again, when marked while leased)
+	Leased bool // a sweeper holds it and has not confirmed its hand-off (an expired lease included)
+	// LeaseExpiry is when the lease ends, by the Redis server's clock; zero when not leased.
+	// Past it, the next Lease of any process takes the URL back.
+	LeaseExpiry time.Time
+}
+
+// Dirty reports whether the URL counts as dirty, as Count counts: marked or leased.
+func (s URLStatus) Dirty() bool { return s.Marked || s.Leased }
+
+// Status reads where url stands in the map, without changing anything: one round trip of two
+// commands (SISMEMBER and ZSCORE, keys in one hash slot).
+func (m *Map) Status(ctx context.Context, url string) (URLStatus, error) {
+	var member *redis.BoolCmd
+	var score *redis.FloatCmd
+	_, err := m.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		member = p.SIsMember(ctx, m.keys.Items, url)
+		score = p.ZScore(ctx, m.keys.Leases, url)
+		return nil
+	})
+	if err == nil || errors.Is(err, redis.Nil) {
+		err = member.Err()
+	}
+	if err == nil {
+		if err = score.Err(); errors.Is(err, redis.Nil) {
+			err = nil
+		}
+	}
+	if err != nil {
+		return URLStatus{}, fmt.Errorf("dirty: status of %s: %w", url, err)
+	}
+	s := URLStatus{Marked: member.Val()}
+	if ms, err := score.Result(); err == nil {
+		s.Leased, s.LeaseExpiry = true, time.UnixMilli(int64(ms))
+	}
+	return s, nil
+}
+
 // List returns dirty URLs, leased ones included, each once: all of them when limit ≤ 0 (one
 // SMEMBERS: use a limit on a large map), otherwise at most limit found by SSCAN. The order is
 // unspecified.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -703,5 +704,50 @@ func TestSweepReportsLostLeases(t *testing.T) {
 	}
 	if n := count(t, m); n != 0 {
 		t.Fatalf("left %d", n)
+	}
+}
+
+// Status reads a URL's place in the map without changing it: marked, leased, both, neither.
+func TestStatus(t *testing.T) {
+	c := newRedis(t)
+	m := newMap(t, c, dirty.Options{})
+	status := func(url string) dirty.URLStatus {
+		t.Helper()
+		s, err := m.Status(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if s := status(u(1)); s.Dirty() || s.Marked || s.Leased || !s.LeaseExpiry.IsZero() {
+		t.Fatalf("unknown URL: %+v", s)
+	}
+	mark(t, m, u(1))
+	if s := status(u(1)); !s.Dirty() || !s.Marked || s.Leased {
+		t.Fatalf("marked URL: %+v", s)
+	}
+	before := time.Now()
+	urls, _, err := m.Lease(ctx, 1, time.Minute)
+	if err != nil || len(urls) != 1 {
+		t.Fatalf("lease = %v, %v", urls, err)
+	}
+	s := status(u(1))
+	if !s.Dirty() || s.Marked || !s.Leased {
+		t.Fatalf("leased URL: %+v", s)
+	}
+	// The expiry is by the Redis clock, which is this machine's.
+	if d := s.LeaseExpiry.Sub(before); d < 50*time.Second || d > 70*time.Second {
+		t.Fatalf("lease expiry %v is %v after the lease, want about a minute", s.LeaseExpiry, d)
+	}
+	mark(t, m, u(1)) // changed again while a sweeper holds it
+	if s := status(u(1)); !s.Marked || !s.Leased {
+		t.Fatalf("re-marked leased URL: %+v", s)
+	}
+	if n := count(t, m); n != 1 {
+		t.Fatalf("Status changed the map: count %d", n)
+	}
+	c.Set(ctx, "{rm}:dirtymap:items", "not a set", 0)
+	if _, err := m.Status(ctx, u(1)); err == nil || !strings.Contains(err.Error(), "WRONGTYPE") {
+		t.Fatalf("status of a broken map: %v", err)
 	}
 }

@@ -42,6 +42,8 @@
 // Sweep renews the leases it holds every third of the lease TTL, so a slow sweep function
 // keeps its URLs; a lease lost anyway is reported through ErrLeaseLost.
 //
+// Count, Leased, List and Status (one URL: marked, leased, until when) only read the map.
+//
 // Lease, Complete, Release and Renew are the batch API the sweeper service uses; Sweep and
 // SweepOne are the gem's API built on them. Every key carries the hash tag {ns}, so the scripts
 // run on Redis Cluster too. See docs/redis.md for the key layout.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -173,6 +174,11 @@ func (d *DeadLetters) filter(sel Selection) (string, error) {
 // when Each starts are visited, so a message dead-lettered again while fn replays is not
 // visited twice.
 func (d *DeadLetters) Each(ctx context.Context, sel Selection, fn func(DLQMsg) error) error {
+	return d.each(ctx, sel, 0, fn)
+}
+
+// each is Each starting at DLQ sequence from (0: the first).
+func (d *DeadLetters) each(ctx context.Context, sel Selection, from uint64, fn func(DLQMsg) error) error {
 	filter, err := d.filter(sel)
 	if err != nil {
 		return err
@@ -196,7 +202,7 @@ func (d *DeadLetters) Each(ctx context.Context, sel Selection, fn func(DLQMsg) e
 	}
 	last := info.State.LastSeq
 	n := 0
-	for next := max(info.State.FirstSeq, 1); next <= last; {
+	for next := max(info.State.FirstSeq, from, 1); next <= last; {
 		m, err := d.stream.GetMsg(ctx, next, jetstream.WithGetMsgSubject(filter))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return nil
@@ -226,6 +232,61 @@ func (d *DeadLetters) List(ctx context.Context, sel Selection) ([]DLQMsg, error)
 		return nil
 	})
 	return out, err
+}
+
+// Page returns up to sel.Limit dead letters (sel.Limit ≤ 0 or above MaxPage: MaxPage) with a
+// DLQ sequence of at least from, oldest first, and the sequence to pass as from for the next
+// page: 0 when there is none. It costs one request per dead letter returned, plus two, so a
+// page deep in a large DLQ costs no more than the first. sel.Seq is not supported (use Each).
+func (d *DeadLetters) Page(ctx context.Context, sel Selection, from uint64) ([]DLQMsg, uint64, error) {
+	if sel.Seq != 0 {
+		return nil, 0, errors.New("page: a Seq is not supported; use Each")
+	}
+	limit := sel.Limit
+	if limit <= 0 || limit > MaxPage {
+		limit = MaxPage
+	}
+	sel.Limit = limit + 1 // one more tells whether there is a next page
+	var out []DLQMsg
+	var next uint64
+	err := d.each(ctx, sel, from, func(m DLQMsg) error {
+		if len(out) == limit {
+			next = m.Seq
+			return nil
+		}
+		out = append(out, m)
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return out, next, nil
+}
+
+// MaxPage is the most dead letters one Page returns.
+const MaxPage = 500
+
+// StageCount is the number of dead letters of one stage.
+type StageCount struct {
+	Stage   string // the subject's last token
+	Subject string // <prefix>.dlq.<Stage>
+	Count   uint64
+}
+
+// CountByStage returns the number of dead letters on each <prefix>.dlq.<stage> subject that
+// holds any, ordered by stage. It costs one request whatever the number of dead letters (one
+// more per 100,000 stages: the server pages subject counts).
+func (d *DeadLetters) CountByStage(ctx context.Context) ([]StageCount, error) {
+	info, err := d.stream.Info(ctx, jetstream.WithSubjectFilter(d.names.Subject(DLQ, ">")))
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", d.Stream(), err)
+	}
+	out := make([]StageCount, 0, len(info.State.Subjects))
+	for subject, n := range info.State.Subjects {
+		out = append(out, StageCount{Stage: subject[strings.LastIndexByte(subject, '.')+1:], Subject: subject, Count: n})
+	}
+	slices.SortFunc(out, func(a, b StageCount) int { return strings.Compare(a.Subject, b.Subject) })
+	return out, nil
 }
 
 // Replayed is the outcome of replaying one dead letter.

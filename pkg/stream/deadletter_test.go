@@ -3,6 +3,7 @@ package stream_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/nats-io/nats.go"
@@ -92,5 +93,70 @@ func TestDeadLettersCountPurgeAndFailedReplay(t *testing.T) {
 	}
 	if c := count(stream.Selection{}); c != 0 {
 		t.Fatalf("%d dead letters after purging all", c)
+	}
+}
+
+// CountByStage counts each stage's subject; Page walks the DLQ in bounded pages from any
+// sequence, a stage's only.
+func TestDeadLettersCountByStageAndPage(t *testing.T) {
+	srv := draintest.StartNATS(t)
+	_, js := srv.Connect(t)
+	n := stream.Names{Prefix: "pg"}
+	declare(t, js, n)
+	ctx := context.Background()
+	d, err := stream.OpenDeadLetters(ctx, js, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts, err := d.CountByStage(ctx); err != nil || len(counts) != 0 {
+		t.Fatalf("empty DLQ: %v %v", counts, err)
+	}
+	for i := range 7 {
+		stage := "filter"
+		if i%3 == 2 {
+			stage = "warm"
+		}
+		if _, err := js.Publish(ctx, n.Subject(stream.DLQ, stage), []byte(`[]`)); err != nil {
+			t.Fatal(err)
+		}
+	} // filter: 1 2 4 5 7, warm: 3 6
+	counts, err := d.CountByStage(ctx)
+	want := []stream.StageCount{{Stage: "filter", Subject: "pg.dlq.filter", Count: 5}, {Stage: "warm", Subject: "pg.dlq.warm", Count: 2}}
+	if err != nil || !slices.Equal(counts, want) {
+		t.Fatalf("CountByStage = %v, %v; want %v", counts, err, want)
+	}
+
+	seqs := func(ms []stream.DLQMsg) []uint64 {
+		var out []uint64
+		for _, m := range ms {
+			out = append(out, m.Seq)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		sel      stream.Selection
+		from     uint64
+		want     []uint64
+		wantNext uint64
+	}{
+		{stream.Selection{Limit: 3}, 0, []uint64{1, 2, 3}, 4},
+		{stream.Selection{Limit: 3}, 4, []uint64{4, 5, 6}, 7},
+		{stream.Selection{Limit: 3}, 7, []uint64{7}, 0},
+		{stream.Selection{Limit: 2, Stage: "filter"}, 3, []uint64{4, 5}, 7},
+		{stream.Selection{Stage: "warm"}, 0, []uint64{3, 6}, 0},
+		{stream.Selection{Limit: 7}, 0, []uint64{1, 2, 3, 4, 5, 6, 7}, 0},
+		{stream.Selection{}, 8, nil, 0},
+	} {
+		got, next, err := d.Page(ctx, tc.sel, tc.from)
+		if err != nil || !slices.Equal(seqs(got), tc.want) || next != tc.wantNext {
+			t.Fatalf("Page(%+v, %d) = %v next %d, %v; want %v next %d", tc.sel, tc.from, seqs(got), next, err, tc.want, tc.wantNext)
+		}
+	}
+	if _, _, err := d.Page(ctx, stream.Selection{Seq: 1}, 0); err == nil {
+		t.Fatal("Page with a Seq accepted")
+	}
+	// Page reads; it deletes nothing.
+	if c, _ := d.Count(ctx, stream.Selection{}); c != 7 {
+		t.Fatalf("count after paging: %d", c)
 	}
 }

@@ -83,8 +83,9 @@
 // # Dead letters
 //
 // A dead letter is the original message (body and headers) on <prefix>.dlq.<stage> with the
-// Drain-* headers saying why. OpenDeadLetters lists, counts, replays and purges them without
-// consuming them (drainctl dlq is a thin caller). A replay republishes to the original
+// Drain-* headers saying why. OpenDeadLetters lists (Each, List, Page for bounded pages),
+// counts (Count, CountByStage), replays and purges them without consuming them (drainctl dlq
+// and the console are thin callers). A replay republishes to the original
 // subject with Drain-Replay-Stream and Drain-Replay-Sequence naming the first message, and
 // deletes the dead letter only after JetStream acknowledged the replay.
 package stream

@@ -19,9 +19,13 @@ import (
 type Proc struct {
 	Name   string
 	Path   string
+	Args   []string // command-line arguments (drainctl's command: "console")
 	Env    []string // added to the parent's environment
 	Health string   // URL polled by WaitHealthy
-	Log    io.Writer
+	// HealthAuth, when set, is the Authorization header of the Health requests (the console
+	// answers 401 without its token).
+	HealthAuth string
+	Log        io.Writer
 	// Exited, when set, is called with the exit error of a process that ends by itself (not
 	// through Kill or Stop).
 	Exited func(p *Proc, err error)
@@ -40,7 +44,7 @@ func (p *Proc) Start() error {
 	if p.cmd != nil {
 		return fmt.Errorf("%s is already running", p.Name)
 	}
-	cmd := exec.Command(p.Path)
+	cmd := exec.Command(p.Path, p.Args...)
 	cmd.Env = append(os.Environ(), p.Env...)
 	if p.Log != nil {
 		cmd.Stdout, cmd.Stderr = p.Log, p.Log
@@ -114,7 +118,7 @@ func (p *Proc) end(sig syscall.Signal, grace time.Duration) {
 
 // WaitHealthy polls Health until it answers 2xx, the process exits, or ctx ends.
 func (p *Proc) WaitHealthy(ctx context.Context) error {
-	return WaitHTTP(ctx, p.Health, func() error {
+	return waitHTTP(ctx, p.Health, p.HealthAuth, func() error {
 		if !p.Running() {
 			return fmt.Errorf("%s exited", p.Name)
 		}
@@ -124,9 +128,20 @@ func (p *Proc) WaitHealthy(ctx context.Context) error {
 
 // WaitHTTP polls url until it answers 2xx, alive reports an error, or ctx ends.
 func WaitHTTP(ctx context.Context, url string, alive func() error) error {
+	return waitHTTP(ctx, url, "", alive)
+}
+
+func waitHTTP(ctx context.Context, url, auth string, alive func() error) error {
 	client := &http.Client{Timeout: time.Second}
 	for {
-		resp, err := client.Get(url)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := client.Do(req)
 		if err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
