@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 
 	"github.com/routemaster-drain/drain/pkg/dirty"
@@ -9,8 +10,8 @@ import (
 
 var dirtyCommand = &Command{
 	Name:    "dirty",
-	Usage:   "count|list|sweep [--limit N]",
-	Summary: "count or list the dirty map's URLs, or sweep them (print each and remove it)",
+	Usage:   "count|list|sweep [--limit N] | migrate",
+	Summary: "count or list the dirty map's URLs, sweep them (print each and remove it), or move filter state and dirty URLs of the layout before buckets into the buckets",
 	Run:     runDirty,
 }
 
@@ -45,6 +46,11 @@ func runDirty(ctx context.Context, e *Env, args []string) error {
 		return e.PrintList(urls)
 	case "sweep":
 		return sweep(ctx, e, m, limit)
+	case "migrate":
+		if limit != 0 {
+			return UsageError("migrate takes no --limit")
+		}
+		return migrate(ctx, e, m)
 	}
 	return UsageError("unknown subcommand %q", sub)
 }
@@ -70,4 +76,31 @@ func sweep(ctx context.Context, e *Env, m *dirty.Map, limit int) error {
 		}
 	}
 	return err
+}
+
+// migrate runs dirty.Map.Migrate and prints its report, one "name count" a line (or the
+// report as JSON, with "done"). When leases of the old layout still run it says so on
+// stderr: run it again once they ended.
+func migrate(ctx context.Context, e *Env, m *dirty.Map) error {
+	rep, err := m.Migrate(ctx, 100)
+	if err != nil {
+		return err
+	}
+	if !rep.Done() {
+		fmt.Fprintf(e.Stderr, "drainctl dirty migrate: %d states changed while moving and %d URLs are leased by sweepers of the old layout: run again once those stopped and their leases (DRAIN_SWEEP_LEASE) ended\n",
+			rep.StatesChanged, rep.LeasedLeft)
+	}
+	if e.JSON {
+		return e.PrintJSON(struct {
+			dirty.MigrateReport
+			Done bool `json:"done"`
+		}{rep, rep.Done()})
+	}
+	return e.PrintList([]string{
+		fmt.Sprintf("states %d", rep.States),
+		fmt.Sprintf("states_changed %d", rep.StatesChanged),
+		fmt.Sprintf("dirty %d", rep.Dirty),
+		fmt.Sprintf("leased %d", rep.Leased),
+		fmt.Sprintf("leased_left %d", rep.LeasedLeft),
+	})
 }

@@ -10,9 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/routemaster-drain/drain/internal/servicetest"
 	"github.com/routemaster-drain/drain/pkg/dirty"
 	"github.com/routemaster-drain/drain/pkg/draintest"
+	"github.com/routemaster-drain/drain/pkg/reorder"
 )
 
 var ctx = context.Background()
@@ -157,18 +160,18 @@ func TestState(t *testing.T) {
 	if got := run(env, "state", url); got.code != 0 || got.stdout != "0\n" {
 		t.Fatalf("unknown URL: %+v", got)
 	}
-	c.Set(ctx, "{rm}:dirtymap:state:"+url, `{"t":1559567869210,"seq":42}`, 0)
+	c.Set(ctx, reorder.StateKey("rm", url), `{"t":1559567869210,"seq":42}`, 0)
 	if got := run(env, "state", url); got.stdout != "1559567869210\n" {
 		t.Fatalf("state: %+v", got)
 	}
 	if got := run(env, "state", "--json", url); got.stdout != `{"url":"https://example.com/orders/1","t":1559567869210,"seq":42}`+"\n" {
 		t.Fatalf("state --json: %+v", got)
 	}
-	c.Set(ctx, "{rm}:dirtymap:state:"+url, `123`, 0) // the filter counts it as never seen: say so
+	c.Set(ctx, reorder.StateKey("rm", url), `123`, 0) // the filter counts it as never seen: say so
 	if got := run(env, "state", url); got.code != 1 || !strings.Contains(got.stderr, "never seen") {
 		t.Fatalf("plain integer state: %+v", got)
 	}
-	c.Set(ctx, "{rm}:dirtymap:state:"+url, `\x04\bgarbage`, 0)
+	c.Set(ctx, reorder.StateKey("rm", url), `\x04\bgarbage`, 0)
 	if got := run(env, "state", url); got.code != 1 || !strings.Contains(got.stderr, "not JSON") {
 		t.Fatalf("garbage state: %+v", got)
 	}
@@ -183,5 +186,40 @@ func TestRedisDown(t *testing.T) {
 	r.Stop()
 	if got := run(env, "dirty", "count"); got.code != 1 || !strings.Contains(got.stderr, "drainctl dirty:") {
 		t.Fatalf("Redis down: %+v", got)
+	}
+}
+
+// dirty migrate moves the layout before buckets into the buckets; a second run finds nothing.
+func TestDirtyMigrate(t *testing.T) {
+	r := draintest.StartRedis(t)
+	c := r.Client(t, 0)
+	env := []string{"ROUTEMASTER_DRAIN_REDIS=" + r.URL(0, "")}
+	old := dirty.LegacyKeys("rm")
+	url := "https://example.com/orders/1"
+	c.Set(ctx, old.State+url, `{"t":1559567869210,"seq":42}`, time.Hour)
+	c.SAdd(ctx, old.Items, url, "https://example.com/orders/2")
+	c.ZAdd(ctx, old.Leases, redis.Z{Score: float64(time.Now().Add(time.Hour).UnixMilli()), Member: "https://example.com/orders/3"})
+	c.HSet(ctx, old.Owners, "https://example.com/orders/3", "b.0")
+
+	got := run(env, "dirty", "migrate")
+	if got.code != 0 || got.stdout != "states 1\nstates_changed 0\ndirty 2\nleased 0\nleased_left 1\n" || !strings.Contains(got.stderr, "run again") {
+		t.Fatalf("migrate: %+v", got)
+	}
+	if got := run(env, "state", url); got.stdout != "1559567869210\n" {
+		t.Fatalf("state after migrate: %+v", got)
+	}
+	if got := run(env, "dirty", "count"); got.stdout != "2\n" {
+		t.Fatalf("count after migrate: %+v", got)
+	}
+	c.ZAdd(ctx, old.Leases, redis.Z{Score: 1, Member: "https://example.com/orders/3"}) // its holder stopped
+	got = run(env, "--json", "dirty", "migrate")
+	if got.code != 0 || got.stdout != `{"states":0,"states_changed":0,"dirty":0,"leased":1,"leased_left":0,"done":true}`+"\n" || got.stderr != "" {
+		t.Fatalf("migrate --json: %+v", got)
+	}
+	if keys := c.Keys(ctx, "{rm}:*").Val(); len(keys) != 0 {
+		t.Fatalf("legacy keys left: %v", keys)
+	}
+	if got := run(env, "dirty", "migrate", "--limit", "3"); got.code != 2 {
+		t.Fatalf("migrate --limit: %+v", got)
 	}
 }

@@ -195,15 +195,19 @@ func verifySwept(ctx context.Context, r *Report, plan *Plan, dirtied map[string]
 	}
 	r.add("no URL handed on twice per dirtying", len(h.twice) == 0, "%d hand-offs of %d URLs, bound: %s; %d URLs above it%s; %d above their fresh non-noop events on the changed stream%s",
 		h.handoffs, len(swept), bound, len(h.twice), sample(h.twice), len(h.above), sample(h.above))
-	keys := dirty.KeysFor(t.Namespace)
-	left, err1 := t.Redis.SCard(ctx, keys.Items).Result()
-	leased, err2 := t.Redis.ZCard(ctx, keys.Leases).Result()
+	m, err := dirty.New(t.Redis, dirty.Options{Namespace: t.Namespace})
+	if err != nil {
+		r.add("every dirtied URL handed on", false, "dirty map: %v", err)
+		return
+	}
+	left, err1 := m.Count(ctx)
+	leased, err2 := m.Leased(ctx)
 	if err := errors.Join(err1, err2); err != nil {
 		r.add("every dirtied URL handed on", false, "read dirty map: %v", err)
 		return
 	}
 	r.add("every dirtied URL handed on", len(missing) == 0 && left == 0 && leased == 0,
-		"%d URLs dirtied, %d swept in %d messages, %d never swept, %d still dirty, %d leased%s",
+		"%d URLs dirtied, %d swept in %d messages, %d never swept, %d still dirty (leased ones included), %d leased%s",
 		len(dirtied), len(swept), n, len(missing), left, leased, sample(missing))
 }
 

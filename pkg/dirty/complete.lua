@@ -1,6 +1,6 @@
 -- End the lease of URLs whose hand-off succeeded (Map.Complete).
 --
--- KEYS[1] {ns}:dirtymap:leases, KEYS[2] {ns}:dirtymap:owners, KEYS[3] the batch record
+-- KEYS[1] the lease set, KEYS[2] the owners, KEYS[3] the batch record, all of one bucket
 -- ARGV[1] the token, ARGV[2..] the URLs
 --
 -- Only URLs still leased under this token are touched, so a holder whose lease expired and was

@@ -3,15 +3,18 @@ package dirty
 import (
 	"context"
 	"crypto/rand"
+	_ "embed"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"strings"
+	"sync/atomic"
 	"time"
 
-	_ "embed"
-
 	"github.com/redis/go-redis/v9"
+
+	"github.com/routemaster-drain/drain/pkg/internal/scriptpipe"
 )
 
 // ErrLeased is returned by SweepOne when another holder's lease on the URL is still running.
@@ -32,8 +35,13 @@ var ErrLeaseLost = errors.New("dirty: lease lost")
 // re-lease a dead holder's batch whole; when it is gone the URLs still return one by one.
 const recordTTL = 24 * time.Hour
 
-// reclaimMax is the most expired leases one Lease call takes back.
+// reclaimMax is the most expired leases of one bucket one Lease call examines.
 const reclaimMax = 10000
+
+// batchesMax is the most batches with expired leases per bucket that one Lease call
+// considers (their records are passed to the script as keys); the others wait for the next
+// call.
+const batchesMax = 100
 
 var (
 	//go:embed lease.lua
@@ -48,32 +56,17 @@ var (
 	renewSrc string
 	//go:embed count.lua
 	countSrc string
-	//go:embed next_expiry.lua
-	nextExpirySrc string
+	//go:embed status.lua
+	statusSrc string
 
-	leaseScript      = redis.NewScript(leaseSrc)
-	leaseURLScript   = redis.NewScript(leaseURLSrc)
-	completeScript   = redis.NewScript(completeSrc)
-	releaseScript    = redis.NewScript(releaseSrc)
-	renewScript      = redis.NewScript(renewSrc)
-	countScript      = redis.NewScript(countSrc)
-	nextExpiryScript = redis.NewScript(nextExpirySrc)
+	leaseScript    = redis.NewScript(leaseSrc)
+	leaseURLScript = redis.NewScript(leaseURLSrc)
+	completeScript = redis.NewScript(completeSrc)
+	releaseScript  = redis.NewScript(releaseSrc)
+	renewScript    = redis.NewScript(renewSrc)
+	countScript    = redis.NewScript(countSrc)
+	statusScript   = redis.NewScript(statusSrc)
 )
-
-// Keys are the Redis keys of one namespace's dirty map. They share the hash tag {ns}, so the
-// scripts work on Redis Cluster.
-type Keys struct {
-	Items  string // SET of dirty URLs, no TTL (the gem's dirtymap:items)
-	Leases string // ZSET leased URL -> lease expiry in ms (Redis clock), no TTL
-	Owners string // HASH leased URL -> lease token, no TTL
-	Batch  string // prefix of batch records: Batch+<batch id> is the SET of a lease's URLs
-}
-
-// KeysFor returns the keys of namespace ns.
-func KeysFor(ns string) Keys {
-	p := "{" + ns + "}:dirtymap:"
-	return Keys{Items: p + "items", Leases: p + "leases", Owners: p + "owners", Batch: p + "lease:"}
-}
 
 // Token identifies one lease: "<batch id>.<generation>". The batch id stays the same when a
 // dead holder's whole batch is leased again; the generation grows, so the old holder's token
@@ -100,13 +93,15 @@ func (t Token) Generation() int {
 }
 
 // Map is the dirty map of one Redis namespace: a set of URLs whose resources changed and have
-// not been handed on yet. It is safe for concurrent use, by any number of processes.
+// not been handed on yet, split into Buckets buckets by URL (Bucket). It is safe for
+// concurrent use, by any number of processes.
 type Map struct {
 	rdb     redis.UniversalClient
-	keys    Keys
+	ns      string
 	onDirty func(url string)
 	ttl     time.Duration
 	chunk   int
+	turn    atomic.Uint32 // rotates which bucket Lease tries first among equals
 }
 
 // New returns the dirty map on rdb with o (zero fields take the Default* values: the gem's
@@ -119,17 +114,19 @@ func New(rdb redis.UniversalClient, o Options) (*Map, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	return &Map{rdb: rdb, keys: KeysFor(o.Namespace), onDirty: o.OnDirty, ttl: o.LeaseTTL, chunk: 100}, nil
+	m := &Map{rdb: rdb, ns: o.Namespace, onDirty: o.OnDirty, ttl: o.LeaseTTL, chunk: 100}
+	m.turn.Store(mrand.Uint32())
+	return m, nil
 }
 
-// Keys returns the map's Redis keys.
-func (m *Map) Keys() Keys { return m.keys }
+// keys returns the keys of bucket b.
+func (m *Map) keys(b int) Keys { return KeysFor(m.ns, b) }
 
 // Mark adds url to the map (SADD). It reports whether the URL was newly dirty, and only then
 // calls the Options.OnDirty hook. A URL that is leased (being handed on) is newly dirty again: it
 // changed after the sweeper took it, so it will be handed on once more.
 func (m *Map) Mark(ctx context.Context, url string) (bool, error) {
-	n, err := m.rdb.SAdd(ctx, m.keys.Items, url).Result()
+	n, err := m.rdb.SAdd(ctx, KeysOf(m.ns, url).Items, url).Result()
 	if err != nil {
 		return false, fmt.Errorf("dirty: mark: %w", err)
 	}
@@ -140,20 +137,41 @@ func (m *Map) Mark(ctx context.Context, url string) (bool, error) {
 }
 
 // Count returns how many URLs are dirty: marked and not yet handed on, leased ones included.
+// It runs one script per bucket, all in one pipeline; each script reads its bucket's leases.
 func (m *Map) Count(ctx context.Context) (int64, error) {
-	res, err := countScript.Run(ctx, m.rdb, []string{m.keys.Items, m.keys.Leases}).Int64Slice()
-	if err != nil {
-		return 0, fmt.Errorf("dirty: count: %w", err)
+	calls := make([]scriptpipe.Call, Buckets)
+	for b := range calls {
+		k := m.keys(b)
+		calls[b] = scriptpipe.Call{Keys: []string{k.Items, k.Leases}}
 	}
-	return res[0], nil
+	replies := scriptpipe.Run(ctx, m.rdb, countScript, calls)
+	var n int64
+	for _, r := range replies {
+		res, err := r.Int64Slice()
+		if err != nil {
+			return 0, fmt.Errorf("dirty: count: %w", err)
+		}
+		n += res[0]
+	}
+	return n, nil
 }
 
 // Leased returns how many URLs are leased right now (expired leases not yet taken back
-// included).
+// included): one ZCARD per bucket, in one pipeline.
 func (m *Map) Leased(ctx context.Context) (int64, error) {
-	n, err := m.rdb.ZCard(ctx, m.keys.Leases).Result()
-	if err != nil {
-		return 0, fmt.Errorf("dirty: leased: %w", err)
+	cmds := make([]*redis.IntCmd, Buckets)
+	_, _ = m.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for b := range cmds {
+			cmds[b] = p.ZCard(ctx, m.keys(b).Leases)
+		}
+		return nil
+	})
+	var n int64
+	for _, c := range cmds {
+		if err := c.Err(); err != nil {
+			return 0, fmt.Errorf("dirty: leased: %w", err)
+		}
+		n += c.Val()
 	}
 	return n, nil
 }
@@ -171,13 +189,14 @@ type URLStatus struct {
 func (s URLStatus) Dirty() bool { return s.Marked || s.Leased }
 
 // Status reads where url stands in the map, without changing anything: one round trip of two
-// commands (SISMEMBER and ZSCORE, keys in one hash slot).
+// commands (SISMEMBER and ZSCORE on the URL's bucket, keys in one hash slot).
 func (m *Map) Status(ctx context.Context, url string) (URLStatus, error) {
 	var member *redis.BoolCmd
 	var score *redis.FloatCmd
+	k := KeysOf(m.ns, url)
 	_, err := m.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		member = p.SIsMember(ctx, m.keys.Items, url)
-		score = p.ZScore(ctx, m.keys.Leases, url)
+		member = p.SIsMember(ctx, k.Items, url)
+		score = p.ZScore(ctx, k.Leases, url)
 		return nil
 	})
 	if err == nil || errors.Is(err, redis.Nil) {
@@ -199,8 +218,8 @@ func (m *Map) Status(ctx context.Context, url string) (URLStatus, error) {
 }
 
 // List returns dirty URLs, leased ones included, each once: all of them when limit ≤ 0 (one
-// SMEMBERS: use a limit on a large map), otherwise at most limit found by SSCAN. The order is
-// unspecified.
+// SMEMBERS and one ZRANGE per bucket, in one pipeline: use a limit on a large map), otherwise
+// at most limit found by SSCAN, bucket by bucket. The order is unspecified.
 func (m *Map) List(ctx context.Context, limit int) ([]string, error) {
 	seen := map[string]bool{}
 	var out []string
@@ -213,31 +232,36 @@ func (m *Map) List(ctx context.Context, limit int) ([]string, error) {
 		}
 	}
 	if limit <= 0 {
-		items, err := m.rdb.SMembers(ctx, m.keys.Items).Result()
-		if err != nil {
-			return nil, fmt.Errorf("dirty: list: %w", err)
+		cmds := make([]*redis.StringSliceCmd, 0, 2*Buckets)
+		_, _ = m.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for b := range Buckets {
+				cmds = append(cmds, p.SMembers(ctx, m.keys(b).Items), p.ZRange(ctx, m.keys(b).Leases, 0, -1))
+			}
+			return nil
+		})
+		for _, c := range cmds {
+			if err := c.Err(); err != nil {
+				return nil, fmt.Errorf("dirty: list: %w", err)
+			}
+			add(c.Val())
 		}
-		add(items)
-		leased, err := m.rdb.ZRange(ctx, m.keys.Leases, 0, -1).Result()
-		if err != nil {
-			return nil, fmt.Errorf("dirty: list: %w", err)
-		}
-		add(leased)
 		return out, nil
 	}
-	var cursor uint64
-	for len(out) < limit {
-		page, next, err := m.rdb.SScan(ctx, m.keys.Items, cursor, "", int64(min(limit, 1000))).Result()
-		if err != nil {
-			return nil, fmt.Errorf("dirty: list: %w", err)
-		}
-		add(page)
-		if cursor = next; cursor == 0 {
-			break
+	for b := 0; b < Buckets && len(out) < limit; b++ {
+		var cursor uint64
+		for len(out) < limit {
+			page, next, err := m.rdb.SScan(ctx, m.keys(b).Items, cursor, "", int64(min(limit, 1000))).Result()
+			if err != nil {
+				return nil, fmt.Errorf("dirty: list: %w", err)
+			}
+			add(page)
+			if cursor = next; cursor == 0 {
+				break
+			}
 		}
 	}
-	if len(out) < limit {
-		leased, err := m.rdb.ZRange(ctx, m.keys.Leases, 0, int64(limit)-1).Result()
+	for b := 0; b < Buckets && len(out) < limit; b++ {
+		leased, err := m.rdb.ZRange(ctx, m.keys(b).Leases, 0, int64(limit-len(out))-1).Result()
 		if err != nil {
 			return nil, fmt.Errorf("dirty: list: %w", err)
 		}

@@ -39,8 +39,8 @@ func newMap(t *testing.T, c redis.UniversalClient, o dirty.Options) *dirty.Map {
 func TestNewOptions(t *testing.T) {
 	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}) // never dialled
 	defer c.Close()
-	if m := newMap(t, c, dirty.Options{}); m.Keys() != dirty.KeysFor("rm") || dirty.DefaultNamespace != "rm" {
-		t.Errorf("keys of the zero Options = %+v", m.Keys())
+	if newMap(t, c, dirty.Options{}) == nil || dirty.DefaultNamespace != "rm" {
+		t.Errorf("the zero Options: namespace %q", dirty.DefaultNamespace)
 	}
 	if _, err := dirty.New(nil, dirty.Options{}); err == nil {
 		t.Error("New(nil) succeeded")
@@ -52,7 +52,26 @@ func TestNewOptions(t *testing.T) {
 	}
 }
 
-func u(n int) string { return fmt.Sprintf("https://example.com/r/%d", n) }
+
+// bucket is the bucket of every URL u returns. Most tests pin down what one bucket does (a
+// lease holds URLs of one bucket); TestBuckets and the cluster tests spread URLs over all.
+const bucket = 5
+
+// keys are the keys of the tests' bucket in namespace rm.
+var keys = dirty.KeysFor("rm", bucket)
+
+var bucketURLs = func() []string {
+	var out []string
+	for i := 0; len(out) < 6000; i++ {
+		if url := fmt.Sprintf("https://example.com/r/%d", i); dirty.Bucket(url) == bucket {
+			out = append(out, url)
+		}
+	}
+	return out
+}()
+
+// u returns the n-th URL (n < 6000) of bucket bucket.
+func u(n int) string { return bucketURLs[n] }
 
 func mark(t *testing.T, m *dirty.Map, urls ...string) {
 	t.Helper()
@@ -74,7 +93,7 @@ func count(t *testing.T, m *dirty.Map) int64 {
 
 func members(t *testing.T, c *redis.Client) []string {
 	t.Helper()
-	got := c.SMembers(ctx, "{rm}:dirtymap:items").Val()
+	got := c.SMembers(ctx, keys.Items).Val()
 	slices.Sort(got)
 	return got
 }
@@ -113,7 +132,7 @@ func TestMark(t *testing.T) {
 	if got := members(t, c); !slices.Equal(got, []string{u(1)}) {
 		t.Fatalf("items = %v", got)
 	}
-	if ttl := c.TTL(ctx, "{rm}:dirtymap:items").Val(); ttl != -1 {
+	if ttl := c.TTL(ctx, keys.Items).Val(); ttl != -1 {
 		t.Fatalf("dirty set TTL = %v, want none", ttl)
 	}
 	// Other namespaces do not see it.
@@ -170,7 +189,7 @@ func TestSweepLimit(t *testing.T) {
 			if n := count(t, m); n != int64(7-tc.want) {
 				t.Fatalf("left %d, want %d", n, 7-tc.want)
 			}
-			if c.ZCard(ctx, "{rm}:dirtymap:leases").Val() != 0 {
+			if c.ZCard(ctx, keys.Leases).Val() != 0 {
 				t.Fatal("leases left behind")
 			}
 		})
@@ -183,12 +202,14 @@ func TestSweepPutsBackFalseErrorsAndPanics(t *testing.T) {
 	for i := range 250 { // more than one lease chunk
 		mark(t, m, u(i))
 	}
+	refused := map[string]bool{}
+	for i := 1; i < 250; i += 2 {
+		refused[u(i)] = true
+	}
 	seen := map[string]int{}
 	err := m.Sweep(ctx, 0, func(url string) (bool, error) {
 		seen[url]++
-		var n int
-		fmt.Sscanf(url, "https://example.com/r/%d", &n)
-		return n%2 == 0, nil // odd ones are refused
+		return !refused[url], nil
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -204,7 +225,7 @@ func TestSweepPutsBackFalseErrorsAndPanics(t *testing.T) {
 	if n := count(t, m); n != 125 {
 		t.Fatalf("left %d, want the 125 refused", n)
 	}
-	if c.SCard(ctx, "{rm}:dirtymap:items").Val() != 125 || c.ZCard(ctx, "{rm}:dirtymap:leases").Val() != 0 {
+	if c.SCard(ctx, keys.Items).Val() != 125 || c.ZCard(ctx, keys.Leases).Val() != 0 {
 		t.Fatal("refused URLs are not back in the dirty set")
 	}
 
@@ -230,8 +251,8 @@ func TestSweepPutsBackFalseErrorsAndPanics(t *testing.T) {
 	if !errors.Is(err, dirty.ErrPanicked) {
 		t.Fatalf("sweep after panic = %v", err)
 	}
-	if n := count(t, m); n != 123 || c.ZCard(ctx, "{rm}:dirtymap:leases").Val() != 0 {
-		t.Fatalf("after panic count %d, leases %d", n, c.ZCard(ctx, "{rm}:dirtymap:leases").Val())
+	if n := count(t, m); n != 123 || c.ZCard(ctx, keys.Leases).Val() != 0 {
+		t.Fatalf("after panic count %d, leases %d", n, c.ZCard(ctx, keys.Leases).Val())
 	}
 
 	// ErrStop ends the sweep without an error, honouring the result.
@@ -397,7 +418,7 @@ func TestConcurrentLeasers(t *testing.T) {
 	const total = 5000
 	pipe := c.Pipeline()
 	for i := range total {
-		pipe.SAdd(ctx, "{rm}:dirtymap:items", u(i))
+		pipe.SAdd(ctx, keys.Items, u(i))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		t.Fatal(err)
@@ -529,7 +550,7 @@ func waitAllExpired(t *testing.T, c *redis.Client) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		last := c.ZRangeWithScores(ctx, "{rm}:dirtymap:leases", -1, -1).Val()
+		last := c.ZRangeWithScores(ctx, keys.Leases, -1, -1).Val()
 		if len(last) == 0 || int64(last[0].Score) < now.UnixMilli() {
 			return
 		}
@@ -684,7 +705,7 @@ func TestSweepReportsLostLeases(t *testing.T) {
 		if calls == 1 {
 			// Stall past the lease: make every lease expire now, and let another leaser in.
 			for _, v := range []string{u(1), u(2), u(3)} {
-				c.ZAdd(ctx, "{rm}:dirtymap:leases", redis.Z{Score: 1, Member: v})
+				c.ZAdd(ctx, keys.Leases, redis.Z{Score: 1, Member: v})
 			}
 			var err error
 			if taken, takenTok, err = other.Lease(ctx, 10, time.Minute); err != nil || len(taken) != 3 {

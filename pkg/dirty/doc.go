@@ -25,13 +25,13 @@
 // # What is better than the gem
 //
 // The gem pops URLs (SPOP) before yielding them, so a process that dies mid-sweep loses them.
-// Here URLs are leased: one Lua script moves them from the dirty set {ns}:dirtymap:items into
-// the lease set {ns}:dirtymap:leases (scored by lease expiry, by the Redis clock) under an
-// owner token, and they leave the map only when the holder confirms the hand-off (Complete). An
-// expired lease goes back into the map at the next Lease call of any process. Two holders never
-// lease the same URL at once: a URL marked again while leased stays in the dirty set but is not
-// leased again until the first lease ends; then it is handed on once more, since it changed
-// again. A holder whose lease expired cannot complete or release the new holder's lease.
+// Here URLs are leased: one Lua script moves them from a dirty set into a lease set (scored by
+// lease expiry, by the Redis clock) under an owner token, and they leave the map only when the
+// holder confirms the hand-off (Complete). An expired lease goes back into the map at a later
+// Lease call of any process. Two holders never lease the same URL at once: a URL marked again
+// while leased stays in the dirty set but is not leased again until the first lease ends; then
+// it is handed on once more, since it changed again. A holder whose lease expired cannot
+// complete or release the new holder's lease.
 //
 // A batch whose holder died between leasing and completing is leased again whole, under the
 // same batch id (Token.Batch) with a higher generation: a hand-off keyed on the batch id and
@@ -44,7 +44,20 @@
 //
 // Count, Leased, List and Status (one URL: marked, leased, until when) only read the map.
 //
+// # Buckets and Redis Cluster
+//
+// The map is split into Buckets (16) buckets by URL: Bucket(url) is XXH64 of the URL mod 16,
+// and each bucket's keys share a hash tag of their own (KeysFor), spread evenly over the
+// cluster's slot space. On Redis Cluster the map, and the filter state kept beside it, thus
+// spread over the masters. A lease holds URLs of one bucket, so that leasing, taking over,
+// renewing and completing stay one atomic script each, on one slot, with every key it touches
+// passed in KEYS. Lease looks at every bucket first (one script each, in one pipeline) and
+// leases from one with expired leases, otherwise from the one with the most free URLs; Count,
+// Leased, List and NextExpiry combine all buckets; Complete, Release and Renew group their URLs
+// by bucket. Every multi-bucket operation sends its scripts in one pipeline.
+//
 // Lease, Complete, Release and Renew are the batch API the sweeper service uses; Sweep and
-// SweepOne are the gem's API built on them. Every key carries the hash tag {ns}, so the scripts
-// run on Redis Cluster too. See docs/redis.md for the key layout.
+// SweepOne are the gem's API built on them. Migrate moves the keys of the layout before buckets
+// (LegacyKeys, one hash tag per namespace) into the buckets. See docs/redis.md for the key
+// layout.
 package dirty

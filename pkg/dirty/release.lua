@@ -1,7 +1,7 @@
 -- Give leased URLs back to the dirty map without handing them on (Map.Release).
 --
--- KEYS[1] {ns}:dirtymap:items, KEYS[2] {ns}:dirtymap:leases, KEYS[3] {ns}:dirtymap:owners,
--- KEYS[4] the batch record; ARGV[1] the token, ARGV[2..] the URLs
+-- KEYS[1] the dirty set, KEYS[2] the lease set, KEYS[3] the owners,
+-- KEYS[4] the batch record, all of one bucket; ARGV[1] the token, ARGV[2..] the URLs
 --
 -- Returns the URLs given back (those still leased under this token).
 local items, leases, owners, token = KEYS[1], KEYS[2], KEYS[3], ARGV[1]

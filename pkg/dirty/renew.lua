@@ -1,6 +1,6 @@
 -- Extend the lease of URLs still held under a token (Map.Renew).
 --
--- KEYS[1] {ns}:dirtymap:leases, KEYS[2] {ns}:dirtymap:owners, KEYS[3] the batch record
+-- KEYS[1] the lease set, KEYS[2] the owners, KEYS[3] the batch record, all of one bucket
 -- ARGV[1] the token, ARGV[2] lease duration in ms, ARGV[3] record TTL in ms, ARGV[4..] the URLs
 --
 -- Returns the URLs still held (and now renewed).

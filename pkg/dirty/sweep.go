@@ -205,8 +205,9 @@ func (h *holding) releaseAll(ctx context.Context) error {
 // reports whether the URL left the map.
 func (m *Map) SweepOne(ctx context.Context, url string, fn func(url string) (bool, error)) (bool, error) {
 	tok := Token(newBatchID() + ".0")
-	r, err := leaseURLScript.Run(ctx, m.rdb, []string{m.keys.Items, m.keys.Leases, m.keys.Owners},
-		url, string(tok), m.ttl.Milliseconds(), m.keys.Batch).Int()
+	k := KeysOf(m.ns, url)
+	r, err := leaseURLScript.Run(ctx, m.rdb, []string{k.Items, k.Leases, k.Owners},
+		url, string(tok), m.ttl.Milliseconds()).Int()
 	if err != nil {
 		return false, fmt.Errorf("dirty: sweep one: %w", err)
 	}

@@ -5,7 +5,9 @@
 //
 // StartNATS runs nats-server NATSServerVersion, built once per machine from the Go module
 // proxy (NATSServerBinary); StartNATSBinary runs another executable, such as the release a
-// Linux distribution ships. StartRedis runs redis-server from PATH.
+// Linux distribution ships. StartRedis runs redis-server from PATH; StartRedisCluster runs a
+// Redis Cluster of several of them, joined with redis-cli (LaunchRedisCluster does the same for
+// programs such as benchmarks, returning errors instead of failing a test).
 //
 // The package adds no dependency to an app's module graph beyond the library's own: the
 // servers are separate programs, never linked in.

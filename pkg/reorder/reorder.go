@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -13,12 +14,13 @@ import (
 
 	"github.com/routemaster-drain/drain/pkg/dirty"
 	"github.com/routemaster-drain/drain/pkg/event"
+	"github.com/routemaster-drain/drain/pkg/internal/scriptpipe"
 )
 
 //go:embed reorder.lua
 var reorderLua string
 
-// reorderScript runs a whole batch through the filter in one EVALSHA.
+// reorderScript runs the URLs of one bucket of a batch through the filter in one EVALSHA.
 var reorderScript = redis.NewScript(reorderLua)
 
 // Filter is the reordering filter: it drops every event that is not strictly newer than the
@@ -61,13 +63,10 @@ func New(rdb redis.Scripter, o Options) (*Filter, error) {
 	return &Filter{rdb: rdb, ns: o.Namespace, ttl: o.TTL}, nil
 }
 
-// StateKey returns the Redis key of url's state: {ns}:dirtymap:state:<url>. The value is JSON,
-// {"t":<ms>,"seq":<stream sequence of the message that wrote it>}.
-func StateKey(ns, url string) string { return "{" + ns + "}:dirtymap:state:" + url }
-
-// DirtyKey returns the Redis key of the dirty set, {ns}:dirtymap:items: the dirty map's own
-// key (dirty.KeysFor(ns).Items), so the filter marks the set the sweepers read.
-func DirtyKey(ns string) string { return dirty.KeysFor(ns).Items }
+// StateKey returns the Redis key of url's state, <ns>:dirtymap:{<tag>}:state:<url>, in the
+// bucket of url (dirty.Bucket) beside that bucket's dirty set, so one script updates both.
+// The value is JSON, {"t":<ms>,"seq":<stream sequence of the message that wrote it>}.
+func StateKey(ns, url string) string { return dirty.KeysOf(ns, url).State + url }
 
 // State is the stored state of one URL: the newest event time seen for it and the stream
 // sequence of the message that moved it there.
@@ -127,33 +126,43 @@ func (f *Filter) Load(ctx context.Context) error {
 	return reorderScript.Load(ctx, f.rdb).Err()
 }
 
-// Run filters one batch atomically, in one Redis round trip (two the first time a Redis server
-// sees the script), whatever the batch size.
+// Run filters one batch, every URL atomically, in one Redis round trip (one per node on Redis
+// Cluster, in parallel; two the first time a server sees the script), whatever the batch
+// size.
+//
+// The batch is split by bucket (dirty.Bucket): one script call per bucket present (at most
+// dirty.Buckets), each touching only that bucket's keys (the states of its URLs and its dirty
+// set, one hash slot), all sent in one pipeline. The results are merged back into one event per
+// URL, the newest, in the order each URL was first kept across the whole batch.
 //
 // seq identifies the batch: the stream sequence of the message it came in. The state of every
 // URL the batch advances records seq, and a later Run with the same seq (a redelivery of the
 // same message, after a crash between Run and the hand-off) keeps again the events the first Run
 // kept, as long as no other batch has moved those URLs on since; if one has, that batch carries
 // the newer change. Distinct batches must use distinct seqs; seq 0 is a valid sequence but
-// should be reserved for one-off batches.
+// should be reserved for one-off batches. The same holds when Run failed with some buckets
+// done and others not (a node down): running the batch again under the same seq replays the
+// buckets that were done and filters the others.
 //
 // When markDirty is set, the URL of every fresh non-noop event (kept, or superseded by a newer
-// noop of the batch) is added to the dirty set in the same script, except on a replay, whose
-// first run already did. NewlyDirty lists the URLs that were not in the set before.
+// noop of the batch) is added to its bucket's dirty set in the same script, except on a
+// replay, whose first run already did. NewlyDirty lists the URLs that were not in the set
+// before.
 func (f *Filter) Run(ctx context.Context, seq uint64, events []event.Event, markDirty bool) (Result, error) {
 	if len(events) == 0 {
 		return Result{}, nil
 	}
-	keys := make([]string, 1, len(events)+1)
-	keys[0] = DirtyKey(f.ns)
-	args := make([]any, 3, 3+2*len(events))
-	args[0] = strconv.FormatInt(f.ttl.Milliseconds(), 10)
-	args[1] = strconv.FormatUint(seq, 10)
-	args[2] = "0"
+	mark := "0"
 	if markDirty {
-		args[2] = "1"
+		mark = "1"
 	}
-	urlNum := make(map[string]int, len(events))
+	head := []any{strconv.FormatInt(f.ttl.Milliseconds(), 10), strconv.FormatUint(seq, 10), mark}
+	var groups [dirty.Buckets]*bucketRun
+	type url struct {
+		g *bucketRun
+		n int
+	}
+	urls := make(map[string]url, len(events))
 	for i := range events {
 		e := &events[i]
 		if e.URL == "" {
@@ -162,44 +171,87 @@ func (f *Filter) Run(ctx context.Context, seq uint64, events []event.Event, mark
 		if e.T < 0 {
 			return Result{}, fmt.Errorf("%w: event %d has a negative t", ErrInvalidBatch, i)
 		}
-		n, ok := urlNum[e.URL]
+		u, ok := urls[e.URL]
 		if !ok {
-			keys = append(keys, StateKey(f.ns, e.URL))
-			n = len(keys) - 1
-			urlNum[e.URL] = n
+			b := dirty.Bucket(e.URL)
+			if groups[b] == nil {
+				groups[b] = newBucketRun(dirty.KeysFor(f.ns, b), head)
+			}
+			u.g = groups[b]
+			u.g.keys = append(u.g.keys, u.g.state+e.URL)
+			u.n = len(u.g.keys) - 1
+			urls[e.URL] = u
 		}
+		n := u.n
 		if e.Type == event.Noop {
 			n = -n
 		}
-		args = append(args, n, e.T)
+		u.g.args = append(u.g.args, n, e.T)
+		u.g.pos = append(u.g.pos, i)
 	}
-	raw, err := reorderScript.Run(ctx, f.rdb, keys, args...).Slice()
-	if err != nil {
+	var runs []*bucketRun
+	var calls []scriptpipe.Call
+	for _, g := range groups {
+		if g != nil {
+			runs = append(runs, g)
+			calls = append(calls, scriptpipe.Call{Keys: g.keys, Args: g.args})
+		}
+	}
+	replies := scriptpipe.Run(ctx, f.rdb, reorderScript, calls)
+	if err := scriptpipe.Err(replies); err != nil {
 		return Result{}, fmt.Errorf("reorder: %w", err)
 	}
-	if len(raw) != 2 {
-		return Result{}, fmt.Errorf("reorder: unexpected script reply %v", raw)
-	}
-	fresh, _ := raw[0].([]any)
-	dirty, _ := raw[1].([]any)
-	res := Result{Fresh: make([]event.Event, 0, len(fresh))}
-	for _, v := range fresh {
-		i, ok := v.(int64)
-		if !ok || i < 1 || int(i) > len(events) {
-			return Result{}, fmt.Errorf("reorder: unexpected event position %v", v)
+	var kept []keptURL
+	for i, r := range replies {
+		var err error
+		if kept, err = runs[i].parse(r, kept); err != nil {
+			return Result{}, fmt.Errorf("reorder: %w", err)
 		}
-		res.Fresh = append(res.Fresh, events[i-1])
 	}
-	if len(dirty) > 0 {
-		res.NewlyDirty = make([]string, 0, len(dirty))
-		for _, v := range dirty {
-			n, ok := v.(int64)
-			if !ok || n < 1 || int(n) >= len(keys) {
-				return Result{}, fmt.Errorf("reorder: unexpected url number %v", v)
-			}
-			res.NewlyDirty = append(res.NewlyDirty, keys[n][len(StateKey(f.ns, "")):])
+	slices.SortFunc(kept, func(a, b keptURL) int { return a.first - b.first })
+	res := Result{Fresh: make([]event.Event, len(kept))}
+	for i, k := range kept {
+		res.Fresh[i] = events[k.kept]
+		if k.newlyDirty {
+			res.NewlyDirty = append(res.NewlyDirty, events[k.kept].URL)
 		}
 	}
 	res.Stale = len(events) - len(res.Fresh)
 	return res, nil
+}
+
+// bucketRun is the script call of one bucket of a batch.
+type bucketRun struct {
+	state string   // prefix of the bucket's state keys
+	keys  []string // the dirty set, then the state key of each distinct URL
+	args  []any    // head, then URL number and t per event
+	pos   []int    // batch position of each event, in call order
+}
+
+func newBucketRun(k dirty.Keys, head []any) *bucketRun {
+	args := append(slices.Clip(head), len(k.State))
+	return &bucketRun{state: k.State, keys: []string{k.Items}, args: args}
+}
+
+// keptURL is one URL's outcome: the batch positions of the event at which it was first kept
+// and of the event kept, and whether the run made it newly dirty.
+type keptURL struct {
+	first, kept int
+	newlyDirty  bool
+}
+
+// parse appends the URLs kept by the script's reply r to kept.
+func (g *bucketRun) parse(r *redis.Cmd, kept []keptURL) ([]keptURL, error) {
+	raw, err := r.Int64Slice()
+	if err != nil || len(raw)%3 != 0 {
+		return nil, fmt.Errorf("unexpected script reply %v (%v)", r.Val(), err)
+	}
+	for j := 0; j < len(raw); j += 3 {
+		first, last := raw[j], raw[j+1]
+		if first < 1 || last < first || int(last) > len(g.pos) {
+			return nil, fmt.Errorf("unexpected event numbers %d, %d", first, last)
+		}
+		kept = append(kept, keptURL{first: g.pos[first-1], kept: g.pos[last-1], newlyDirty: raw[j+2] == 1})
+	}
+	return kept, nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -58,6 +59,22 @@ func ev(typ event.Type, url string, t int64) event.Event {
 }
 
 func u(n string) string { return "https://example.com/" + n }
+
+// dirtySet returns every URL in the dirty sets of namespace ns, sorted.
+func dirtySet(t *testing.T, c *redis.Client, ns string) []string {
+	t.Helper()
+	var out []string
+	for b := range dirty.Buckets {
+		out = append(out, c.SMembers(context.Background(), dirty.KeysFor(ns, b).Items).Val()...)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// isDirty reports whether url is in its bucket's dirty set of namespace rm.
+func isDirty(c *redis.Client, url string) bool {
+	return c.SIsMember(context.Background(), dirty.KeysOf("rm", url).Items, url).Val()
+}
 
 // brief renders events as "url@t" with the URL's last path segment, for readable failures.
 func brief(events []event.Event) []string {
@@ -148,14 +165,17 @@ func TestStateIsJSONWithTTL(t *testing.T) {
 	ctx := context.Background()
 	f := newFilter(t, c, reorder.Options{TTL: 90 * time.Second})
 	run(t, f, 42, ev(event.Update, u("a"), 1700000000123), ev(event.Update, u("b%2Fc"), 7))
-	key := "{rm}:dirtymap:state:https://example.com/a"
+	key := reorder.StateKey("rm", u("a"))
+	if want := dirty.KeysOf("rm", u("a")).State + u("a"); key != want || !strings.HasPrefix(key, "rm:dirtymap:{b") {
+		t.Fatalf("state key %q, want %q", key, want)
+	}
 	if got := c.Get(ctx, key).Val(); got != `{"t":1700000000123,"seq":42}` {
 		t.Fatalf("state = %q", got)
 	}
 	if ttl := c.PTTL(ctx, key).Val(); ttl <= 89*time.Second || ttl > 90*time.Second {
 		t.Fatalf("state TTL = %v, want about 90s", ttl)
 	}
-	if got := c.Get(ctx, "{rm}:dirtymap:state:https://example.com/b%2Fc").Val(); got != `{"t":7,"seq":42}` {
+	if got := c.Get(ctx, reorder.StateKey("rm", u("b%2Fc"))).Val(); got != `{"t":7,"seq":42}` {
 		t.Fatalf("state of a URL with %% = %q", got)
 	}
 	// A stale event does not touch the state or its TTL; a fresh one refreshes both.
@@ -203,7 +223,7 @@ func TestDirtyMarkingIndependentOfBatching(t *testing.T) {
 	if !slices.Equal(one.NewlyDirty, []string{u("one")}) || !slices.Equal(two.NewlyDirty, []string{u("two")}) {
 		t.Fatalf("newly dirty: one batch %v, two batches %v; want the URL marked both ways", one.NewlyDirty, two.NewlyDirty)
 	}
-	if err := c.SRem(ctx, reorder.DirtyKey("rm"), u("one")).Err(); err != nil {
+	if err := c.SRem(ctx, dirty.KeysOf("rm", u("one")).Items, u("one")).Err(); err != nil {
 		t.Fatal(err)
 	}
 	again := run(t, f, 1, ev(event.Update, u("one"), 5), ev(event.Noop, u("one"), 6))
@@ -226,12 +246,11 @@ func TestDirtyMarking(t *testing.T) {
 	if !slices.Equal(res.NewlyDirty, []string{u("d")}) {
 		t.Fatalf("newly dirty = %v, want only d (a was already dirty, b@1 is stale)", res.NewlyDirty)
 	}
-	got := c.SMembers(ctx, "{rm}:dirtymap:items").Val()
-	slices.Sort(got)
+	got := dirtySet(t, c, "rm")
 	if want := []string{u("a"), u("b"), u("c"), u("d")}; !slices.Equal(got, want) {
 		t.Fatalf("dirty set = %v, want %v", got, want)
 	}
-	if ttl := c.TTL(ctx, "{rm}:dirtymap:items").Val(); ttl != -1 {
+	if ttl := c.TTL(ctx, dirty.KeysOf("rm", u("a")).Items).Val(); ttl != -1 {
 		t.Fatalf("dirty set TTL = %v, want none", ttl)
 	}
 	// Marking off: state advances, the set is untouched.
@@ -239,7 +258,7 @@ func TestDirtyMarking(t *testing.T) {
 	if err != nil || len(res.Fresh) != 1 || len(res.NewlyDirty) != 0 {
 		t.Fatalf("res = %+v, %v", res, err)
 	}
-	if c.SIsMember(ctx, "{rm}:dirtymap:items", u("e")).Val() {
+	if isDirty(c, u("e")) {
 		t.Fatal("marked dirty with marking off")
 	}
 }
@@ -261,7 +280,7 @@ func TestReplay(t *testing.T) {
 		t.Fatalf("first run dirty = %v", first.NewlyDirty)
 	}
 	// The sweeper hands b on meanwhile.
-	c.SRem(ctx, "{rm}:dirtymap:items", u("b"))
+	c.SRem(ctx, dirty.KeysOf("rm", u("b")).Items, u("b"))
 
 	// The replay hands on the same events; a URL's position may differ (the state does not
 	// remember where in the batch the first run began keeping it), hence sorted.
@@ -276,7 +295,7 @@ func TestReplay(t *testing.T) {
 			t.Fatalf("replay kept the delete of c instead of the noop the first run kept")
 		}
 	}
-	if len(again.NewlyDirty) != 0 || c.SIsMember(ctx, "{rm}:dirtymap:items", u("b")).Val() {
+	if len(again.NewlyDirty) != 0 || isDirty(c, u("b")) {
 		t.Fatalf("replay marked dirty again: %v", again.NewlyDirty)
 	}
 
@@ -380,15 +399,28 @@ func TestConcurrentFilters(t *testing.T) {
 	}
 }
 
-// countHook counts the commands and pipelines a client sends: each is one round trip.
+// countHook counts the commands and pipelines a client sends: each is one round trip. The
+// set-up of a new connection (HELLO, CLIENT SETINFO) is left out.
 type countHook struct{ n atomic.Int64 }
+
+func setup(cmd redis.Cmder) bool { return cmd.Name() == "hello" || cmd.Name() == "client" }
 
 func (h *countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
 func (h *countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if !setup(cmd) {
+			h.n.Add(1)
+		}
+		return next(ctx, cmd)
+	}
 }
 func (h *countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(1); return next(ctx, cmds) }
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if !setup(cmds[0]) {
+			h.n.Add(1)
+		}
+		return next(ctx, cmds)
+	}
 }
 
 func TestRoundTripsIndependentOfBatchSize(t *testing.T) {
@@ -421,24 +453,31 @@ func TestNamespacesAreIsolated(t *testing.T) {
 	}
 }
 
-// TestLargeBatch crosses the script's 1,000-key chunking of MGET, SMISMEMBER and SADD.
+// TestLargeBatch crosses the script's 1,000-key chunking of MGET, SMISMEMBER and SADD: its
+// 2,500 URLs are all of one bucket, so one script call gets them all.
 func TestLargeBatch(t *testing.T) {
 	c := newRedis(t)
 	f := newFilter(t, c, reorder.Options{TTL: time.Hour})
+	var big []string
+	for i := 0; len(big) < 2500; i++ {
+		if url := u(fmt.Sprint("big", i)); dirty.Bucket(url) == 3 {
+			big = append(big, url)
+		}
+	}
 	events := make([]event.Event, 5000)
 	for i := range events {
-		events[i] = ev(event.Update, u(fmt.Sprint("big", i%2500)), int64(1+i/2500))
+		events[i] = ev(event.Update, big[i%2500], int64(1+i/2500))
 	}
 	res := run(t, f, 1, events...)
 	if len(res.Fresh) != 2500 || len(res.NewlyDirty) != 2500 || res.Stale != 2500 {
 		t.Fatalf("fresh %d, dirty %d, stale %d", len(res.Fresh), len(res.NewlyDirty), res.Stale)
 	}
 	for i, e := range res.Fresh {
-		if e.URL != u(fmt.Sprint("big", i)) || e.T != 2 {
+		if e.URL != big[i] || e.T != 2 {
 			t.Fatalf("fresh[%d] = %s@%d", i, e.URL, e.T)
 		}
 	}
-	if n := c.SCard(context.Background(), "{rm}:dirtymap:items").Val(); n != 2500 {
+	if n := c.SCard(context.Background(), dirty.KeysFor("rm", 3).Items).Val(); n != 2500 {
 		t.Fatalf("dirty set has %d URLs", n)
 	}
 	if res := run(t, f, 2, events...); len(res.Fresh) != 0 {
@@ -466,7 +505,49 @@ func TestReadState(t *testing.T) {
 			t.Errorf("state %q read as %+v", raw, st)
 		}
 	}
-	if got, want := reorder.DirtyKey("rm"), dirty.KeysFor("rm").Items; got != want {
-		t.Errorf("DirtyKey = %q, the dirty map reads %q", got, want)
+}
+
+// scripterOnly hides every method of a client but redis.Scripter's (no Pipeline).
+type scripterOnly struct{ redis.Scripter }
+
+// A batch over several buckets gives the same result through a client without pipelines (one
+// call per bucket), and after the server lost its scripts (EVALSHA answers NOSCRIPT, the
+// calls are sent again as EVAL).
+func TestScriptCallsWithoutPipelineAndAfterFlush(t *testing.T) {
+	c := newRedis(t)
+	ctx := context.Background()
+	batch := func(prefix string) []event.Event {
+		var out []event.Event
+		for i := range 40 {
+			out = append(out, ev(event.Update, u(fmt.Sprint(prefix, i%20)), int64(1+i)))
+		}
+		return out
 	}
+	want := []string{}
+	for i := range 20 {
+		want = append(want, fmt.Sprintf("%s%d@%d", "p", i, 21+i))
+	}
+	check := func(name string, res reorder.Result) {
+		t.Helper()
+		var got []string
+		for _, e := range res.Fresh {
+			got = append(got, strings.Replace(brief([]event.Event{e})[0], "q", "p", 1))
+		}
+		if !slices.Equal(got, want) || len(res.NewlyDirty) != 20 || res.Stale != 20 {
+			t.Fatalf("%s: fresh %v, %d newly dirty, %d stale", name, got, len(res.NewlyDirty), res.Stale)
+		}
+	}
+	res, err := newFilter(t, scripterOnly{c}, reorder.Options{TTL: time.Hour}).Run(ctx, 1, batch("p"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("without pipeline", res)
+	if err := c.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	res, err = newFilter(t, c, reorder.Options{TTL: time.Hour}).Run(ctx, 2, batch("q"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("after SCRIPT FLUSH", res)
 }

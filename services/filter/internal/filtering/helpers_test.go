@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/routemaster-drain/drain/pkg/config"
+	"github.com/routemaster-drain/drain/pkg/dirty"
 	"github.com/routemaster-drain/drain/pkg/draintest"
 	"github.com/routemaster-drain/drain/pkg/event"
 	"github.com/routemaster-drain/drain/pkg/reorder"
@@ -215,8 +216,10 @@ func (e *env) state(u string) int64 {
 func (e *env) dirty() map[string]bool {
 	e.t.Helper()
 	out := map[string]bool{}
-	for _, u := range e.rdb.SMembers(context.Background(), reorder.DirtyKey("rm")).Val() {
-		out[u] = true
+	for b := range dirty.Buckets {
+		for _, u := range e.rdb.SMembers(context.Background(), dirty.KeysFor("rm", b).Items).Val() {
+			out[u] = true
+		}
 	}
 	return out
 }

@@ -54,7 +54,25 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-func u(n int) string { return fmt.Sprintf("https://example.com/r/%d?a=1&b=<2>", n) }
+// bucket is the dirty-map bucket of every URL u returns: most tests pin down what a sweeper
+// does with one bucket (a lease holds URLs of one bucket); TestSweepSpreadOverBuckets spreads
+// them.
+const bucket = 9
+
+var keys = dirty.KeysFor("rm", bucket)
+
+var bucketURLs = func() []string {
+	var out []string
+	for i := 0; len(out) < 5000; i++ {
+		if url := fmt.Sprintf("https://example.com/r/%d?a=1&b=<2>", i); dirty.Bucket(url) == bucket {
+			out = append(out, url)
+		}
+	}
+	return out
+}()
+
+// u returns the n-th URL (n < 5000) of bucket bucket.
+func u(n int) string { return bucketURLs[n] }
 
 func (e *env) markN(t *testing.T, n int) []string {
 	t.Helper()
@@ -62,7 +80,7 @@ func (e *env) markN(t *testing.T, n int) []string {
 	pipe := e.rdb.Pipeline()
 	for i := range n {
 		urls[i] = u(i)
-		pipe.SAdd(ctx, "{rm}:dirtymap:items", urls[i])
+		pipe.SAdd(ctx, keys.Items, urls[i])
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		t.Fatal(err)
@@ -193,6 +211,46 @@ func TestSweepHandsEveryURLOnOnce(t *testing.T) {
 	}
 }
 
+// URLs of every bucket: each message holds URLs of one bucket, at most a batch of them, and
+// every URL is handed on once.
+func TestSweepSpreadOverBuckets(t *testing.T) {
+	e := newEnv(t)
+	m, err := dirty.New(e.rdb, dirty.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var urls []string
+	var per [dirty.Buckets]int
+	for i := range 1050 {
+		url := fmt.Sprintf("https://example.com/spread/%d", i)
+		urls = append(urls, url)
+		per[dirty.Bucket(url)]++
+		if _, err := m.Mark(ctx, url); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, _ := e.sweeper(t, sweeping.Config{Subject: names.Subject(stream.Swept, "")})
+	if n, err := s.Pass(ctx); err != nil || n != 1050 {
+		t.Fatalf("pass = %d, %v", n, err)
+	}
+	batches := e.stored(t)
+	handedOnce(t, batches, urls)
+	want := 0
+	for _, n := range per {
+		want += (n + 99) / 100
+	}
+	if len(batches) != want {
+		t.Fatalf("%d messages, want %d (one per bucket and 100 URLs)", len(batches), want)
+	}
+	for _, b := range batches {
+		for _, url := range b.urls {
+			if dirty.Bucket(url) != dirty.Bucket(b.urls[0]) {
+				t.Fatalf("message %s mixes buckets", b.id)
+			}
+		}
+	}
+}
+
 type hook struct {
 	mu        sync.Mutex
 	fail      int // answer 500 to this many requests first
@@ -307,10 +365,10 @@ func TestWebhookDownAtShutdownGivesBack(t *testing.T) {
 		t.Fatal("Run did not stop")
 	}
 	// Given back, not lost and not waiting for the lease: leasable at once.
-	if n := e.rdb.SCard(ctx, "{rm}:dirtymap:items").Val(); n != 30 {
+	if n := e.rdb.SCard(ctx, keys.Items).Val(); n != 30 {
 		t.Fatalf("%d URLs back in the map, want 30", n)
 	}
-	if n := e.rdb.ZCard(ctx, "{rm}:dirtymap:leases").Val(); n != 0 {
+	if n := e.rdb.ZCard(ctx, keys.Leases).Val(); n != 0 {
 		t.Fatalf("%d URLs still leased", n)
 	}
 }
@@ -484,5 +542,43 @@ func TestRedisOutageAfterHandOffIsWaitedOut(t *testing.T) {
 	defer mu.Unlock()
 	if calls != 1 {
 		t.Fatalf("webhook called %d times, want 1", calls)
+	}
+}
+
+// On a Redis Cluster of 3 masters the dirty map spreads over all of them and a sweeper hands
+// every URL on exactly once.
+func TestSweepOnRedisCluster(t *testing.T) {
+	e := newEnv(t)
+	cl := draintest.StartRedisCluster(t, 3, 0)
+	rdb := cl.Client(t)
+	m, err := dirty.New(rdb, dirty.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.m = m
+	var urls []string
+	for i := range 3000 {
+		url := fmt.Sprintf("https://example.com/cluster/%d", i)
+		urls = append(urls, url)
+		if _, err := e.m.Mark(ctx, url); err != nil {
+			t.Fatal(err)
+		}
+	}
+	per, err := draintest.MasterKeys(ctx, rdb)
+	if err != nil || len(per) != 3 {
+		t.Fatalf("keys per master: %v, %v", per, err)
+	}
+	for addr, n := range per {
+		if n < 3 {
+			t.Fatalf("master %s holds %d dirty sets: %v", addr, n, per)
+		}
+	}
+	s, _ := e.sweeper(t, sweeping.Config{Subject: names.Subject(stream.Swept, "")})
+	if n, err := s.Pass(ctx); err != nil || n != 3000 {
+		t.Fatalf("pass = %d, %v", n, err)
+	}
+	handedOnce(t, e.stored(t), urls)
+	if c, err := e.m.Count(ctx); err != nil || c != 0 {
+		t.Fatalf("%d left, %v", c, err)
 	}
 }
