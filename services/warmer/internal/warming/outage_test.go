@@ -101,6 +101,33 @@ func TestRedisOutageIsRetriedWithoutDeadLetters(t *testing.T) {
 	}
 }
 
+// A request whose index is above the URL's (a cache Redis that lost its data and started
+// again from 0) is stored under the index the refused store reports, at its first delivery.
+func TestRequestAboveTheURLsIndexIsStored(t *testing.T) {
+	w := newWorld(t)
+	_, reg := w.startWarmer()
+	w.api.mu.Lock()
+	w.api.version["/lost"] = 1
+	w.api.mu.Unlock()
+	m, err := cache.WarmMsg(w.names.Subject(stream.Warm, ""), cache.WarmRequest{URL: w.api.url("/lost"), Type: cache.WarmUpdate, T: 1, Index: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.js.PublishMsg(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	w.quiet(10 * time.Second)
+	if got, want := w.cached("/lost"), w.api.body("/lost"); got != want {
+		t.Fatalf("/lost cached %q, want %q", got, want)
+	}
+	if n := metricValue(t, reg, "drain_warm_messages_total", "outcome", "retry"); n != 0 {
+		t.Fatalf("%v retries", n)
+	}
+	if n := w.api.fetchesOf("/lost"); n != 2 {
+		t.Fatalf("%d fetches, want 2 (one refused under 5, one stored under 0)", n)
+	}
+}
+
 // The cache's Redis errors reach the warmer classified as every stage classifies them: a
 // WRONGTYPE reply (the URL's key holds something else) is the key's fault, a budgeted retry;
 // Redis being down is an outage, retried without a dead letter.
@@ -167,7 +194,7 @@ func TestHostSlotsArePruned(t *testing.T) {
 			host = "b.example"
 		}
 		wg.Go(func() {
-			if out := wm.warm(fmt.Sprintf("http://%s/%d", host, i)); out.kind != outStored {
+			if out := wm.warm(fmt.Sprintf("http://%s/%d", host, i), 0); out.kind != outStored {
 				t.Errorf("warm %s/%d: %+v", host, i, out)
 			}
 		})
@@ -186,7 +213,7 @@ func TestHostSlotsArePruned(t *testing.T) {
 		t.Fatalf("host slots after the fetches: %v, want none", got)
 	}
 	for i := range 200 {
-		wm.warm(fmt.Sprintf("http://h%d.example/x", i))
+		wm.warm(fmt.Sprintf("http://h%d.example/x", i), 0)
 	}
 	if got := hostsHeld(); len(got) != 0 {
 		t.Fatalf("%d host entries left after fetches for 200 hosts", len(got))

@@ -153,19 +153,34 @@ func (w *Warmer) handle(ctx context.Context, msg stream.Msg) error {
 		w.o.Log.Debug("delete", "url", req.URL, "index", req.Index, "busted", busted, "current", cur)
 		return nil
 	}
-	st, err := w.o.Cache.State(ctx, req.URL, cache.Variant{})
-	if err != nil {
-		return stream.RedisFailure(err)
+	index := req.Index
+	if redelivered(msg) {
+		// A redelivery (a crash, a retry) may well be covered already: look before fetching.
+		// A first delivery is not looked up: the filter bumped the index just before
+		// publishing it, so it is almost never covered, and the conditional store decides.
+		st, err := w.o.Cache.State(ctx, req.URL, cache.Variant{})
+		if err != nil {
+			return stream.RedisFailure(err)
+		}
+		if st.HasStored && st.Stored >= req.Index {
+			w.metrics.requests.WithLabelValues("covered").Inc()
+			return nil
+		}
+		// The index read now is the one to fetch under, even below the request's (a Redis
+		// that lost its data starts again from 0).
+		index = st.Current
 	}
-	if st.HasStored && st.Stored >= req.Index {
-		w.metrics.requests.WithLabelValues("covered").Inc()
-		return nil
-	}
-	err = w.await(req.URL, req.Index)
+	err = w.await(req.URL, index)
 	if err == nil {
 		w.metrics.requests.WithLabelValues("fetched").Inc()
 	}
 	return err
+}
+
+// redelivered reports whether msg was delivered before.
+func redelivered(msg stream.Msg) bool {
+	md, err := msg.Metadata()
+	return err != nil || md.NumDelivered > 1
 }
 
 // urlQueue holds the messages of one URL waiting for a fetch that covers them.
@@ -229,10 +244,19 @@ func (w *Warmer) run(u string, q *urlQueue) {
 		}
 		w.mu.Lock()
 		atStart := len(q.pending)
+		// The leading fetch of an idle URL runs under the newest request's index (its bump
+		// came just before it was published); a later one follows a wait or a fetch during
+		// which more bumps came, so it reads the URL's index first.
+		index := int64(-1)
+		if last.IsZero() {
+			for _, wt := range q.pending {
+				index = max(index, wt.index)
+			}
+		}
 		w.mu.Unlock()
 
 		last = time.Now()
-		out := w.warm(u)
+		out := w.warm(u, index)
 
 		w.mu.Lock()
 		var resolved []*waiter
@@ -250,6 +274,12 @@ func (w *Warmer) run(u string, q *urlQueue) {
 				}
 			}
 		case outSuperseded:
+			// Only a fetch that read the index first was provably overtaken during the fetch;
+			// the leading fetch's request index may have moved before it started.
+			if index >= 0 {
+				keep = q.pending
+				break
+			}
 			superseded++
 			if superseded < maxSuperseded {
 				keep = q.pending
@@ -283,12 +313,14 @@ const (
 
 type outcome struct {
 	kind  outcomeKind
-	index int64
+	index int64 // the index of the entry that now covers the requests (outStored, outGone)
 	err   error // the message result when kind is outFailed (or after too many supersessions)
 }
 
-// warm fetches u once within the concurrency limits and stores or busts.
-func (w *Warmer) warm(u string) outcome {
+// warm fetches u once within the concurrency limits and stores or busts. The fetch runs under
+// index, or under the URL's index read first when index is negative; the conditional store
+// is then its only Redis command unless the resource is gone.
+func (w *Warmer) warm(u string, index int64) outcome {
 	host := hostOf(u)
 	hs := w.holdHost(host)
 	defer w.releaseHost(host, hs)
@@ -308,7 +340,13 @@ func (w *Warmer) warm(u string) outcome {
 	defer cancel()
 
 	start := time.Now()
-	res, err := w.o.Cache.Refresh(ctx, u, cache.Variant{})
+	var res cache.Refreshed
+	var err error
+	if index < 0 {
+		res, err = w.o.Cache.Refresh(ctx, u, cache.Variant{})
+	} else {
+		res, err = w.o.Cache.RefreshAt(ctx, u, cache.Variant{}, index)
+	}
 	w.metrics.latency.Observe(time.Since(start).Seconds())
 	switch {
 	case errors.Is(err, cache.ErrRedis):
@@ -318,6 +356,11 @@ func (w *Warmer) warm(u string) outcome {
 	case err == nil && res.Stored:
 		w.metrics.fetches.WithLabelValues("stored").Inc()
 		return outcome{kind: outStored, index: res.Index}
+	case err == nil && res.StoredUnder >= res.Index:
+		// Invalidated during the fetch, but an entry at or above every waiting request's
+		// index is stored already (another replica's fetch, a reader's Get): it covers them.
+		w.metrics.fetches.WithLabelValues("superseded").Inc()
+		return outcome{kind: outStored, index: res.StoredUnder}
 	case err == nil:
 		w.metrics.fetches.WithLabelValues("superseded").Inc()
 		return outcome{kind: outSuperseded}
