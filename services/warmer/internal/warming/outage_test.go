@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -244,5 +245,78 @@ func TestDefaultsOutlastAThirtySecondOriginOutage(t *testing.T) {
 		budget, c.MaxDeliver, c.RetryBackoff, c.RetryBackoffMax, need)
 	if budget < need {
 		t.Fatalf("retry budget %v < %v", budget, need)
+	}
+}
+
+// Requests for a URL arriving while its fetch runs join it: one trailing fetch, started at
+// least DRAIN_WARM_COALESCE after the first, covers them all. Once a URL's fetches are over
+// nothing of it stays behind (no goroutine, no timer, no flight), however many URLs there were.
+func TestFlights(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	gate := make(chan struct{})
+	var mu sync.Mutex
+	var starts []time.Time
+	c, err := cache.New(w.rdb, cache.Options{Namespace: "ns", Fetcher: cache.FetcherFunc(
+		func(ctx context.Context, u string, _ cache.Variant) (*cache.Response, error) {
+			mu.Lock()
+			starts = append(starts, time.Now())
+			mu.Unlock()
+			if strings.HasSuffix(u, "/hot") {
+				<-gate
+			}
+			return &cache.Response{Status: 200, Header: http.Header{}, Body: []byte(u)}, nil
+		})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const coalesce = 100 * time.Millisecond
+	wm, err := New(Options{JS: w.js, Names: w.names, Cache: c, Coalesce: coalesce, Log: discardLog(), Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hot := "http://a.example/hot"
+	idx, _ := c.Invalidate(ctx, hot)
+	var wg sync.WaitGroup
+	errs := make(chan error, 6)
+	wg.Go(func() { errs <- wm.await(hot, idx[0]) })
+	eventually(t, 5*time.Second, "the leading fetch", func() bool { mu.Lock(); defer mu.Unlock(); return len(starts) == 1 })
+	for range 5 { // invalidated during the fetch: the leading fetch cannot store
+		idx, _ := c.Invalidate(ctx, hot)
+		wg.Go(func() { errs <- wm.await(hot, idx[0]) })
+	}
+	eventually(t, 5*time.Second, "6 requests in the flight", func() bool {
+		wm.mu.Lock()
+		defer wm.mu.Unlock()
+		return wm.flights[hot] != nil && len(wm.flights[hot].waiters) == 6
+	})
+	close(gate)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("a request failed: %v", err)
+		}
+	}
+	mu.Lock()
+	if len(starts) != 2 || starts[1].Sub(starts[0]) < coalesce {
+		t.Fatalf("fetch starts %v, want 2, %v apart at least", starts, coalesce)
+	}
+	mu.Unlock()
+	if s, _ := c.State(ctx, hot, cache.Variant{}); s.Stored != 6 || s.Current != 6 {
+		t.Fatalf("state %+v, want the entry stored under 6", s)
+	}
+
+	goroutines := runtime.NumGoroutine()
+	for i := range 200 {
+		if err := wm.await(fmt.Sprintf("http://b.example/%d", i), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wm.mu.Lock()
+	flights := len(wm.flights)
+	wm.mu.Unlock()
+	if n := runtime.NumGoroutine(); flights != 0 || n > goroutines+5 {
+		t.Fatalf("after 200 URLs: %d flights, %d goroutines (%d before)", flights, n, goroutines)
 	}
 }

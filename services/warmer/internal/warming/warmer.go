@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -58,10 +59,10 @@ type Warmer struct {
 	fetch   chan struct{}
 	metrics *metrics
 
-	mu    sync.Mutex
-	urls  map[string]*urlQueue
-	hosts map[string]*hostSlots // only hosts with a fetch running or waiting
-	wg    sync.WaitGroup
+	mu      sync.Mutex
+	flights map[string]*flight    // only URLs with a fetch running or due
+	recent  recentFetches         // when URLs whose flight ended were last fetched
+	hosts   map[string]*hostSlots // only hosts with a fetch running or waiting
 }
 
 // New checks o and returns a Warmer.
@@ -96,7 +97,8 @@ func New(o Options) (*Warmer, error) {
 		o:       o,
 		fetch:   make(chan struct{}, o.Consumer.Concurrency),
 		metrics: m,
-		urls:    map[string]*urlQueue{},
+		flights: map[string]*flight{},
+		recent:  recentFetches{window: o.Coalesce},
 		hosts:   map[string]*hostSlots{},
 	}, nil
 }
@@ -132,9 +134,7 @@ func (w *Warmer) ConsumerConfig() stream.ConsumerConfig {
 // Run consumes warm requests until ctx is cancelled, then finishes the messages it holds and
 // returns nil.
 func (w *Warmer) Run(ctx context.Context) error {
-	err := stream.Consume(ctx, w.o.JS, w.o.Names.Subject(stream.DLQ, ""), w.ConsumerConfig(), w.handle)
-	w.wg.Wait()
-	return err
+	return stream.Consume(ctx, w.o.JS, w.o.Names.Subject(stream.DLQ, ""), w.ConsumerConfig(), w.handle)
 }
 
 // handle decides one warm request's fate; see the package documentation.
@@ -183,90 +183,84 @@ func redelivered(msg stream.Msg) bool {
 	return err != nil || md.NumDelivered > 1
 }
 
-// urlQueue holds the messages of one URL waiting for a fetch that covers them.
-type urlQueue struct {
-	pending []*waiter
-	wake    chan struct{}
+// flight is the fetch work of one URL in this process: the requests waiting for a fetch that
+// covers them. It exists only while a fetch of the URL runs or is due, and costs no goroutine
+// and no timer of its own: the goroutine of one of its requests, the leader (always
+// waiters[0]), runs its fetches. Once a fetch covers the leader's request, the leader hands the
+// flight to the oldest request still waiting (a trailing fetch for the requests that came
+// during the last one), or ends it when none is left.
+type flight struct {
+	waiters    []*waiter
+	last       time.Time // when the flight's last fetch started (zero: none yet)
+	superseded int       // fetches in a row overtaken by an invalidation
 }
 
 type waiter struct {
 	index int64
-	done  chan error
+	done  chan verdict // receives the request's result, or the lead; nil for a first leader
 }
 
-// await parks a request until a fetch of url covers it, and returns the message's result.
+// verdict ends a waiting request: its message's result, or lead (run the flight's next fetch).
+type verdict struct {
+	err  error
+	lead bool
+}
+
+// await holds a request until a fetch of url covers it, and returns the message's result.
 func (w *Warmer) await(u string, index int64) error {
-	wt := &waiter{index: index, done: make(chan error, 1)}
 	w.mu.Lock()
-	q := w.urls[u]
-	if q == nil {
-		q = &urlQueue{wake: make(chan struct{}, 1)}
-		w.urls[u] = q
-		w.wg.Add(1)
-		go w.run(u, q)
+	if f := w.flights[u]; f != nil {
+		wt := &waiter{index: index, done: make(chan verdict, 1)}
+		f.waiters = append(f.waiters, wt)
+		w.mu.Unlock()
+		v := <-wt.done
+		if !v.lead {
+			return v.err
+		}
+		return w.lead(u, f)
 	}
-	q.pending = append(q.pending, wt)
+	f := &flight{waiters: []*waiter{{index: index}}, last: w.recent.last(u)}
+	w.flights[u] = f
 	w.mu.Unlock()
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
-	return <-wt.done
+	return w.lead(u, f)
 }
 
-// run is the per-URL throttle: a leading fetch at once, then at most one fetch per Coalesce
-// while requests keep coming, and a trailing fetch for those that arrived during the last one.
-// It exits once the URL has been idle for Coalesce.
-func (w *Warmer) run(u string, q *urlQueue) {
-	defer w.wg.Done()
-	var last time.Time
-	superseded := 0
+// lead runs the fetches of f as the goroutine of its first waiter until one covers that
+// request: a leading fetch at once for a URL not fetched within Coalesce, then at most one per
+// Coalesce while requests keep coming.
+func (w *Warmer) lead(u string, f *flight) error {
 	for {
-		w.mu.Lock()
-		n := len(q.pending)
-		if n == 0 && time.Since(last) >= w.o.Coalesce {
-			delete(w.urls, u)
-			w.mu.Unlock()
-			return
-		}
-		w.mu.Unlock()
-		if n == 0 {
-			t := time.NewTimer(w.o.Coalesce - time.Since(last))
-			select {
-			case <-q.wake:
-			case <-t.C:
+		leading := f.last.IsZero()
+		if !leading {
+			if wait := w.o.Coalesce - time.Since(f.last); wait > 0 {
+				time.Sleep(wait) // requests arriving meanwhile join this fetch
 			}
-			t.Stop()
-			continue
-		}
-		if wait := w.o.Coalesce - time.Since(last); wait > 0 {
-			time.Sleep(wait) // requests arriving meanwhile join this fetch
 		}
 		w.mu.Lock()
-		atStart := len(q.pending)
-		// The leading fetch of an idle URL runs under the newest request's index (its bump
-		// came just before it was published); a later one follows a wait or a fetch during
-		// which more bumps came, so it reads the URL's index first.
+		atStart := len(f.waiters)
+		// A leading fetch runs under the newest request's index (its bump came just before it
+		// was published); a later one follows a fetch or a wait during which more bumps may
+		// have come, so it reads the URL's index first.
 		index := int64(-1)
-		if last.IsZero() {
-			for _, wt := range q.pending {
+		if leading {
+			for _, wt := range f.waiters {
 				index = max(index, wt.index)
 			}
 		}
+		f.last = time.Now()
 		w.mu.Unlock()
 
-		last = time.Now()
 		out := w.warm(u, index)
 
 		w.mu.Lock()
 		var resolved []*waiter
-		keep := q.pending[:0:0]
+		keep := f.waiters[:0:0]
 		switch out.kind {
 		case outStored, outGone:
 			// Covered: every request that was waiting when the fetch started (its event came
 			// before the fetch), and any later one whose index the fetch already saw.
-			superseded = 0
-			for i, wt := range q.pending {
+			f.superseded = 0
+			for i, wt := range f.waiters {
 				if i < atStart || wt.index <= out.index {
 					resolved = append(resolved, wt)
 				} else {
@@ -275,31 +269,86 @@ func (w *Warmer) run(u string, q *urlQueue) {
 			}
 		case outSuperseded:
 			// Only a fetch that read the index first was provably overtaken during the fetch;
-			// the leading fetch's request index may have moved before it started.
-			if index >= 0 {
-				keep = q.pending
+			// a leading fetch's request index may have moved before it started.
+			if !leading {
+				f.superseded++
+			}
+			if f.superseded < maxSuperseded {
+				keep = f.waiters
 				break
 			}
-			superseded++
-			if superseded < maxSuperseded {
-				keep = q.pending
-				break
-			}
-			superseded = 0
-			resolved = q.pending
+			f.superseded = 0
+			resolved = f.waiters
 			out.err = stream.Retry(errors.New("warm: invalidated again during each of the last fetches"))
 		default:
-			resolved = q.pending
+			resolved = f.waiters
 		}
-		q.pending = keep
+		f.waiters = keep
+		var next *waiter
+		if len(resolved) > 0 { // the leader's request, waiters[0], is among them
+			if len(keep) > 0 {
+				next = keep[0]
+			} else {
+				delete(w.flights, u)
+				w.recent.add(u, f.last)
+			}
+		}
 		w.mu.Unlock()
+		if len(resolved) == 0 {
+			continue
+		}
 		if out.err == nil && len(resolved) > 1 {
 			w.metrics.coalesced.Add(float64(len(resolved) - 1))
 		}
-		for _, wt := range resolved {
-			wt.done <- out.err
+		for _, wt := range resolved[1:] {
+			wt.done <- verdict{err: out.err}
 		}
+		if next != nil {
+			next.done <- verdict{lead: true}
+		}
+		return out.err
 	}
+}
+
+// recentFetches remembers when URLs whose flight ended were last fetched, for Coalesce after
+// that, so a request arriving soon after waits for the throttle instead of fetching at once.
+// It is two generations of at most window each: an entry lives between one and two windows,
+// and the maps hold only the URLs fetched in the last two windows. Callers hold Warmer.mu.
+type recentFetches struct {
+	window    time.Duration
+	cur, prev map[string]time.Time
+	since     time.Time // when cur was started
+}
+
+// add records that u's last fetch started at t.
+func (r *recentFetches) add(u string, t time.Time) {
+	if r.window <= 0 {
+		return
+	}
+	now := time.Now()
+	if r.cur == nil {
+		r.cur, r.prev, r.since = map[string]time.Time{}, map[string]time.Time{}, now
+	}
+	if now.Sub(r.since) > r.window {
+		clear(r.prev)
+		r.prev, r.cur, r.since = r.cur, r.prev, now
+	}
+	r.cur[u] = t
+}
+
+// last returns when u's last fetch started if that was less than window ago, else zero.
+func (r *recentFetches) last(u string) time.Time {
+	if r.cur == nil {
+		return time.Time{}
+	}
+	t, ok := r.cur[u]
+	if !ok {
+		t = r.prev[u]
+	}
+	if time.Since(t) >= r.window {
+		return time.Time{}
+	}
+	return t
 }
 
 type outcomeKind int
@@ -432,12 +481,20 @@ func (w *Warmer) releaseHost(host string, h *hostSlots) {
 	}
 }
 
+// hostOf returns the host[:port] of an absolute URL (validated by cache.ParseWarmRequest)
+// without parsing it whole: the key of the host's fetch slots.
 func hostOf(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
+	_, rest, ok := strings.Cut(raw, "://")
+	if !ok {
 		return ""
 	}
-	return u.Host
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		rest = rest[:i]
+	}
+	if i := strings.LastIndexByte(rest, '@'); i >= 0 {
+		rest = rest[i+1:]
+	}
+	return strings.ToLower(rest)
 }
 
 func redact(raw string) string {
