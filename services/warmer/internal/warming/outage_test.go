@@ -178,6 +178,7 @@ func TestHostSlotsArePruned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(wm.startFetchers())
 	hostsHeld := func() map[string]int {
 		wm.mu.Lock()
 		defer wm.mu.Unlock()
@@ -275,6 +276,7 @@ func TestFlights(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(wm.startFetchers())
 	hot := "http://a.example/hot"
 	idx, _ := c.Invalidate(ctx, hot)
 	var wg sync.WaitGroup
@@ -307,7 +309,7 @@ func TestFlights(t *testing.T) {
 		t.Fatalf("state %+v, want the entry stored under 6", s)
 	}
 
-	goroutines := runtime.NumGoroutine()
+	goroutines := runtime.NumGoroutine() // the fetchers included
 	for i := range 200 {
 		if err := wm.await(fmt.Sprintf("http://b.example/%d", i), 0); err != nil {
 			t.Fatal(err)

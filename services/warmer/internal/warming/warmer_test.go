@@ -307,10 +307,10 @@ func TestNewDefaultsAreTheEnvironments(t *testing.T) {
 		t.Fatal(err)
 	}
 	def := config.Default(config.Warmer)
-	if wm.o.Consumer.Concurrency != def.Consumer.Concurrency || cap(wm.fetch) != def.Consumer.Concurrency ||
+	if wm.o.Consumer.Concurrency != def.Consumer.Concurrency ||
 		wm.o.HostConcurrency != def.Warm.HostConcurrency || wm.o.QueueName != def.Warm.QueueName {
-		t.Errorf("zero Options: concurrency %d (%d slots), host concurrency %d, queue %q; the environment's defaults are %d, %d, %q",
-			wm.o.Consumer.Concurrency, cap(wm.fetch), wm.o.HostConcurrency, wm.o.QueueName,
+		t.Errorf("zero Options: concurrency %d, host concurrency %d, queue %q; the environment's defaults are %d, %d, %q",
+			wm.o.Consumer.Concurrency, wm.o.HostConcurrency, wm.o.QueueName,
 			def.Consumer.Concurrency, def.Warm.HostConcurrency, def.Warm.QueueName)
 	}
 }
