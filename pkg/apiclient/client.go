@@ -37,6 +37,7 @@ type Client struct {
 	metrics   *metrics
 	sem       chan struct{}
 	retryWait time.Duration
+	userAgent []string // the User-Agent header's value, shared by every request
 
 	mu       sync.Mutex
 	breakers map[string]*gobreaker.CircuitBreaker[*Response]
@@ -86,6 +87,7 @@ func New(o Options) (*Client, error) {
 		log:       o.Logger,
 		sem:       make(chan struct{}, o.Concurrency),
 		retryWait: RetryWait,
+		userAgent: []string{o.UserAgent},
 		breakers:  map[string]*gobreaker.CircuitBreaker[*Response]{},
 		disc:      map[string]*discovery{},
 	}
@@ -164,7 +166,13 @@ func (c *Client) Do(ctx context.Context, method, rawURL string, body any, ro ...
 	if err != nil {
 		return nil, fmt.Errorf("apiclient: %s %s: encode body: %w", method, redact(u), err)
 	}
-	a := attempt{method: method, url: u.String(), shown: redact(u), host: host, body: payload, contentType: contentType, req: &req}
+	a := attempt{method: method, url: rawURL, shown: rawURL, host: host, body: payload, contentType: contentType, req: &req}
+	if len(req.Query) > 0 {
+		a.url = u.String()
+	}
+	if _, secret := u.User.Password(); secret || len(req.Query) > 0 {
+		a.shown = redact(u) // built only when it differs from what the caller gave
+	}
 
 	retries := 0
 	if idempotent(method) {
@@ -209,14 +217,16 @@ func (c *Client) try(ctx context.Context, a *attempt) (*Response, error) {
 
 func (c *Client) send(ctx context.Context, a *attempt) (*Response, error) {
 	r := c.rc.R().SetContext(ctx)
-	r.Header.Set("User-Agent", c.o.UserAgent)
+	// The constant values are shared, not allocated per request: resty copies the header into
+	// the http.Request it sends.
+	r.Header["User-Agent"] = c.userAgent
 	if a.req.Version != 0 {
-		r.Header.Set("Accept", "application/json;v="+strconv.Itoa(a.req.Version))
+		r.Header["Accept"] = []string{"application/json;v=" + strconv.Itoa(a.req.Version)}
 	} else {
-		r.Header.Set("Accept", "application/json")
+		r.Header["Accept"] = acceptJSON
 	}
 	if a.req.Locale != "" {
-		r.Header.Set("Accept-Language", a.req.Locale)
+		r.Header["Accept-Language"] = []string{a.req.Locale}
 	}
 	if rule := c.authFor(a.host); rule != nil {
 		r.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(rule.User+":"+rule.Password)))
@@ -261,6 +271,9 @@ func (c *Client) send(ctx context.Context, a *attempt) (*Response, error) {
 	}
 	return resp, nil
 }
+
+// acceptJSON is the Accept header's value without a version, shared by every request.
+var acceptJSON = []string{"application/json"}
 
 // callerGaveUp marks an error caused by the caller's context, which the breaker ignores.
 type callerGaveUp struct{ error }

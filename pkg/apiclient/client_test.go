@@ -323,3 +323,26 @@ func TestTLSVerification(t *testing.T) {
 		t.Errorf("verification on, trusted CA: %v", err)
 	}
 }
+
+// An error names the URL as the caller gave it, but never a password it carries; query
+// parameters added by RequestOptions are part of the URL requested and named.
+func TestErrorsNameTheURLWithoutItsPassword(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusInternalServerError) })
+	c := newClient(t, apiclient.Options{})
+	plain := o.URL + "/plain"
+	if _, err := c.Get(context.Background(), plain); err == nil || !strings.Contains(err.Error(), plain) {
+		t.Errorf("error %v does not name %s", err, plain)
+	}
+	withPassword := strings.Replace(o.URL, "http://", "http://alice:s3cret@", 1) + "/private"
+	_, err := c.Get(context.Background(), withPassword)
+	if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "alice:xxxxx@") {
+		t.Errorf("error %v shows the password or no redacted URL", err)
+	}
+	_, err = c.Get(context.Background(), o.URL+"/q", apiclient.RequestOptions{Query: map[string][]string{"page": {"2"}}})
+	if err == nil || !strings.Contains(err.Error(), "/q?page=2") {
+		t.Errorf("error %v does not name the query sent", err)
+	}
+	if got := o.last(t); got.Query != "page=2" {
+		t.Errorf("query sent %q", got.Query)
+	}
+}
