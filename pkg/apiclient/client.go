@@ -76,10 +76,8 @@ func New(o Options) (*Client, error) {
 	rc := resty.NewWithClient(hc).
 		SetDisableWarn(true).
 		SetLogger(restyLogger{o.Logger}).
-		SetRetryCount(0) // retries are ours: per attempt through the breaker, timeouts only
-	if o.MaxBody > 0 {
-		rc.SetResponseBodyLimit(int(o.MaxBody))
-	}
+		SetRetryCount(0).           // retries are ours: per attempt through the breaker, timeouts only
+		SetDoNotParseResponse(true) // send reads the body itself (readBody), within MaxBody
 
 	c := &Client{
 		o:         o,
@@ -243,6 +241,10 @@ func (c *Client) send(ctx context.Context, a *attempt) (*Response, error) {
 
 	start := time.Now()
 	rr, err := r.Execute(a.method, a.url)
+	var body []byte
+	if err == nil {
+		body, err = readBody(rr.RawResponse, c.o.MaxBody)
+	}
 	elapsed := time.Since(start)
 	if err != nil {
 		switch {
@@ -262,10 +264,7 @@ func (c *Client) send(ctx context.Context, a *attempt) (*Response, error) {
 		}
 	}
 	c.metrics.observe(a.host, a.method, classOf(rr.StatusCode()), elapsed)
-	resp := &Response{Status: rr.StatusCode(), Header: rr.Header(), Body: rr.Body(), URL: a.url}
-	if resp.Body == nil {
-		resp.Body = []byte{}
-	}
+	resp := &Response{Status: rr.StatusCode(), Header: rr.Header(), Body: body, URL: a.url}
 	if resp.Status < 200 || resp.Status > 299 {
 		return nil, newStatusError(a.method, a.shown, resp)
 	}

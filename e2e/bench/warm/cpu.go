@@ -29,6 +29,7 @@ import (
 // cpuCase is the CPU-per-URL case: see the package documentation.
 type cpuCase struct {
 	urls, conc     int
+	rounds         int
 	storage        string
 	profile        string
 	profileSeconds int
@@ -62,40 +63,47 @@ func (cc cpuCase) run(sc *stack.Scratch, bin string) error {
 			return err
 		}
 	}
-	// Three sets of requests of the same shape, each with its own URLs: the loop before the
-	// warmer, the warmer, the loop after it (the machine's load drifts during a run).
-	prefixes := []string{"cpuloop1", "cpuwarm", "cpuloop2"}
+	// Sets of requests of the same shape, each with its own URLs, run in turn: the loop, the
+	// warmer, the loop... (rounds warmer runs between rounds+1 loop runs), as the machine's load
+	// drifts during a run; each side's costs are summed over its runs.
+	var prefixes []string
+	for i := range 2*cc.rounds + 1 {
+		kind := "loop"
+		if i%2 == 1 {
+			kind = "warm"
+		}
+		prefixes = append(prefixes, fmt.Sprintf("cpu%s%d", kind, i))
+	}
 	for _, p := range prefixes {
 		if err := cc.load(ctx, sc, o, p); err != nil {
 			return err
 		}
 	}
-	fmt.Fprintf(os.Stderr, "cpu case: pre-published 3 × %d warm requests\n", cc.urls)
-	loop1, err := cc.runLoop(sc, lua, prefixes[0])
-	if err != nil {
-		return err
-	}
-	warm, err := cc.runWarmer(ctx, sc, bin, prefixes[1])
-	if err != nil {
-		return err
-	}
-	loop2, err := cc.runLoop(sc, lua, prefixes[2])
-	if err != nil {
-		return err
-	}
-	for _, c := range []struct {
-		name string
-		c    cost
-	}{{"loop before", loop1}, {"warmer", warm}, {"loop after", loop2}} {
-		us, kb := c.c.perURL()
-		fmt.Fprintf(os.Stderr, "cpu case: %s: %.2f s CPU, %d URLs stored: %.1f µs and %.1f KB per URL\n", c.name, c.c.cpu, c.c.stored, us, kb)
+	fmt.Fprintf(os.Stderr, "cpu case: pre-published %d × %d warm requests\n", len(prefixes), cc.urls)
+	var loop, warm cost
+	for i, p := range prefixes {
+		var c cost
+		var err error
+		if i%2 == 1 {
+			c, err = cc.runWarmer(ctx, sc, bin, p, i == 1)
+		} else {
+			c, err = cc.runLoop(sc, lua, p, i == 0)
+		}
+		if err != nil {
+			return err
+		}
+		us, kb := c.perURL()
+		fmt.Fprintf(os.Stderr, "cpu case: %s: %.2f s CPU, %d URLs stored: %.1f µs and %.1f KB per URL\n", p, c.cpu, c.stored, us, kb)
+		sum := &loop
+		if i%2 == 1 {
+			sum = &warm
+		}
+		sum.cpu, sum.alloc, sum.stored = sum.cpu+c.cpu, sum.alloc+c.alloc, sum.stored+c.stored
 	}
 	wUS, wKB := warm.perURL()
-	l1US, l1KB := loop1.perURL()
-	l2US, l2KB := loop2.perURL()
-	lUS, lKB := (l1US+l2US)/2, (l1KB+l2KB)/2
+	lUS, lKB := loop.perURL()
 	label := fmt.Sprintf("CPU per URL stored, %s URLs, instant origin, 1 warmer × c=%d", table.Commas(cc.urls), cc.conc)
-	table.Row("warm", label, fmt.Sprintf("%.0f µs", wUS), "bare loop (pull, GET, store script, ack; same run, mean of before and after)",
+	table.Row("warm", label, fmt.Sprintf("%.0f µs", wUS), fmt.Sprintf("bare loop (pull, GET, store script, ack; same run, %d runs between %d of the warmer)", cc.rounds+1, cc.rounds),
 		fmt.Sprintf("%.0f µs", lUS), wUS/lUS)
 	table.Row("warm", "allocated per URL stored (same case)", fmt.Sprintf("%.1f KB", wKB), "bare loop", fmt.Sprintf("%.1f KB", lKB), wKB/lKB)
 	return nil
@@ -142,7 +150,10 @@ func (cc cpuCase) env(sc *stack.Scratch, prefix string) []string {
 // runWarmer runs the warmer binary over prefix's requests and returns its cost, counted from
 // readiness (its start-up left out) to the last ack, and the URLs it stored meanwhile (from
 // its own /metrics).
-func (cc cpuCase) runWarmer(ctx context.Context, sc *stack.Scratch, bin, prefix string) (cost, error) {
+func (cc cpuCase) runWarmer(ctx context.Context, sc *stack.Scratch, bin, prefix string, profile bool) (cost, error) {
+	if !profile {
+		cc.profile = ""
+	}
 	env := cc.env(sc, prefix)
 	cfg, err := config.Load(config.Warmer, env)
 	if err != nil {
@@ -208,7 +219,10 @@ func (cc cpuCase) runWarmer(ctx context.Context, sc *stack.Scratch, bin, prefix 
 
 // runLoop runs this program with -loop over prefix's requests and returns its cost, counted
 // from the moment it is connected and about to pull.
-func (cc cpuCase) runLoop(sc *stack.Scratch, lua, prefix string) (cost, error) {
+func (cc cpuCase) runLoop(sc *stack.Scratch, lua, prefix string, profile bool) (cost, error) {
+	if !profile {
+		cc.profile = ""
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return cost{}, err
@@ -216,7 +230,7 @@ func (cc cpuCase) runLoop(sc *stack.Scratch, lua, prefix string) (cost, error) {
 	args := []string{"-loop", "-loop-nats", sc.NATS.URL(), "-loop-redis", sc.Redis.Addr(), "-loop-prefix", prefix,
 		"-loop-lua", lua, "-cpu-urls", strconv.Itoa(cc.urls), "-cpu-conc", strconv.Itoa(cc.conc)}
 	if cc.profile != "" {
-		args = append(args, "-loop-profile", filepath.Join(cc.profile, "loop-"+prefix))
+		args = append(args, "-loop-profile", filepath.Join(cc.profile, "loop"))
 	}
 	cmd := exec.Command(self, args...)
 	cmd.Stderr = os.Stderr

@@ -15,11 +15,12 @@
 // it stored, over -cpu-urls pre-published requests for distinct URLs against an instant origin
 // at DRAIN_CONCURRENCY=-cpu-conc, beside a bare loop doing the same work at the same
 // concurrency in a process of its own (this program run with -loop: pull, GET on a kept-alive
-// connection, the cache's own conditional-store script, ack), measured before and after the
-// warmer in the same run against the same origin, Redis and JetStream server, each over its own
-// URLs and messages of the same shape. The bytes each allocates per URL are reported beside.
-// With -profile DIR the warmer runs with DRAIN_PPROF=true and DIR receives its CPU profile
-// (-profile-seconds from readiness) and its allocation profile, and the loop's own.
+// connection, the cache's own conditional-store script, ack), measured in turns with the warmer
+// (loop, warmer, loop, ... -cpu-rounds warmer runs) in the same run against the same origin,
+// Redis and JetStream server, each run over its own URLs and messages of the same shape. The
+// bytes each allocates per URL are reported beside. With -profile DIR the first warmer run has
+// DRAIN_PPROF=true and DIR receives its CPU profile (-profile-seconds from readiness) and its
+// allocation profile, and the first loop run's own (loop-cpu.pprof, loop-allocs.pprof).
 //
 // It builds the warmer binary (../services/warmer, or -bin to use a built one), starts a private
 // embedded JetStream server, a private redis-server (from PATH) and the origins in this process.
@@ -63,6 +64,7 @@ func main() {
 	var cc cpuCase
 	flag.IntVar(&cc.urls, "cpu-urls", 20000, "URLs of the CPU-per-URL case (0 skips it)")
 	flag.IntVar(&cc.conc, "cpu-conc", 32, "DRAIN_CONCURRENCY of the CPU-per-URL case, and the bare loop's")
+	flag.IntVar(&cc.rounds, "cpu-rounds", 2, "warmer runs of the CPU-per-URL case, each between two runs of the bare loop")
 	flag.StringVar(&cc.profile, "profile", "", "directory for the CPU-per-URL case's profiles (warmer with DRAIN_PPROF=true, and the loop)")
 	flag.IntVar(&cc.profileSeconds, "profile-seconds", 5, "length of the warmer's CPU profile, from readiness")
 	var lp loopArgs

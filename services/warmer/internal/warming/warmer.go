@@ -430,10 +430,9 @@ func (w *Warmer) warm(u string, index int64) outcome {
 func (w *Warmer) fetch(u string, index int64) outcome {
 	w.metrics.inflight.Inc()
 	defer w.metrics.inflight.Dec()
-	// A fetch is bounded by the API client's timeout and retries; this only guards against a
-	// fetcher without one.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
+	// The fetch is bounded by the API client (ROUTEMASTER_CACHE_TIMEOUT per attempt, three
+	// attempts) and the store by the Redis client's timeouts: no deadline of its own.
+	ctx := context.Background()
 
 	start := time.Now()
 	var res cache.Refreshed
