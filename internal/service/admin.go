@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -76,8 +77,9 @@ type admin struct {
 }
 
 // startAdmin listens on addr and serves until shutdown. It returns once the listener is open,
-// so a bad or taken address fails start-up.
-func startAdmin(addr string, reg *prometheus.Registry, log *slog.Logger) (*admin, error) {
+// so a bad or taken address fails start-up. With withPprof (DRAIN_PPROF) it also serves the Go
+// profiler under /debug/pprof/.
+func startAdmin(addr string, reg *prometheus.Registry, withPprof bool, log *slog.Logger) (*admin, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("DRAIN_ADMIN_ADDR: listen %s: %w", addr, err)
@@ -89,6 +91,16 @@ func startAdmin(addr string, reg *prometheus.Registry, log *slog.Logger) (*admin
 	})
 	a.mux.HandleFunc("GET /readyz", a.readyz)
 	a.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	if withPprof {
+		// The handlers net/http/pprof registers on http.DefaultServeMux, here on the admin mux
+		// only: the default mux is never served.
+		a.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		a.mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		a.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		a.mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		a.mux.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol)
+		a.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	a.srv = &http.Server{Handler: a.mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

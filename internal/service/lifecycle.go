@@ -49,13 +49,14 @@ type Lifecycle struct {
 }
 
 // Start opens the admin server of service name on cfg.AdminAddr with a new registry holding
-// drain_build_info and the Go and process collectors. It fails only when the address cannot
-// be listened on. Close shuts the server down.
+// drain_build_info and the Go and process collectors, and with cfg.Pprof (DRAIN_PPROF) the
+// net/http/pprof handlers under /debug/pprof/. It fails only when the address cannot be
+// listened on. Close shuts the server down.
 func Start(name config.Service, cfg *config.Config, log *slog.Logger) (*Lifecycle, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		ReadBuildInfo().Collector(string(name)))
-	a, err := startAdmin(cfg.AdminAddr, reg, log)
+	a, err := startAdmin(cfg.AdminAddr, reg, cfg.Pprof, log)
 	if err != nil {
 		return nil, err
 	}

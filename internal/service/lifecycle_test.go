@@ -239,3 +239,21 @@ func TestLifecycleLinger(t *testing.T) {
 		}
 	}
 }
+
+// DRAIN_PPROF=true serves the Go profiler on the admin address; by default it is not served.
+func TestLifecyclePprof(t *testing.T) {
+	off := "http://" + startLifecycle(t).AdminAddr()
+	if code, _ := get(t, "GET", off+"/debug/pprof/"); code != 404 {
+		t.Errorf("/debug/pprof/ without DRAIN_PPROF = %d, want 404", code)
+	}
+	on := "http://" + startLifecycle(t, "DRAIN_PPROF=true").AdminAddr()
+	if code, body := get(t, "GET", on+"/debug/pprof/"); code != 200 || !strings.Contains(body, "goroutine") {
+		t.Errorf("/debug/pprof/ = %d:\n%s", code, body)
+	}
+	if code, body := get(t, "GET", on+"/debug/pprof/heap?debug=1"); code != 200 || !strings.Contains(body, "heap profile") {
+		t.Errorf("/debug/pprof/heap = %d:\n%.200s", code, body)
+	}
+	if code, body := get(t, "GET", on+"/debug/pprof/profile?seconds=1"); code != 200 || len(body) == 0 {
+		t.Errorf("/debug/pprof/profile = %d, %d bytes", code, len(body))
+	}
+}

@@ -37,6 +37,7 @@ type Client struct {
 	metrics   *metrics
 	sem       chan struct{}
 	retryWait time.Duration
+	userAgent []string // the User-Agent header's value, shared by every request
 
 	mu       sync.Mutex
 	breakers map[string]*gobreaker.CircuitBreaker[*Response]
@@ -75,10 +76,8 @@ func New(o Options) (*Client, error) {
 	rc := resty.NewWithClient(hc).
 		SetDisableWarn(true).
 		SetLogger(restyLogger{o.Logger}).
-		SetRetryCount(0) // retries are ours: per attempt through the breaker, timeouts only
-	if o.MaxBody > 0 {
-		rc.SetResponseBodyLimit(int(o.MaxBody))
-	}
+		SetRetryCount(0).           // retries are ours: per attempt through the breaker, timeouts only
+		SetDoNotParseResponse(true) // send reads the body itself (readBody), within MaxBody
 
 	c := &Client{
 		o:         o,
@@ -86,6 +85,7 @@ func New(o Options) (*Client, error) {
 		log:       o.Logger,
 		sem:       make(chan struct{}, o.Concurrency),
 		retryWait: RetryWait,
+		userAgent: []string{o.UserAgent},
 		breakers:  map[string]*gobreaker.CircuitBreaker[*Response]{},
 		disc:      map[string]*discovery{},
 	}
@@ -164,7 +164,13 @@ func (c *Client) Do(ctx context.Context, method, rawURL string, body any, ro ...
 	if err != nil {
 		return nil, fmt.Errorf("apiclient: %s %s: encode body: %w", method, redact(u), err)
 	}
-	a := attempt{method: method, url: u.String(), shown: redact(u), host: host, body: payload, contentType: contentType, req: &req}
+	a := attempt{method: method, url: rawURL, shown: rawURL, host: host, body: payload, contentType: contentType, req: &req}
+	if len(req.Query) > 0 {
+		a.url = u.String()
+	}
+	if _, secret := u.User.Password(); secret || len(req.Query) > 0 {
+		a.shown = redact(u) // built only when it differs from what the caller gave
+	}
 
 	retries := 0
 	if idempotent(method) {
@@ -209,14 +215,16 @@ func (c *Client) try(ctx context.Context, a *attempt) (*Response, error) {
 
 func (c *Client) send(ctx context.Context, a *attempt) (*Response, error) {
 	r := c.rc.R().SetContext(ctx)
-	r.Header.Set("User-Agent", c.o.UserAgent)
+	// The constant values are shared, not allocated per request: resty copies the header into
+	// the http.Request it sends.
+	r.Header["User-Agent"] = c.userAgent
 	if a.req.Version != 0 {
-		r.Header.Set("Accept", "application/json;v="+strconv.Itoa(a.req.Version))
+		r.Header["Accept"] = []string{"application/json;v=" + strconv.Itoa(a.req.Version)}
 	} else {
-		r.Header.Set("Accept", "application/json")
+		r.Header["Accept"] = acceptJSON
 	}
 	if a.req.Locale != "" {
-		r.Header.Set("Accept-Language", a.req.Locale)
+		r.Header["Accept-Language"] = []string{a.req.Locale}
 	}
 	if rule := c.authFor(a.host); rule != nil {
 		r.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(rule.User+":"+rule.Password)))
@@ -233,6 +241,10 @@ func (c *Client) send(ctx context.Context, a *attempt) (*Response, error) {
 
 	start := time.Now()
 	rr, err := r.Execute(a.method, a.url)
+	var body []byte
+	if err == nil {
+		body, err = readBody(rr.RawResponse, c.o.MaxBody)
+	}
 	elapsed := time.Since(start)
 	if err != nil {
 		switch {
@@ -252,15 +264,15 @@ func (c *Client) send(ctx context.Context, a *attempt) (*Response, error) {
 		}
 	}
 	c.metrics.observe(a.host, a.method, classOf(rr.StatusCode()), elapsed)
-	resp := &Response{Status: rr.StatusCode(), Header: rr.Header(), Body: rr.Body(), URL: a.url}
-	if resp.Body == nil {
-		resp.Body = []byte{}
-	}
+	resp := &Response{Status: rr.StatusCode(), Header: rr.Header(), Body: body, URL: a.url}
 	if resp.Status < 200 || resp.Status > 299 {
 		return nil, newStatusError(a.method, a.shown, resp)
 	}
 	return resp, nil
 }
+
+// acceptJSON is the Accept header's value without a version, shared by every request.
+var acceptJSON = []string{"application/json"}
 
 // callerGaveUp marks an error caused by the caller's context, which the breaker ignores.
 type callerGaveUp struct{ error }

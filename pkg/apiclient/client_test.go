@@ -2,14 +2,17 @@ package apiclient_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -254,17 +257,53 @@ func TestRedirectNotFollowed(t *testing.T) {
 	}
 }
 
+// The body cap holds whether the origin announces the length or streams the body chunked;
+// a gzip body the caller asked for is decoded; and reading bodies keeps the connection alive.
 func TestBodyCap(t *testing.T) {
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Write(bytes.Repeat([]byte("x"), 2048))
+		body := bytes.Repeat([]byte("x"), 2048)
+		switch r.URL.Path {
+		case "/chunked":
+			w.Write(body[:1000])
+			w.(http.Flusher).Flush()
+			w.Write(body[1000:])
+		case "/gzip":
+			w.Header().Set("Content-Encoding", "gzip")
+			gz := gzip.NewWriter(w)
+			gz.Write(body)
+			gz.Close()
+		default:
+			w.Write(body)
+		}
 	})
-	c := newClient(t, apiclient.Options{MaxBody: 2048})
-	if resp, err := c.Get(context.Background(), o.URL); err != nil || len(resp.Body) != 2048 {
-		t.Fatalf("at the cap: %v", err)
+	var conns atomic.Int64
+	o.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
 	}
+	c := newClient(t, apiclient.Options{MaxBody: 2048})
 	small := newClient(t, apiclient.Options{MaxBody: 2047})
-	if _, err := small.Get(context.Background(), o.URL); !errors.Is(err, apiclient.ErrTooLarge) {
-		t.Fatalf("over the cap: %v", err)
+	gzipped := apiclient.RequestOptions{Header: http.Header{"Accept-Encoding": {"gzip"}}}
+	for _, path := range []string{"/", "/chunked", "/gzip"} {
+		if resp, err := c.Get(context.Background(), o.URL+path, gzipped); err != nil || string(resp.Body) != strings.Repeat("x", 2048) {
+			t.Fatalf("%s at the cap: %v", path, err)
+		}
+		if _, err := small.Get(context.Background(), o.URL+path, gzipped); !errors.Is(err, apiclient.ErrTooLarge) {
+			t.Fatalf("%s over the cap: %v", path, err)
+		}
+	}
+	conns.Store(0)
+	for range 20 {
+		if _, err := c.Get(context.Background(), o.URL+"/chunked"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Get(context.Background(), o.URL); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := conns.Load(); n > 0 {
+		t.Errorf("40 sequential requests opened %d new connections, want the one kept alive", n)
 	}
 }
 
@@ -321,5 +360,28 @@ func TestTLSVerification(t *testing.T) {
 	trusted := newClient(t, apiclient.Options{VerifyTLS: true, RootCAs: pool})
 	if _, err := trusted.Get(context.Background(), tlsOrigin.URL); err != nil {
 		t.Errorf("verification on, trusted CA: %v", err)
+	}
+}
+
+// An error names the URL as the caller gave it, but never a password it carries; query
+// parameters added by RequestOptions are part of the URL requested and named.
+func TestErrorsNameTheURLWithoutItsPassword(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusInternalServerError) })
+	c := newClient(t, apiclient.Options{})
+	plain := o.URL + "/plain"
+	if _, err := c.Get(context.Background(), plain); err == nil || !strings.Contains(err.Error(), plain) {
+		t.Errorf("error %v does not name %s", err, plain)
+	}
+	withPassword := strings.Replace(o.URL, "http://", "http://alice:s3cret@", 1) + "/private"
+	_, err := c.Get(context.Background(), withPassword)
+	if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "alice:xxxxx@") {
+		t.Errorf("error %v shows the password or no redacted URL", err)
+	}
+	_, err = c.Get(context.Background(), o.URL+"/q", apiclient.RequestOptions{Query: map[string][]string{"page": {"2"}}})
+	if err == nil || !strings.Contains(err.Error(), "/q?page=2") {
+		t.Errorf("error %v does not name the query sent", err)
+	}
+	if got := o.last(t); got.Query != "page=2" {
+		t.Errorf("query sent %q", got.Query)
 	}
 }

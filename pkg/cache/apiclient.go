@@ -14,10 +14,12 @@ import (
 func APIFetcher(c *apiclient.Client) Fetcher {
 	return FetcherFunc(func(ctx context.Context, url string, v Variant) (*Response, error) {
 		ro := apiclient.RequestOptions{Locale: v.Locale}
-		if n, err := strconv.Atoi(v.Version); err == nil && n > 0 {
-			ro.Version = n
-		} else if v.Version != "" {
-			ro.Header = http.Header{"Accept": {v.Accept()}}
+		if v.Version != "" {
+			if n, err := strconv.Atoi(v.Version); err == nil && n > 0 {
+				ro.Version = n
+			} else {
+				ro.Header = http.Header{"Accept": {v.Accept()}}
+			}
 		}
 		r, err := c.Get(ctx, url, ro)
 		if err != nil {

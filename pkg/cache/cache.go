@@ -225,19 +225,28 @@ func (c *Cache) read(ctx context.Context, url string, v Variant) (Entry, error) 
 	return e, nil
 }
 
-// Refreshed is the outcome of Refresh.
+// Refreshed is the outcome of Refresh and RefreshAt.
 type Refreshed struct {
-	// Index is the invalidation index read before the fetch started.
+	// Index is the invalidation index the fetch ran under: read before it started (Refresh),
+	// or the caller's (RefreshAt).
 	Index int64
 	// Stored reports whether the answer was stored: false when the index moved during the fetch.
 	Stored bool
+	// Current is the URL's invalidation index the store found: Index when it stored; when the
+	// index had moved, the newer value, under which a fetch started now may store. It is only
+	// set when the store ran (the fetch answered 2xx within the size limit).
+	Current int64
+	// StoredUnder is the index the variant's entry in Redis was fetched under once the store
+	// ran (Index when it stored, -1 when the variant has no entry): an entry at or above a warm
+	// request's index covers the request, whoever stored it. Only set when the store ran.
+	StoredUnder int64
 	// Response is the origin's answer (nil when the fetch failed).
 	Response *Response
 }
 
 // Refresh fetches the variant of url from the origin whatever the cache holds, and stores it
-// if the invalidation index did not move during the fetch. This is what the warmer runs. On a
-// fetch error, the result still carries the index read before the fetch.
+// if the invalidation index did not move during the fetch. It reads the index first (a round
+// trip before the fetch, one for the store); on a fetch error the result still carries it.
 func (c *Cache) Refresh(ctx context.Context, url string, v Variant) (Refreshed, error) {
 	if c.cfg.Fetcher == nil {
 		return Refreshed{}, ErrNoFetcher
@@ -246,8 +255,23 @@ func (c *Cache) Refresh(ctx context.Context, url string, v Variant) (Refreshed, 
 	if err != nil {
 		return Refreshed{}, err
 	}
-	r, stored, err := c.fetchAndStore(ctx, url, v, cur)
-	return Refreshed{Index: cur, Stored: stored, Response: r}, err
+	return c.RefreshAt(ctx, url, v, cur)
+}
+
+// RefreshAt is Refresh under an index the caller already knows, without reading it: the
+// conditional store is the one Redis command (this is what the warmer runs). index must be a
+// value url's invalidation index held at or before the start of the call, such as the index
+// of a warm request (the filter's bump returned it before publishing) or Refreshed.Current of
+// an earlier call; since the index only grows, a store that finds it unchanged proves no
+// invalidation happened during the fetch. When the index has moved, nothing is stored and
+// Current tells the caller the index to fetch under next. Using an index the URL never held is
+// safe too (nothing is stored), only wasteful.
+func (c *Cache) RefreshAt(ctx context.Context, url string, v Variant, index int64) (Refreshed, error) {
+	if c.cfg.Fetcher == nil {
+		return Refreshed{}, ErrNoFetcher
+	}
+	r, st, err := c.fetchAndStore(ctx, url, v, index)
+	return Refreshed{Index: index, Stored: st.stored, Current: st.current, StoredUnder: st.storedUnder, Response: r}, err
 }
 
 // Index returns url's current invalidation index (0 when none).
@@ -262,49 +286,64 @@ func (c *Cache) Index(ctx context.Context, url string) (int64, error) {
 	return n, nil
 }
 
-func (c *Cache) fetchAndStore(ctx context.Context, url string, v Variant, index int64) (*Response, bool, error) {
+// storeResult is what the store script found and did.
+type storeResult struct {
+	stored      bool
+	current     int64 // the URL's index when the script ran
+	storedUnder int64 // the index of the variant's entry after it, -1 for none
+}
+
+func (c *Cache) fetchAndStore(ctx context.Context, url string, v Variant, index int64) (*Response, storeResult, error) {
 	started := time.Now()
 	r, err := c.cfg.Fetcher.Fetch(ctx, url, v)
 	if err != nil {
-		return nil, false, err
+		return nil, storeResult{}, err
 	}
 	r.FetchedAt = started
 	r.Index = index
 	r.Cached = false
 	if r.Status < 200 || r.Status > 299 {
-		return r, false, fmt.Errorf("cache: %s answered %d: not stored", url, r.Status)
+		return r, storeResult{}, fmt.Errorf("cache: %s answered %d: not stored", url, r.Status)
 	}
 	if c.cfg.MaxBody > 0 && int64(len(r.Body)) > c.cfg.MaxBody {
-		return r, false, fmt.Errorf("%w: %s is %d bytes, limit %d", ErrTooLarge, url, len(r.Body), c.cfg.MaxBody)
+		return r, storeResult{}, fmt.Errorf("%w: %s is %d bytes, limit %d", ErrTooLarge, url, len(r.Body), c.cfg.MaxBody)
 	}
-	stored, err := c.store(ctx, url, v, r)
-	return r, stored, err
+	st, err := c.store(ctx, url, v, r)
+	return r, st, err
 }
 
 // store saves r (fetched under r.Index) as the variant of url, only if url's index is still
-// r.Index. It reports whether it stored.
-func (c *Cache) store(ctx context.Context, url string, v Variant, r *Response) (bool, error) {
-	h := make(map[string]string, len(StoredHeaders))
-	for _, name := range StoredHeaders {
-		if vals := r.Header.Values(name); len(vals) > 0 {
-			h[name] = joinValues(vals)
-		}
-	}
-	hj, _ := json.Marshal(h)
+// r.Index, in one script run.
+func (c *Cache) store(ctx context.Context, url string, v Variant, r *Response) (storeResult, error) {
 	res, err := storeScript.Run(ctx, c.rdb, []string{c.Key(url)},
-		r.Index, v.Prefix(), r.Status, hj, r.Body, r.FetchedAt.UnixMilli(), c.ttlMillis()).Int64Slice()
+		r.Index, v.Prefix(), r.Status, storedHeaders(r.Header), r.Body, r.FetchedAt.UnixMilli(), c.ttlMillis()).Int64Slice()
 	if err != nil {
-		return false, fmt.Errorf("cache: store %s: %w", url, redisErr(err))
+		return storeResult{}, fmt.Errorf("cache: store %s: %w", url, redisErr(err))
 	}
-	stored := len(res) > 0 && res[0] == 1
+	if len(res) != 3 {
+		return storeResult{}, fmt.Errorf("cache: store %s: %w", url, redisErr(fmt.Errorf("script answered %v", res)))
+	}
+	st := storeResult{stored: res[0] == 1, current: res[1], storedUnder: res[2]}
 	if c.metrics != nil {
 		result := "stored"
-		if !stored {
+		if !st.stored {
 			result = "superseded"
 		}
 		c.metrics.stores.WithLabelValues(result).Inc()
 	}
-	return stored, nil
+	return st, nil
+}
+
+// storedHeaders is the JSON object of the StoredHeaders present in h.
+func storedHeaders(h http.Header) []byte {
+	m := make(map[string]string, len(StoredHeaders))
+	for _, name := range StoredHeaders {
+		if vals := h.Values(name); len(vals) > 0 {
+			m[name] = joinValues(vals)
+		}
+	}
+	hj, _ := json.Marshal(m)
+	return hj
 }
 
 func joinValues(vals []string) string {

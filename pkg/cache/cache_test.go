@@ -596,3 +596,63 @@ func TestVariants(t *testing.T) {
 		t.Fatalf("TTL of a key without one: %v", s.TTL)
 	}
 }
+
+// RefreshAt stores under the index the caller knows (a warm request's) without reading it
+// first; an invalidation during the fetch, or an index already overtaken, stores nothing and
+// reports the index to fetch under next, and an older index never overwrites a newer entry.
+func TestRefreshAt(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	u := e.url("/at")
+	idx, err := e.cache.Invalidate(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.cache.RefreshAt(ctx, u, cache.Variant{}, idx[0])
+	if err != nil || !res.Stored || res.Index != 1 || res.Current != 1 || res.StoredUnder != 1 {
+		t.Fatalf("RefreshAt(1): %+v %v", res, err)
+	}
+	if r, _ := e.cache.Lookup(ctx, u, cache.Variant{}); r == nil || string(r.Body) != "/at v1 application/json " {
+		t.Fatalf("after RefreshAt: %+v", r)
+	}
+
+	// An invalidation while the origin answers: the answer is not stored.
+	hold := e.origin.holdRequests()
+	done := make(chan cache.Refreshed, 1)
+	go func() {
+		res, _ := e.cache.RefreshAt(ctx, u, cache.Variant{}, 1)
+		done <- res
+	}()
+	<-e.origin.started
+	e.origin.version.Store(2)
+	if _, err := e.cache.Invalidate(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	e.origin.release(hold)
+	if res := <-done; res.Stored || res.Current != 2 || res.StoredUnder != 1 {
+		t.Fatalf("RefreshAt raced by an invalidation: %+v", res)
+	}
+	if r, _ := e.cache.Lookup(ctx, u, cache.Variant{}); r != nil {
+		t.Fatalf("a stale entry is served after the invalidation: %s", r.Body)
+	}
+	// The index it reported is the one to fetch under.
+	if res, err := e.cache.RefreshAt(ctx, u, cache.Variant{}, 2); err != nil || !res.Stored || res.StoredUnder != 2 {
+		t.Fatalf("RefreshAt(Current): %+v %v", res, err)
+	}
+
+	// A late request (index 1) after the entry at 2: nothing is overwritten, and the entry
+	// that covers it is reported.
+	e.origin.version.Store(3)
+	res, err = e.cache.RefreshAt(ctx, u, cache.Variant{}, 1)
+	if err != nil || res.Stored || res.Current != 2 || res.StoredUnder != 2 {
+		t.Fatalf("RefreshAt(1) after 2: %+v %v", res, err)
+	}
+	if r, _ := e.cache.Lookup(ctx, u, cache.Variant{}); r == nil || string(r.Body) != "/at v2 application/json " {
+		t.Fatalf("the entry at 2 was overwritten: %+v", r)
+	}
+	// A URL without an entry reports -1.
+	res, err = e.cache.RefreshAt(ctx, e.url("/none"), cache.Variant{}, 7)
+	if err != nil || res.Stored || res.Current != 0 || res.StoredUnder != -1 {
+		t.Fatalf("RefreshAt on a URL never invalidated: %+v %v", res, err)
+	}
+}

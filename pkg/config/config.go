@@ -105,6 +105,7 @@ type Config struct {
 	LogLevel        string        // DRAIN_LOG_LEVEL: debug, info, warn or error
 	ShutdownTimeout time.Duration // DRAIN_SHUTDOWN_TIMEOUT: bound of the drain after SIGTERM
 	AdminAddr       string        // DRAIN_ADMIN_ADDR: /healthz, /readyz, /metrics listen address
+	Pprof           bool          // DRAIN_PPROF: serve net/http/pprof on the admin address
 
 	DrainRedis  Redis         // ROUTEMASTER_DRAIN_REDIS: filter state and dirty map
 	CacheRedis  Redis         // ROUTEMASTER_CACHE_REDIS: the cache (ROUTEMASTER_DRAIN_REDIS when unset)
@@ -191,6 +192,7 @@ func Load(service Service, environ []string) (*Config, error) {
 	c.LogLevel = r.oneOf("DRAIN_LOG_LEVEL", "debug", "info", "warn", "error")
 	c.ShutdownTimeout = r.duration("DRAIN_SHUTDOWN_TIMEOUT")
 	c.AdminAddr = r.str("DRAIN_ADMIN_ADDR")
+	c.Pprof = r.boolean("DRAIN_PPROF")
 
 	if service != Ingest {
 		c.DrainRedis = r.redis("ROUTEMASTER_DRAIN_REDIS", r.str("ROUTEMASTER_DRAIN_REDIS"))

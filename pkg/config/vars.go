@@ -84,6 +84,7 @@ var Vars = []Var{
 
 	{Name: "DRAIN_ADMIN_ADDR", Override: map[Service]string{Ingest: ":9090", Filter: ":9091", Warmer: ":9092", Sweeper: ":9093"},
 		Services: []Service{Ingest, Filter, Warmer, Sweeper}, Help: "admin listen address for /healthz, /readyz, /metrics, served from the start (ingest :9090, filter :9091, warmer :9092, sweeper :9093)"},
+	{Name: "DRAIN_PPROF", Default: "false", Services: []Service{Ingest, Filter, Warmer, Sweeper}, Help: "serve the Go profiler (net/http/pprof) on the admin address under /debug/pprof/ when true; off by default (profiles show internals and cost CPU while taken)"},
 	{Name: "ROUTEMASTER_DRAIN_REDIS", Default: "redis://127.0.0.1:6379/0", Services: redisers, Help: "Redis for filter state and the dirty map: redis[s]://[user:pass@]host:port/db[/namespace][?go-redis options] (namespace default " + DefaultNamespace + "); several comma-separated URLs (db 0) are Redis Cluster seed nodes; ?master_name=M names Sentinels"},
 	{Name: "ROUTEMASTER_CACHE_REDIS", Services: cachers, Help: "Redis for the cache, same form, a list for Redis Cluster (default: ROUTEMASTER_DRAIN_REDIS)"},
 	{Name: "ROUTEMASTER_CACHE_EXPIRY", Default: seconds(cache.DefaultExpiry), Services: redisers, Help: "TTL in whole seconds of cache entries and filter state (90 days)"},

@@ -1,16 +1,29 @@
-// Command warm benchmarks the warmer: warm throughput (URLs fetched and stored per second)
-// with 1, 2 and 4 warmer processes over pre-published warm requests for distinct URLs, against
-// an origin that takes 20 ms per request, next to the ideal rate (processes × concurrency /
-// origin latency). It prints rows of the shared benchmark table:
+// Command warm benchmarks the warmer. It prints rows of the shared benchmark table:
 //
 //	cd e2e && go run ./bench/warm            # or: make bench
 //	go run ./bench/warm -urls 5000 -procs 1,2 -conc 8 -delay 20ms
+//	go run ./bench/warm -procs '' -cpu-urls 50000 -profile /tmp/prof   # the CPU case alone, with profiles
+//
+// Throughput: URLs fetched and stored per second with 1, 2 and 4 warmer processes over
+// pre-published warm requests for distinct URLs, against an origin that takes 20 ms per request,
+// next to the ideal rate (processes × concurrency / origin latency). For each process count it
+// invalidates and publishes -urls warm requests under a fresh prefix, starts the warmers as
+// subprocesses and times from the origin's first request until the warm consumer has nothing
+// pending or unacknowledged.
+//
+// CPU per URL (cpu.go): the warmer's process CPU time (user + system, /proc/<pid>/stat) per URL
+// it stored, over -cpu-urls pre-published requests for distinct URLs against an instant origin
+// at DRAIN_CONCURRENCY=-cpu-conc, beside a bare loop doing the same work at the same
+// concurrency in a process of its own (this program run with -loop: pull, GET on a kept-alive
+// connection, the cache's own conditional-store script, ack), measured in turns with the warmer
+// (loop, warmer, loop, ... -cpu-rounds warmer runs) in the same run against the same origin,
+// Redis and JetStream server, each run over its own URLs and messages of the same shape. The
+// bytes each allocates per URL are reported beside. With -profile DIR the first warmer run has
+// DRAIN_PPROF=true and DIR receives its CPU profile (-profile-seconds from readiness) and its
+// allocation profile, and the first loop run's own (loop-cpu.pprof, loop-allocs.pprof).
 //
 // It builds the warmer binary (../services/warmer, or -bin to use a built one), starts a private
-// embedded JetStream server, a private redis-server (from PATH) and the origin in this process,
-// then for each process count: invalidates and publishes -urls warm requests under a fresh
-// prefix, starts the warmers as subprocesses and times from the origin's first request until
-// the warm consumer has nothing pending or unacknowledged.
+// embedded JetStream server, a private redis-server (from PATH) and the origins in this process.
 package main
 
 import (
@@ -43,19 +56,41 @@ import (
 func main() {
 	urls := flag.Int("urls", 20000, "distinct changed URLs (warm requests pre-published)")
 	delay := flag.Duration("delay", 20*time.Millisecond, "origin latency per request")
-	procs := flag.String("procs", "1,2,4", "comma-separated warmer process counts, one case each")
+	procs := flag.String("procs", "1,2,4", "comma-separated warmer process counts, one case each (empty: none)")
 	conc := flag.Int("conc", 8, "DRAIN_CONCURRENCY of each warmer")
 	bin := flag.String("bin", "", "warmer binary to run (default: build ../services/warmer)")
 	src := flag.String("src", "../services/warmer", "warmer source directory to build when -bin is empty")
 	storage := flag.String("storage", "file", "stream storage: file or memory")
+	var cc cpuCase
+	flag.IntVar(&cc.urls, "cpu-urls", 20000, "URLs of the CPU-per-URL case (0 skips it)")
+	flag.IntVar(&cc.conc, "cpu-conc", 32, "DRAIN_CONCURRENCY of the CPU-per-URL case, and the bare loop's")
+	flag.IntVar(&cc.rounds, "cpu-rounds", 2, "warmer runs of the CPU-per-URL case, each between two runs of the bare loop")
+	flag.StringVar(&cc.profile, "profile", "", "directory for the CPU-per-URL case's profiles (warmer with DRAIN_PPROF=true, and the loop)")
+	flag.IntVar(&cc.profileSeconds, "profile-seconds", 5, "length of the warmer's CPU profile, from readiness")
+	var lp loopArgs
+	flag.BoolVar(&lp.on, "loop", false, "internal: run as the bare loop of the CPU case")
+	flag.StringVar(&lp.nats, "loop-nats", "", "internal: the loop's NATS URL")
+	flag.StringVar(&lp.redis, "loop-redis", "", "internal: the loop's Redis address")
+	flag.StringVar(&lp.prefix, "loop-prefix", "", "internal: the loop's prefix and cache namespace")
+	flag.StringVar(&lp.lua, "loop-lua", "", "internal: path of the cache's store script")
+	flag.StringVar(&lp.profile, "loop-profile", "", "internal: path prefix of the loop's profiles")
 	flag.Parse()
-	if err := run(*urls, *delay, *procs, *conc, *bin, *src, *storage); err != nil {
+	if lp.on {
+		lp.n, lp.conc = cc.urls, cc.conc
+		if err := lp.run(); err != nil {
+			fmt.Fprintln(os.Stderr, "bench warm loop:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	cc.storage = *storage
+	if err := run(*urls, *delay, *procs, *conc, *bin, *src, *storage, cc); err != nil {
 		fmt.Fprintln(os.Stderr, "bench warm:", err)
 		os.Exit(1)
 	}
 }
 
-func run(nURLs int, delay time.Duration, procs string, conc int, bin, src, storage string) error {
+func run(nURLs int, delay time.Duration, procs string, conc int, bin, src, storage string, cc cpuCase) error {
 	sc, err := stack.StartScratch("bench-warm-", true)
 	if err != nil {
 		return err
@@ -78,6 +113,9 @@ func run(nURLs int, delay time.Duration, procs string, conc int, bin, src, stora
 	rates := map[int]float64{}
 	var counts []int
 	for i, p := range strings.Split(procs, ",") {
+		if strings.TrimSpace(p) == "" {
+			continue
+		}
 		n, err := strconv.Atoi(strings.TrimSpace(p))
 		if err != nil || n < 1 {
 			return fmt.Errorf("-procs: bad count %q", p)
@@ -99,6 +137,42 @@ func run(nURLs int, delay time.Duration, procs string, conc int, bin, src, stora
 			}
 			table.Row("warm", fmt.Sprintf("scaling: %d warmers vs 1", n), fmt.Sprintf("%s URLs/s", table.Commas(int(rates[n]))),
 				"1 warmer", table.Commas(int(base))+" URLs/s", rates[n]/base)
+		}
+	}
+	if cc.urls > 0 {
+		return cc.run(sc, bin)
+	}
+	return nil
+}
+
+// prepublish does for each URL what the filter does for a changed one: bump its invalidation
+// index and publish a warm request carrying the new index, awaiting every PubAck.
+func prepublish(ctx context.Context, c *cache.Cache, js jetstream.JetStream, subject string, urls []string) error {
+	const batch = 500
+	for start := 0; start < len(urls); start += batch {
+		part := urls[start:min(start+batch, len(urls))]
+		idx, err := c.Invalidate(ctx, part...)
+		if err != nil {
+			return err
+		}
+		futures := make([]jetstream.PubAckFuture, 0, len(part))
+		for i, u := range part {
+			m, err := cache.WarmMsg(subject, cache.WarmRequest{URL: u, Type: cache.WarmUpdate, T: time.Now().UnixMilli(), Index: idx[i]})
+			if err != nil {
+				return err
+			}
+			f, err := js.PublishMsgAsync(m)
+			if err != nil {
+				return err
+			}
+			futures = append(futures, f)
+		}
+		for _, f := range futures {
+			select {
+			case <-f.Ok():
+			case err := <-f.Err():
+				return err
+			}
 		}
 	}
 	return nil
@@ -132,37 +206,12 @@ func measure(natsURL, redisAddr, prefix, bin string, o *origin, nURLs, procs, co
 		return 0, err
 	}
 
-	// What the filter does for each changed URL: bump the index, publish a warm request.
-	subject := names.Subject(stream.Warm, "")
-	const batch = 500
-	for start := 0; start < nURLs; start += batch {
-		urls := make([]string, 0, batch)
-		for i := start; i < min(start+batch, nURLs); i++ {
-			urls = append(urls, fmt.Sprintf("%s/%s/r/%d", o.url, prefix, i))
-		}
-		idx, err := c.Invalidate(ctx, urls...)
-		if err != nil {
-			return 0, err
-		}
-		futures := make([]jetstream.PubAckFuture, 0, len(urls))
-		for i, u := range urls {
-			m, err := cache.WarmMsg(subject, cache.WarmRequest{URL: u, Type: cache.WarmUpdate, T: time.Now().UnixMilli(), Index: idx[i]})
-			if err != nil {
-				return 0, err
-			}
-			f, err := js.PublishMsgAsync(m)
-			if err != nil {
-				return 0, err
-			}
-			futures = append(futures, f)
-		}
-		for _, f := range futures {
-			select {
-			case <-f.Ok():
-			case err := <-f.Err():
-				return 0, err
-			}
-		}
+	urls := make([]string, nURLs)
+	for i := range urls {
+		urls[i] = fmt.Sprintf("%s/%s/r/%d", o.url, prefix, i)
+	}
+	if err := prepublish(ctx, c, js, names.Subject(stream.Warm, ""), urls); err != nil {
+		return 0, err
 	}
 
 	o.first.Store(0)

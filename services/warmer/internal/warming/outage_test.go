@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -101,6 +102,33 @@ func TestRedisOutageIsRetriedWithoutDeadLetters(t *testing.T) {
 	}
 }
 
+// A request whose index is above the URL's (a cache Redis that lost its data and started
+// again from 0) is stored under the index the refused store reports, at its first delivery.
+func TestRequestAboveTheURLsIndexIsStored(t *testing.T) {
+	w := newWorld(t)
+	_, reg := w.startWarmer()
+	w.api.mu.Lock()
+	w.api.version["/lost"] = 1
+	w.api.mu.Unlock()
+	m, err := cache.WarmMsg(w.names.Subject(stream.Warm, ""), cache.WarmRequest{URL: w.api.url("/lost"), Type: cache.WarmUpdate, T: 1, Index: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.js.PublishMsg(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	w.quiet(10 * time.Second)
+	if got, want := w.cached("/lost"), w.api.body("/lost"); got != want {
+		t.Fatalf("/lost cached %q, want %q", got, want)
+	}
+	if n := metricValue(t, reg, "drain_warm_messages_total", "outcome", "retry"); n != 0 {
+		t.Fatalf("%v retries", n)
+	}
+	if n := w.api.fetchesOf("/lost"); n != 2 {
+		t.Fatalf("%d fetches, want 2 (one refused under 5, one stored under 0)", n)
+	}
+}
+
 // The cache's Redis errors reach the warmer classified as every stage classifies them: a
 // WRONGTYPE reply (the URL's key holds something else) is the key's fault, a budgeted retry;
 // Redis being down is an outage, retried without a dead letter.
@@ -150,6 +178,7 @@ func TestHostSlotsArePruned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(wm.startFetchers())
 	hostsHeld := func() map[string]int {
 		wm.mu.Lock()
 		defer wm.mu.Unlock()
@@ -167,7 +196,7 @@ func TestHostSlotsArePruned(t *testing.T) {
 			host = "b.example"
 		}
 		wg.Go(func() {
-			if out := wm.warm(fmt.Sprintf("http://%s/%d", host, i)); out.kind != outStored {
+			if out := wm.warm(fmt.Sprintf("http://%s/%d", host, i), 0); out.kind != outStored {
 				t.Errorf("warm %s/%d: %+v", host, i, out)
 			}
 		})
@@ -186,7 +215,7 @@ func TestHostSlotsArePruned(t *testing.T) {
 		t.Fatalf("host slots after the fetches: %v, want none", got)
 	}
 	for i := range 200 {
-		wm.warm(fmt.Sprintf("http://h%d.example/x", i))
+		wm.warm(fmt.Sprintf("http://h%d.example/x", i), 0)
 	}
 	if got := hostsHeld(); len(got) != 0 {
 		t.Fatalf("%d host entries left after fetches for 200 hosts", len(got))
@@ -217,5 +246,79 @@ func TestDefaultsOutlastAThirtySecondOriginOutage(t *testing.T) {
 		budget, c.MaxDeliver, c.RetryBackoff, c.RetryBackoffMax, need)
 	if budget < need {
 		t.Fatalf("retry budget %v < %v", budget, need)
+	}
+}
+
+// Requests for a URL arriving while its fetch runs join it: one trailing fetch, started at
+// least DRAIN_WARM_COALESCE after the first, covers them all. Once a URL's fetches are over
+// nothing of it stays behind (no goroutine, no timer, no flight), however many URLs there were.
+func TestFlights(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	gate := make(chan struct{})
+	var mu sync.Mutex
+	var starts []time.Time
+	c, err := cache.New(w.rdb, cache.Options{Namespace: "ns", Fetcher: cache.FetcherFunc(
+		func(ctx context.Context, u string, _ cache.Variant) (*cache.Response, error) {
+			mu.Lock()
+			starts = append(starts, time.Now())
+			mu.Unlock()
+			if strings.HasSuffix(u, "/hot") {
+				<-gate
+			}
+			return &cache.Response{Status: 200, Header: http.Header{}, Body: []byte(u)}, nil
+		})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const coalesce = 100 * time.Millisecond
+	wm, err := New(Options{JS: w.js, Names: w.names, Cache: c, Coalesce: coalesce, Log: discardLog(), Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(wm.startFetchers())
+	hot := "http://a.example/hot"
+	idx, _ := c.Invalidate(ctx, hot)
+	var wg sync.WaitGroup
+	errs := make(chan error, 6)
+	wg.Go(func() { errs <- wm.await(hot, idx[0]) })
+	eventually(t, 5*time.Second, "the leading fetch", func() bool { mu.Lock(); defer mu.Unlock(); return len(starts) == 1 })
+	for range 5 { // invalidated during the fetch: the leading fetch cannot store
+		idx, _ := c.Invalidate(ctx, hot)
+		wg.Go(func() { errs <- wm.await(hot, idx[0]) })
+	}
+	eventually(t, 5*time.Second, "6 requests in the flight", func() bool {
+		wm.mu.Lock()
+		defer wm.mu.Unlock()
+		return wm.flights[hot] != nil && len(wm.flights[hot].waiters) == 6
+	})
+	close(gate)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("a request failed: %v", err)
+		}
+	}
+	mu.Lock()
+	if len(starts) != 2 || starts[1].Sub(starts[0]) < coalesce {
+		t.Fatalf("fetch starts %v, want 2, %v apart at least", starts, coalesce)
+	}
+	mu.Unlock()
+	if s, _ := c.State(ctx, hot, cache.Variant{}); s.Stored != 6 || s.Current != 6 {
+		t.Fatalf("state %+v, want the entry stored under 6", s)
+	}
+
+	goroutines := runtime.NumGoroutine() // the fetchers included
+	for i := range 200 {
+		if err := wm.await(fmt.Sprintf("http://b.example/%d", i), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wm.mu.Lock()
+	flights := len(wm.flights)
+	wm.mu.Unlock()
+	if n := runtime.NumGoroutine(); flights != 0 || n > goroutines+5 {
+		t.Fatalf("after 200 URLs: %d flights, %d goroutines (%d before)", flights, n, goroutines)
 	}
 }

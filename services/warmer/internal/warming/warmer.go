@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -55,13 +56,13 @@ type Options struct {
 // Warmer runs the warm consumer. Build it with New and start it with Run.
 type Warmer struct {
 	o       Options
-	fetch   chan struct{}
+	jobs    chan *fetchJob // to the fetchers: a send waits for one of the process's fetch slots
 	metrics *metrics
 
-	mu    sync.Mutex
-	urls  map[string]*urlQueue
-	hosts map[string]*hostSlots // only hosts with a fetch running or waiting
-	wg    sync.WaitGroup
+	mu      sync.Mutex
+	flights map[string]*flight    // only URLs with a fetch running or due
+	recent  recentFetches         // when URLs whose flight ended were last fetched
+	hosts   map[string]*hostSlots // only hosts with a fetch running or waiting
 }
 
 // New checks o and returns a Warmer.
@@ -94,9 +95,10 @@ func New(o Options) (*Warmer, error) {
 	}
 	return &Warmer{
 		o:       o,
-		fetch:   make(chan struct{}, o.Consumer.Concurrency),
+		jobs:    make(chan *fetchJob),
 		metrics: m,
-		urls:    map[string]*urlQueue{},
+		flights: map[string]*flight{},
+		recent:  recentFetches{window: o.Coalesce},
 		hosts:   map[string]*hostSlots{},
 	}, nil
 }
@@ -132,9 +134,46 @@ func (w *Warmer) ConsumerConfig() stream.ConsumerConfig {
 // Run consumes warm requests until ctx is cancelled, then finishes the messages it holds and
 // returns nil.
 func (w *Warmer) Run(ctx context.Context) error {
-	err := stream.Consume(ctx, w.o.JS, w.o.Names.Subject(stream.DLQ, ""), w.ConsumerConfig(), w.handle)
-	w.wg.Wait()
-	return err
+	stop := w.startFetchers()
+	defer stop()
+	return stream.Consume(ctx, w.o.JS, w.o.Names.Subject(stream.DLQ, ""), w.ConsumerConfig(), w.handle)
+}
+
+// fetchJob is one fetch handed to a fetcher.
+type fetchJob struct {
+	u     string
+	index int64
+	out   outcome
+	done  chan struct{} // receives once the fetch is over
+}
+
+var fetchJobs = sync.Pool{New: func() any { return &fetchJob{done: make(chan struct{}, 1)} }}
+
+// startFetchers starts Consumer.Concurrency fetchers (DRAIN_CONCURRENCY), long-lived
+// goroutines that run every fetch and store: the deep call chains of the HTTP client and the
+// Redis client run on stacks that grew once, not on the fresh goroutine of each message
+// (growing those cost the warmer 15% of its CPU). stop ends them; no fetch may be handed
+// over after it.
+func (w *Warmer) startFetchers() (stop func()) {
+	quit := make(chan struct{})
+	var wg sync.WaitGroup
+	for range w.o.Consumer.Concurrency {
+		wg.Go(func() {
+			for {
+				select {
+				case j := <-w.jobs:
+					j.out = w.fetch(j.u, j.index)
+					j.done <- struct{}{}
+				case <-quit:
+					return
+				}
+			}
+		})
+	}
+	return func() {
+		close(quit)
+		wg.Wait()
+	}
 }
 
 // handle decides one warm request's fate; see the package documentation.
@@ -153,96 +192,114 @@ func (w *Warmer) handle(ctx context.Context, msg stream.Msg) error {
 		w.o.Log.Debug("delete", "url", req.URL, "index", req.Index, "busted", busted, "current", cur)
 		return nil
 	}
-	st, err := w.o.Cache.State(ctx, req.URL, cache.Variant{})
-	if err != nil {
-		return stream.RedisFailure(err)
+	index := req.Index
+	if redelivered(msg) {
+		// A redelivery (a crash, a retry) may well be covered already: look before fetching.
+		// A first delivery is not looked up: the filter bumped the index just before
+		// publishing it, so it is almost never covered, and the conditional store decides.
+		st, err := w.o.Cache.State(ctx, req.URL, cache.Variant{})
+		if err != nil {
+			return stream.RedisFailure(err)
+		}
+		if st.HasStored && st.Stored >= req.Index {
+			w.metrics.requests.WithLabelValues("covered").Inc()
+			return nil
+		}
+		// The index read now is the one to fetch under, even below the request's (a Redis
+		// that lost its data starts again from 0).
+		index = st.Current
 	}
-	if st.HasStored && st.Stored >= req.Index {
-		w.metrics.requests.WithLabelValues("covered").Inc()
-		return nil
-	}
-	err = w.await(req.URL, req.Index)
+	err = w.await(req.URL, index)
 	if err == nil {
 		w.metrics.requests.WithLabelValues("fetched").Inc()
 	}
 	return err
 }
 
-// urlQueue holds the messages of one URL waiting for a fetch that covers them.
-type urlQueue struct {
-	pending []*waiter
-	wake    chan struct{}
+// redelivered reports whether msg was delivered before.
+func redelivered(msg stream.Msg) bool {
+	md, err := msg.Metadata()
+	return err != nil || md.NumDelivered > 1
+}
+
+// flight is the fetch work of one URL in this process: the requests waiting for a fetch that
+// covers them. It exists only while a fetch of the URL runs or is due, and costs no goroutine
+// and no timer of its own: the goroutine of one of its requests, the leader (always
+// waiters[0]), runs its fetches. Once a fetch covers the leader's request, the leader hands the
+// flight to the oldest request still waiting (a trailing fetch for the requests that came
+// during the last one), or ends it when none is left.
+type flight struct {
+	waiters    []*waiter
+	last       time.Time // when the flight's last fetch started (zero: none yet)
+	superseded int       // fetches in a row overtaken by an invalidation
 }
 
 type waiter struct {
 	index int64
-	done  chan error
+	done  chan verdict // receives the request's result, or the lead; nil for a first leader
 }
 
-// await parks a request until a fetch of url covers it, and returns the message's result.
+// verdict ends a waiting request: its message's result, or lead (run the flight's next fetch).
+type verdict struct {
+	err  error
+	lead bool
+}
+
+// await holds a request until a fetch of url covers it, and returns the message's result.
 func (w *Warmer) await(u string, index int64) error {
-	wt := &waiter{index: index, done: make(chan error, 1)}
 	w.mu.Lock()
-	q := w.urls[u]
-	if q == nil {
-		q = &urlQueue{wake: make(chan struct{}, 1)}
-		w.urls[u] = q
-		w.wg.Add(1)
-		go w.run(u, q)
+	if f := w.flights[u]; f != nil {
+		wt := &waiter{index: index, done: make(chan verdict, 1)}
+		f.waiters = append(f.waiters, wt)
+		w.mu.Unlock()
+		v := <-wt.done
+		if !v.lead {
+			return v.err
+		}
+		return w.lead(u, f)
 	}
-	q.pending = append(q.pending, wt)
+	f := &flight{waiters: []*waiter{{index: index}}, last: w.recent.last(u)}
+	w.flights[u] = f
 	w.mu.Unlock()
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
-	return <-wt.done
+	return w.lead(u, f)
 }
 
-// run is the per-URL throttle: a leading fetch at once, then at most one fetch per Coalesce
-// while requests keep coming, and a trailing fetch for those that arrived during the last one.
-// It exits once the URL has been idle for Coalesce.
-func (w *Warmer) run(u string, q *urlQueue) {
-	defer w.wg.Done()
-	var last time.Time
-	superseded := 0
+// lead runs the fetches of f as the goroutine of its first waiter until one covers that
+// request: a leading fetch at once for a URL not fetched within Coalesce, then at most one per
+// Coalesce while requests keep coming.
+func (w *Warmer) lead(u string, f *flight) error {
 	for {
-		w.mu.Lock()
-		n := len(q.pending)
-		if n == 0 && time.Since(last) >= w.o.Coalesce {
-			delete(w.urls, u)
-			w.mu.Unlock()
-			return
-		}
-		w.mu.Unlock()
-		if n == 0 {
-			t := time.NewTimer(w.o.Coalesce - time.Since(last))
-			select {
-			case <-q.wake:
-			case <-t.C:
+		leading := f.last.IsZero()
+		if !leading {
+			if wait := w.o.Coalesce - time.Since(f.last); wait > 0 {
+				time.Sleep(wait) // requests arriving meanwhile join this fetch
 			}
-			t.Stop()
-			continue
-		}
-		if wait := w.o.Coalesce - time.Since(last); wait > 0 {
-			time.Sleep(wait) // requests arriving meanwhile join this fetch
 		}
 		w.mu.Lock()
-		atStart := len(q.pending)
+		atStart := len(f.waiters)
+		// A leading fetch runs under the newest request's index (its bump came just before it
+		// was published); a later one follows a fetch or a wait during which more bumps may
+		// have come, so it reads the URL's index first.
+		index := int64(-1)
+		if leading {
+			for _, wt := range f.waiters {
+				index = max(index, wt.index)
+			}
+		}
+		f.last = time.Now()
 		w.mu.Unlock()
 
-		last = time.Now()
-		out := w.warm(u)
+		out := w.warm(u, index)
 
 		w.mu.Lock()
 		var resolved []*waiter
-		keep := q.pending[:0:0]
+		keep := f.waiters[:0:0]
 		switch out.kind {
 		case outStored, outGone:
 			// Covered: every request that was waiting when the fetch started (its event came
 			// before the fetch), and any later one whose index the fetch already saw.
-			superseded = 0
-			for i, wt := range q.pending {
+			f.superseded = 0
+			for i, wt := range f.waiters {
 				if i < atStart || wt.index <= out.index {
 					resolved = append(resolved, wt)
 				} else {
@@ -250,26 +307,87 @@ func (w *Warmer) run(u string, q *urlQueue) {
 				}
 			}
 		case outSuperseded:
-			superseded++
-			if superseded < maxSuperseded {
-				keep = q.pending
+			// Only a fetch that read the index first was provably overtaken during the fetch;
+			// a leading fetch's request index may have moved before it started.
+			if !leading {
+				f.superseded++
+			}
+			if f.superseded < maxSuperseded {
+				keep = f.waiters
 				break
 			}
-			superseded = 0
-			resolved = q.pending
+			f.superseded = 0
+			resolved = f.waiters
 			out.err = stream.Retry(errors.New("warm: invalidated again during each of the last fetches"))
 		default:
-			resolved = q.pending
+			resolved = f.waiters
 		}
-		q.pending = keep
+		f.waiters = keep
+		var next *waiter
+		if len(resolved) > 0 { // the leader's request, waiters[0], is among them
+			if len(keep) > 0 {
+				next = keep[0]
+			} else {
+				delete(w.flights, u)
+				w.recent.add(u, f.last)
+			}
+		}
 		w.mu.Unlock()
+		if len(resolved) == 0 {
+			continue
+		}
 		if out.err == nil && len(resolved) > 1 {
 			w.metrics.coalesced.Add(float64(len(resolved) - 1))
 		}
-		for _, wt := range resolved {
-			wt.done <- out.err
+		for _, wt := range resolved[1:] {
+			wt.done <- verdict{err: out.err}
 		}
+		if next != nil {
+			next.done <- verdict{lead: true}
+		}
+		return out.err
 	}
+}
+
+// recentFetches remembers when URLs whose flight ended were last fetched, for Coalesce after
+// that, so a request arriving soon after waits for the throttle instead of fetching at once.
+// It is two generations of at most window each: an entry lives between one and two windows,
+// and the maps hold only the URLs fetched in the last two windows. Callers hold Warmer.mu.
+type recentFetches struct {
+	window    time.Duration
+	cur, prev map[string]time.Time
+	since     time.Time // when cur was started
+}
+
+// add records that u's last fetch started at t.
+func (r *recentFetches) add(u string, t time.Time) {
+	if r.window <= 0 {
+		return
+	}
+	now := time.Now()
+	if r.cur == nil {
+		r.cur, r.prev, r.since = map[string]time.Time{}, map[string]time.Time{}, now
+	}
+	if now.Sub(r.since) > r.window {
+		clear(r.prev)
+		r.prev, r.cur, r.since = r.cur, r.prev, now
+	}
+	r.cur[u] = t
+}
+
+// last returns when u's last fetch started if that was less than window ago, else zero.
+func (r *recentFetches) last(u string) time.Time {
+	if r.cur == nil {
+		return time.Time{}
+	}
+	t, ok := r.cur[u]
+	if !ok {
+		t = r.prev[u]
+	}
+	if time.Since(t) >= r.window {
+		return time.Time{}
+	}
+	return t
 }
 
 type outcomeKind int
@@ -283,32 +401,47 @@ const (
 
 type outcome struct {
 	kind  outcomeKind
-	index int64
+	index int64 // the index of the entry that now covers the requests (outStored, outGone)
 	err   error // the message result when kind is outFailed (or after too many supersessions)
 }
 
-// warm fetches u once within the concurrency limits and stores or busts.
-func (w *Warmer) warm(u string) outcome {
+// warm fetches u once within the concurrency limits and stores or busts. The fetch runs under
+// index, or under the URL's index read first when index is negative; the conditional store
+// is then its only Redis command unless the resource is gone.
+func (w *Warmer) warm(u string, index int64) outcome {
 	host := hostOf(u)
 	hs := w.holdHost(host)
 	defer w.releaseHost(host, hs)
 	// The host's slot first: a request queued behind a slow host waits there without holding
 	// one of the process's slots, so other hosts keep every slot the slow one does not use.
 	hs.sem <- struct{}{}
-	w.fetch <- struct{}{}
+	defer func() { <-hs.sem }()
+	j := fetchJobs.Get().(*fetchJob)
+	j.u, j.index = u, index
+	w.jobs <- j // waits for a free fetcher: one of the process's slots
+	<-j.done
+	out := j.out
+	*j = fetchJob{done: j.done}
+	fetchJobs.Put(j)
+	return out
+}
+
+// fetch is warm's work, on a fetcher.
+func (w *Warmer) fetch(u string, index int64) outcome {
 	w.metrics.inflight.Inc()
-	defer func() {
-		w.metrics.inflight.Dec()
-		<-w.fetch
-		<-hs.sem
-	}()
-	// A fetch is bounded by the API client's timeout and retries; this only guards against a
-	// fetcher without one.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
+	defer w.metrics.inflight.Dec()
+	// The fetch is bounded by the API client (ROUTEMASTER_CACHE_TIMEOUT per attempt, three
+	// attempts) and the store by the Redis client's timeouts: no deadline of its own.
+	ctx := context.Background()
 
 	start := time.Now()
-	res, err := w.o.Cache.Refresh(ctx, u, cache.Variant{})
+	var res cache.Refreshed
+	var err error
+	if index < 0 {
+		res, err = w.o.Cache.Refresh(ctx, u, cache.Variant{})
+	} else {
+		res, err = w.o.Cache.RefreshAt(ctx, u, cache.Variant{}, index)
+	}
 	w.metrics.latency.Observe(time.Since(start).Seconds())
 	switch {
 	case errors.Is(err, cache.ErrRedis):
@@ -318,6 +451,11 @@ func (w *Warmer) warm(u string) outcome {
 	case err == nil && res.Stored:
 		w.metrics.fetches.WithLabelValues("stored").Inc()
 		return outcome{kind: outStored, index: res.Index}
+	case err == nil && res.StoredUnder >= res.Index:
+		// Invalidated during the fetch, but an entry at or above every waiting request's
+		// index is stored already (another replica's fetch, a reader's Get): it covers them.
+		w.metrics.fetches.WithLabelValues("superseded").Inc()
+		return outcome{kind: outStored, index: res.StoredUnder}
 	case err == nil:
 		w.metrics.fetches.WithLabelValues("superseded").Inc()
 		return outcome{kind: outSuperseded}
@@ -389,12 +527,20 @@ func (w *Warmer) releaseHost(host string, h *hostSlots) {
 	}
 }
 
+// hostOf returns the host[:port] of an absolute URL (validated by cache.ParseWarmRequest)
+// without parsing it whole: the key of the host's fetch slots.
 func hostOf(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
+	_, rest, ok := strings.Cut(raw, "://")
+	if !ok {
 		return ""
 	}
-	return u.Host
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		rest = rest[:i]
+	}
+	if i := strings.LastIndexByte(rest, '@'); i >= 0 {
+		rest = rest[i+1:]
+	}
+	return strings.ToLower(rest)
 }
 
 func redact(raw string) string {
