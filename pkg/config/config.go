@@ -1,8 +1,11 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -26,7 +29,7 @@ func (e *VarError) Error() string { return e.Name + ": " + e.Msg }
 // CacheMode selects what the filter does to the cache for each event.
 type CacheMode string
 
-// Cache modes (DESIGN §1).
+// Cache modes: the gem's Mapping, CacheBusting and Caching drains.
 const (
 	CacheOff  CacheMode = "off"  // Mapping drain: no cache
 	CacheBust CacheMode = "bust" // CacheBusting: bump the invalidation index
@@ -142,6 +145,7 @@ func Load(service Service, environ []string) (*Config, error) {
 		}
 	}
 	r := reader{env: env, service: service}
+	r.readSecretFiles()
 	c := &Config{}
 
 	c.NATS = stream.ConnectOptions{URL: r.str("NATS_URL"), Creds: r.str("NATS_CREDS"), TLSCA: r.str("NATS_TLS_CA"), TLSCert: r.str("NATS_TLS_CERT"), TLSKey: r.str("NATS_TLS_KEY")}
@@ -288,6 +292,35 @@ func (r *reader) fail(name, msg string) {
 	}
 }
 
+// readSecretFiles replaces, for every secret variable the service reads, a <NAME>_FILE
+// setting by the file's content (one final newline taken off), so the rest of Load sees it as
+// <NAME>. Both set is an error naming both; an unreadable file is an error naming the variable
+// and the path, never the content.
+func (r *reader) readSecretFiles() {
+	for _, v := range Vars {
+		fileVar := v.Name + FileSuffix
+		path := strings.TrimSpace(r.env[fileVar])
+		if !v.Secret || path == "" || !v.readBy(r.service) {
+			continue
+		}
+		if strings.TrimSpace(r.env[v.Name]) != "" {
+			r.fail(fileVar, fmt.Sprintf("%s and %s are both set: set only one", v.Name, fileVar))
+			continue
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			r.fail(fileVar, fmt.Sprintf("cannot read %s: %v", path, err))
+			continue
+		}
+		s := strings.TrimSuffix(string(b), "\n")
+		r.env[v.Name] = strings.TrimSuffix(s, "\r")
+	}
+}
+
 func lookupVar(name string) Var {
 	for _, v := range Vars {
 		if v.Name == name {
@@ -375,7 +408,11 @@ func (r *reader) httpURL(name string) string {
 	}
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		r.fail(name, fmt.Sprintf("%q must be an absolute http(s) URL", s))
+		shown := fmt.Sprintf("%q", s)
+		if lookupVar(name).Secret { // the URL may carry credentials: never echo it
+			shown = "the value"
+		}
+		r.fail(name, shown+" must be an absolute http(s) URL")
 	}
 	return s
 }
@@ -390,15 +427,17 @@ func (r *reader) redis(name, raw string) Redis {
 
 func (r *reader) auth(name string) []apiclient.AuthRule {
 	var rules []apiclient.AuthRule
-	for _, entry := range r.list(name) {
+	// Errors name an entry by its position and show at most its host pattern: the rest is a
+	// credential.
+	for i, entry := range r.list(name) {
 		parts := strings.SplitN(entry, ":", 3)
 		if len(parts) != 3 || parts[0] == "" {
-			r.fail(name, fmt.Sprintf("entry %q must be host-regexp:user:password", entry))
+			r.fail(name, fmt.Sprintf("entry %d must be host-regexp:user:password", i+1))
 			return nil
 		}
 		re, err := regexp.Compile(`^(?:` + parts[0] + `)$`)
 		if err != nil {
-			r.fail(name, fmt.Sprintf("entry %q: bad host pattern: %v", entry, err))
+			r.fail(name, fmt.Sprintf("entry %d: bad host pattern %q: %v", i+1, parts[0], err))
 			return nil
 		}
 		rules = append(rules, apiclient.AuthRule{Host: re, User: parts[1], Password: parts[2]})

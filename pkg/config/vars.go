@@ -34,7 +34,15 @@ type Var struct {
 	Required []Service
 	Services []Service // nil means every service
 	Help     string
+	// Secret marks a value that carries credentials. Load then also reads <Name>_FILE: the
+	// name of a file whose content, without a final newline, is the value (Docker and
+	// Kubernetes secrets are files). Setting both is an error; Usage lists the _FILE variant.
+	Secret bool
 }
+
+// FileSuffix is appended to a secret variable's name to name the file holding its value
+// (ROUTEMASTER_CACHE_AUTH_FILE=/run/secrets/cache-auth).
+const FileSuffix = "_FILE"
 
 var (
 	all      = []Service(nil)
@@ -55,7 +63,7 @@ var (
 // libraries' options (file storage, DLQ kept until replayed, TLS verification and breakers
 // off).
 var Vars = []Var{
-	{Name: "NATS_URL", Default: stream.DefaultURL, Services: all, Help: "NATS server URL(s), comma separated; user:password@ or token@ in the URL authenticate; tls:// forces TLS"},
+	{Name: "NATS_URL", Default: stream.DefaultURL, Services: all, Help: "NATS server URL(s), comma separated; user:password@ or token@ in the URL authenticate; tls:// forces TLS", Secret: true},
 	{Name: "NATS_CREDS", Services: all, Help: "path of a NATS credentials (.creds) file"},
 	{Name: "NATS_TLS_CA", Services: all, Help: "path of a PEM CA bundle to verify the NATS server"},
 	{Name: "NATS_TLS_CERT", Services: all, Help: "path of a PEM client certificate for NATS (with NATS_TLS_KEY)"},
@@ -70,7 +78,7 @@ var Vars = []Var{
 	{Name: "DRAIN_LOG_LEVEL", Default: "info", Services: all, Help: "debug, info, warn or error (JSON logs on stderr)"},
 	{Name: "DRAIN_SHUTDOWN_TIMEOUT", Default: "25s", Services: all, Help: "how long SIGTERM waits for in-flight work"},
 
-	{Name: "ROUTEMASTER_DRAIN_TOKENS", Required: []Service{Ingest}, Services: ingest, Help: "comma-separated tokens the bus authenticates with (the Basic-auth username); trimmed, empty ones ignored"},
+	{Name: "ROUTEMASTER_DRAIN_TOKENS", Required: []Service{Ingest}, Services: ingest, Help: "comma-separated tokens the bus authenticates with (the Basic-auth username); trimmed, empty ones ignored", Secret: true},
 	{Name: "DRAIN_INGEST_ADDR", Default: ":8080", Services: ingest, Help: "ingest listen address"},
 	{Name: "DRAIN_INGEST_PATH", Default: "/events", Services: ingest, Help: "path the bus posts to (with or without a trailing /)"},
 	{Name: "DRAIN_INGEST_MAX_BODY", Default: "1048576", Services: ingest, Help: "largest accepted body in bytes (413 beyond)"},
@@ -84,8 +92,8 @@ var Vars = []Var{
 
 	{Name: "DRAIN_ADMIN_ADDR", Override: map[Service]string{Ingest: ":9090", Filter: ":9091", Warmer: ":9092", Sweeper: ":9093"},
 		Services: []Service{Ingest, Filter, Warmer, Sweeper}, Help: "admin listen address for /healthz, /readyz, /metrics, served from the start (ingest :9090, filter :9091, warmer :9092, sweeper :9093)"},
-	{Name: "ROUTEMASTER_DRAIN_REDIS", Default: "redis://127.0.0.1:6379/0", Services: redisers, Help: "Redis for filter state and the dirty map: redis[s]://[user:pass@]host:port/db[/namespace][?go-redis options] (namespace default " + DefaultNamespace + "); several comma-separated URLs (db 0) are Redis Cluster seed nodes; ?master_name=M names Sentinels"},
-	{Name: "ROUTEMASTER_CACHE_REDIS", Services: cachers, Help: "Redis for the cache, same form, a list for Redis Cluster (default: ROUTEMASTER_DRAIN_REDIS)"},
+	{Name: "ROUTEMASTER_DRAIN_REDIS", Default: "redis://127.0.0.1:6379/0", Services: redisers, Help: "Redis for filter state and the dirty map: redis[s]://[user:pass@]host:port/db[/namespace][?go-redis options] (namespace default " + DefaultNamespace + "); several comma-separated URLs (db 0) are Redis Cluster seed nodes; ?master_name=M names Sentinels", Secret: true},
+	{Name: "ROUTEMASTER_CACHE_REDIS", Services: cachers, Help: "Redis for the cache, same form, a list for Redis Cluster (default: ROUTEMASTER_DRAIN_REDIS)", Secret: true},
 	{Name: "ROUTEMASTER_CACHE_EXPIRY", Default: seconds(cache.DefaultExpiry), Services: redisers, Help: "TTL in whole seconds of cache entries and filter state (90 days)"},
 
 	{Name: "DRAIN_CACHE_MODE", Default: "off", Services: []Service{Filter}, Help: "off (Mapping), bust (CacheBusting) or warm (Caching: also publish warm requests)"},
@@ -102,7 +110,7 @@ var Vars = []Var{
 	{Name: "DRAIN_WARM_ALLOW_HOSTS", Services: fetchers, Help: "comma-separated host names (or *.domain) the warmer may fetch; empty allows every host"},
 	{Name: "DRAIN_WARM_MAX_BODY", Default: strconv.FormatInt(apiclient.DefaultMaxBody, 10), Services: fetchers, Help: "largest resource body fetched, in bytes"},
 	{Name: "DRAIN_WARM_COALESCE", Default: "200ms", Services: []Service{Warmer}, Help: "least time between two fetches of one URL by one process"},
-	{Name: "ROUTEMASTER_CACHE_AUTH", Services: fetchers, Help: "per-host Basic auth: host-regexp:user:pass,... (first match wins; whole host must match)"},
+	{Name: "ROUTEMASTER_CACHE_AUTH", Services: fetchers, Help: "per-host Basic auth: host-regexp:user:pass,... (first match wins; whole host must match)", Secret: true},
 	{Name: "ROUTEMASTER_CACHE_TIMEOUT", Default: seconds(apiclient.DefaultTimeout), Services: fetchers, Help: "origin timeout in seconds (float)"},
 	{Name: "ROUTEMASTER_CACHE_VERIFY_SSL", Default: "false", Services: fetchers, Help: "verify origin TLS certificates only when exactly 'true'"},
 	{Name: "ROUTEMASTER_API_CLIENT_USER_AGENT", Default: apiclient.DefaultUserAgent, Services: fetchers, Help: "User-Agent sent to origins"},
@@ -116,7 +124,7 @@ var Vars = []Var{
 	{Name: "DRAIN_SWEEP_BATCH", Default: "100", Services: sweepers, Help: "URLs leased and handed on per batch"},
 	{Name: "DRAIN_SWEEP_LEASE", Default: goDuration(dirty.DefaultLeaseTTL), Services: sweepers, Help: "how long a leased URL stays out of the map before it returns (crash safety)"},
 	{Name: "DRAIN_SWEEP_PUBLISH", Default: "true", Services: []Service{Sweeper}, Help: "hand swept URLs to <prefix>.swept"},
-	{Name: "DRAIN_SWEEP_WEBHOOK_URL", Services: []Service{Sweeper}, Help: "also POST each swept batch (JSON array of URLs) here; 2xx means done"},
+	{Name: "DRAIN_SWEEP_WEBHOOK_URL", Services: []Service{Sweeper}, Help: "also POST each swept batch (JSON array of URLs) here; 2xx means done", Secret: true},
 
 	{Name: "DRAIN_INGEST_URL", Default: "http://127.0.0.1:8080/events", Services: []Service{Drainctl}, Help: "drainctl send: where ingest listens"},
 }
@@ -164,7 +172,8 @@ func (v Var) requiredBy(s Service) bool {
 	return false
 }
 
-// Usage writes the variables service reads, with defaults and meanings, for -h.
+// Usage writes the variables service reads, with defaults and meanings, for -h, and the
+// <NAME>_FILE variant of each secret one.
 func Usage(w io.Writer, service Service) {
 	fmt.Fprintf(w, "Environment variables read by %s:\n", service)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -180,6 +189,9 @@ func Usage(w io.Writer, service Service) {
 			def = "(empty)"
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", v.Name, def, v.Help)
+		if v.Secret {
+			fmt.Fprintf(tw, "  %s\t(empty)\tfile holding %s (secret: its content without a final newline; not with %s)\n", v.Name+FileSuffix, v.Name, v.Name)
+		}
 	}
 	tw.Flush()
 	if service == Warmer || service == Drainctl {
