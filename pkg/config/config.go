@@ -226,17 +226,20 @@ func Load(service Service, environ []string) (*Config, error) {
 
 	b := r.breaker("")
 	c.Fetch = apiclient.Options{
-		Auth:      r.auth("ROUTEMASTER_CACHE_AUTH"),
-		Timeout:   r.seconds("ROUTEMASTER_CACHE_TIMEOUT"),
-		VerifyTLS: r.str("ROUTEMASTER_CACHE_VERIFY_SSL") == "true",
-		UserAgent: r.str("ROUTEMASTER_API_CLIENT_USER_AGENT"),
+		Auth:         r.auth("ROUTEMASTER_CACHE_AUTH"),
+		AuthOverHTTP: r.boolean("DRAIN_WARM_AUTH_OVER_HTTP"),
+		Timeout:      r.seconds("ROUTEMASTER_CACHE_TIMEOUT"),
+		VerifyTLS:    r.str("ROUTEMASTER_CACHE_VERIFY_SSL") == "true",
+		UserAgent:    r.str("ROUTEMASTER_API_CLIENT_USER_AGENT"),
 		Breaker: apiclient.BreakerOptions{
 			Enabled:     yes(r.str("ROUTEMASTER_ENABLE_API_CLIENT_CIRCUIT")),
 			SleepWindow: b.SleepWindow, TimeWindow: b.TimeWindow, VolumeThreshold: b.VolumeThreshold, ErrorThreshold: b.ErrorThreshold,
-			Hosts: map[string]apiclient.BreakerSettings{},
+			Hosts:    map[string]apiclient.BreakerSettings{},
+			MaxHosts: r.intIn("DRAIN_BREAKER_MAX_HOSTS", 1, 1<<20),
 		},
-		AllowHosts: r.list("DRAIN_WARM_ALLOW_HOSTS"),
-		MaxBody:    int64(r.intIn("DRAIN_WARM_MAX_BODY", 1024, 1<<30)),
+		AllowHosts:      r.list("DRAIN_WARM_ALLOW_HOSTS"),
+		MaxBody:         int64(r.intIn("DRAIN_WARM_MAX_BODY", 1024, 1<<30)),
+		MetricsMaxHosts: r.intIn("DRAIN_METRICS_MAX_HOSTS", 1, 1<<16),
 	}
 	for k := range env {
 		if !lookupVar("ROUTEMASTER_CIRCUIT_BREAKER_SLEEP_WINDOW").readBy(service) {

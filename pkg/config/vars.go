@@ -107,10 +107,11 @@ var Vars = []Var{
 
 	{Name: "ROUTEMASTER_QUEUE_NAME", Default: "routemaster", Services: []Service{Warmer}, Help: "name of the warmers' shared durable consumer (prefixed by DRAIN_PREFIX)"},
 	{Name: "DRAIN_WARM_HOST_CONCURRENCY", Default: "32", Services: []Service{Warmer}, Help: "most fetches at once per origin host, per process"},
-	{Name: "DRAIN_WARM_ALLOW_HOSTS", Services: fetchers, Help: "comma-separated host names (or *.domain) the warmer may fetch; empty allows every host"},
+	{Name: "DRAIN_WARM_ALLOW_HOSTS", Services: fetchers, Help: "comma-separated host names (or *.domain) the warmer may fetch; empty allows every host (the warmer warns); link-local addresses are never fetched"},
 	{Name: "DRAIN_WARM_MAX_BODY", Default: strconv.FormatInt(apiclient.DefaultMaxBody, 10), Services: fetchers, Help: "largest resource body fetched, in bytes"},
 	{Name: "DRAIN_WARM_COALESCE", Default: "200ms", Services: []Service{Warmer}, Help: "least time between two fetches of one URL by one process"},
 	{Name: "ROUTEMASTER_CACHE_AUTH", Services: fetchers, Help: "per-host Basic auth: host-regexp:user:pass,... (first match wins; whole host must match)", Secret: true},
+	{Name: "DRAIN_WARM_AUTH_OVER_HTTP", Default: "false", Services: fetchers, Help: "also send ROUTEMASTER_CACHE_AUTH credentials to plain http URLs (by default only https ones get them)"},
 	{Name: "ROUTEMASTER_CACHE_TIMEOUT", Default: seconds(apiclient.DefaultTimeout), Services: fetchers, Help: "origin timeout in seconds (float)"},
 	{Name: "ROUTEMASTER_CACHE_VERIFY_SSL", Default: "false", Services: fetchers, Help: "verify origin TLS certificates only when exactly 'true'"},
 	{Name: "ROUTEMASTER_API_CLIENT_USER_AGENT", Default: apiclient.DefaultUserAgent, Services: fetchers, Help: "User-Agent sent to origins"},
@@ -119,6 +120,8 @@ var Vars = []Var{
 	{Name: "ROUTEMASTER_CIRCUIT_BREAKER_TIME_WINDOW", Default: seconds(apiclient.DefaultTimeWindow), Services: fetchers, Help: "seconds over which the error rate is counted"},
 	{Name: "ROUTEMASTER_CIRCUIT_BREAKER_VOLUME_THRESHOLD", Default: strconv.Itoa(apiclient.DefaultVolumeThreshold), Services: fetchers, Help: "least requests in the window before the circuit may open"},
 	{Name: "ROUTEMASTER_CIRCUIT_BREAKER_ERROR_THRESHOLD", Default: strconv.Itoa(apiclient.DefaultErrorThreshold), Services: fetchers, Help: "percentage of errors that opens the circuit"},
+	{Name: "DRAIN_BREAKER_MAX_HOSTS", Default: strconv.Itoa(apiclient.DefaultBreakerMaxHosts), Services: fetchers, Help: "most origin hosts with a circuit breaker of their own (<host>. overrides not counted); an open breaker is kept, one idle for its time window makes room, else new hosts share the breaker 'other'"},
+	{Name: "DRAIN_METRICS_MAX_HOSTS", Default: strconv.Itoa(apiclient.DefaultMetricsMaxHosts), Services: fetchers, Help: "most origin hosts with a host label of their own in drain_apiclient_* (exact DRAIN_WARM_ALLOW_HOSTS entries and <host>. overrides always have one); the others share 'other'"},
 
 	{Name: "DRAIN_SWEEP_INTERVAL", Default: "5m", Services: []Service{Sweeper}, Help: "sweeper period (Go duration)"},
 	{Name: "DRAIN_SWEEP_BATCH", Default: "100", Services: sweepers, Help: "URLs leased and handed on per batch"},
