@@ -51,6 +51,7 @@ var (
 	cachers  = []Service{Filter, Warmer, Drainctl}
 	fetchers = []Service{Warmer, Drainctl}
 	consumer = []Service{Filter, Warmer}
+	retriers = []Service{Filter, Warmer, Sweeper}
 	sweepers = []Service{Sweeper, Drainctl}
 )
 
@@ -100,10 +101,10 @@ var Vars = []Var{
 	{Name: "DRAIN_FILTER_DIRTY", Default: "true", Services: []Service{Filter}, Help: "mark fresh non-noop events' URLs in the dirty map"},
 	{Name: "DRAIN_CONCURRENCY", Default: "32", Services: consumer, Help: "messages a filter or warmer process handles at once (fetches, for a warmer); both wait on network round trips, so 32 by default"},
 	{Name: "DRAIN_MAX_ACK_PENDING", Default: strconv.Itoa(stream.DefaultMaxAckPending), Services: consumer, Help: "JetStream MaxAckPending of the durable consumer (shared by replicas)"},
-	{Name: "DRAIN_MAX_DELIVER", Default: strconv.Itoa(stream.DefaultMaxDeliver), Services: consumer, Help: "deliveries of a message before it is dead-lettered"},
+	{Name: "DRAIN_MAX_DELIVER", Default: strconv.Itoa(stream.DefaultMaxDeliver), Services: retriers, Help: "deliveries of a message before it is dead-lettered (sweeper: webhook refusals of one URL)"},
 	{Name: "DRAIN_ACK_WAIT", Default: goDuration(stream.DefaultAckWait), Services: consumer, Help: "JetStream AckWait: an unacked message is redelivered after it"},
-	{Name: "DRAIN_RETRY_BACKOFF", Default: goDuration(stream.DefaultBackoff), Services: consumer, Help: "first retry delay; doubles per delivery up to DRAIN_RETRY_BACKOFF_MAX"},
-	{Name: "DRAIN_RETRY_BACKOFF_MAX", Default: goDuration(stream.DefaultBackoffMax), Services: consumer, Help: "longest retry delay"},
+	{Name: "DRAIN_RETRY_BACKOFF", Default: goDuration(stream.DefaultBackoff), Services: retriers, Help: "first retry delay (sweeper: of a URL the webhook refused); doubles per delivery up to DRAIN_RETRY_BACKOFF_MAX"},
+	{Name: "DRAIN_RETRY_BACKOFF_MAX", Default: goDuration(stream.DefaultBackoffMax), Services: retriers, Help: "longest retry delay"},
 
 	{Name: "ROUTEMASTER_QUEUE_NAME", Default: "routemaster", Services: []Service{Warmer}, Help: "name of the warmers' shared durable consumer (prefixed by DRAIN_PREFIX)"},
 	{Name: "DRAIN_WARM_HOST_CONCURRENCY", Default: "32", Services: []Service{Warmer}, Help: "most fetches at once per origin host, per process"},
@@ -127,7 +128,7 @@ var Vars = []Var{
 	{Name: "DRAIN_SWEEP_BATCH", Default: "100", Services: sweepers, Help: "URLs leased and handed on per batch"},
 	{Name: "DRAIN_SWEEP_LEASE", Default: goDuration(dirty.DefaultLeaseTTL), Services: sweepers, Help: "how long a leased URL stays out of the map before it returns (crash safety)"},
 	{Name: "DRAIN_SWEEP_PUBLISH", Default: "true", Services: []Service{Sweeper}, Help: "hand swept URLs to <prefix>.swept"},
-	{Name: "DRAIN_SWEEP_WEBHOOK_URL", Services: []Service{Sweeper}, Help: "also POST each swept batch (JSON array of URLs) here; 2xx means done", Secret: true},
+	{Name: "DRAIN_SWEEP_WEBHOOK_URL", Services: []Service{Sweeper}, Help: "also POST each swept batch (JSON array of URLs) here; 2xx means done, a 4xx (but 401, 403, 404, 405, 407, 408, 429) refuses URLs of it", Secret: true},
 
 	{Name: "DRAIN_INGEST_URL", Default: "http://127.0.0.1:8080/events", Services: []Service{Drainctl}, Help: "drainctl send: where ingest listens"},
 }

@@ -83,7 +83,9 @@
 // # Dead letters
 //
 // A dead letter is the original message (body and headers) on <prefix>.dlq.<stage> with the
-// Drain-* headers saying why. OpenDeadLetters lists, counts, replays and purges them without
+// Drain-* headers saying why. Consume stores them (DeadLetter); work that never was a
+// JetStream message, such as a URL the sweeper's webhook keeps refusing, is stored the same
+// way with DeadLetterData. OpenDeadLetters lists, counts, replays and purges them without
 // consuming them (drainctl dlq is a thin caller). A replay republishes to the original
 // subject with Drain-Replay-Stream and Drain-Replay-Sequence naming the first message, and
 // deletes the dead letter only after JetStream acknowledged the replay.
