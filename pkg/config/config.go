@@ -49,6 +49,7 @@ type Receiver struct {
 	TLSCert        string        // DRAIN_INGEST_TLS_CERT: certificate file for HTTPS
 	TLSKey         string        // DRAIN_INGEST_TLS_KEY: key file for HTTPS
 	SiphonTopics   []string      // DRAIN_SIPHON_TOPICS: topics sent to <prefix>.siphon.<topic>
+	MaxTopics      int           // DRAIN_METRICS_MAX_TOPICS: topics with a metric label of their own
 }
 
 // Consumer configures the durable JetStream consumer of a filter or warmer, shared by the
@@ -202,6 +203,7 @@ func Load(service Service, environ []string) (*Config, error) {
 		TLSCert:        r.str("DRAIN_INGEST_TLS_CERT"),
 		TLSKey:         r.str("DRAIN_INGEST_TLS_KEY"),
 		SiphonTopics:   r.list("DRAIN_SIPHON_TOPICS"),
+		MaxTopics:      r.intIn("DRAIN_METRICS_MAX_TOPICS", 1, 1<<16),
 	}
 	if service == Ingest && len(c.Ingest.Tokens) == 0 {
 		r.fail("ROUTEMASTER_DRAIN_TOKENS", "is required: a comma-separated list of the tokens the bus authenticates with")

@@ -89,6 +89,7 @@ var Vars = []Var{
 	{Name: "DRAIN_INGEST_RETRY_AFTER", Default: "5", Services: ingest, Help: "seconds in the Retry-After header of a 503"},
 	{Name: "DRAIN_INGEST_TLS_CERT", Services: ingest, Help: "PEM certificate file: serve HTTPS (with DRAIN_INGEST_TLS_KEY)"},
 	{Name: "DRAIN_INGEST_TLS_KEY", Services: ingest, Help: "PEM key file of DRAIN_INGEST_TLS_CERT"},
+	{Name: "DRAIN_METRICS_MAX_TOPICS", Default: "100", Services: []Service{Ingest}, Help: "most topics with a topic label of their own in drain_ingest_events_total (the first ones seen); the others share 'other'"},
 	{Name: "DRAIN_SIPHON_TOPICS", Services: ingest, Help: "comma-separated topics routed to <prefix>.siphon.<topic> instead of the filter"},
 
 	{Name: "DRAIN_ADMIN_ADDR", Override: map[Service]string{Ingest: ":9090", Filter: ":9091", Warmer: ":9092", Sweeper: ":9093"},
