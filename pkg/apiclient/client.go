@@ -10,10 +10,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-resty/resty/v2"
@@ -39,8 +41,8 @@ type Client struct {
 	retryWait time.Duration
 	userAgent []string // the User-Agent header's value, shared by every request
 
-	mu       sync.Mutex
-	breakers map[string]*gobreaker.CircuitBreaker[*Response]
+	breakers   *breakers     // nil when circuits are off
+	authWarned []atomic.Bool // per Options.Auth rule: its plain-http warning was logged
 
 	discMu sync.Mutex
 	disc   map[string]*discovery
@@ -62,6 +64,7 @@ func New(o Options) (*Client, error) {
 		// many connections alive instead of the standard library's 2.
 		tr.MaxIdleConnsPerHost = 256
 	}
+	guardTransport(tr, o.Resolver, o.Transport == nil)
 	tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: !o.VerifyTLS, RootCAs: o.RootCAs} //nolint:gosec // the gem's ROUTEMASTER_CACHE_VERIFY_SSL default
 	if !o.VerifyTLS {
 		o.Logger.Warn("apiclient: origin TLS certificates are NOT verified; set ROUTEMASTER_CACHE_VERIFY_SSL=true (Options.VerifyTLS) to verify them")
@@ -80,21 +83,39 @@ func New(o Options) (*Client, error) {
 		SetDoNotParseResponse(true) // send reads the body itself (readBody), within MaxBody
 
 	c := &Client{
-		o:         o,
-		rc:        rc,
-		log:       o.Logger,
-		sem:       make(chan struct{}, o.Concurrency),
-		retryWait: RetryWait,
-		userAgent: []string{o.UserAgent},
-		breakers:  map[string]*gobreaker.CircuitBreaker[*Response]{},
-		disc:      map[string]*discovery{},
+		o:          o,
+		rc:         rc,
+		log:        o.Logger,
+		sem:        make(chan struct{}, o.Concurrency),
+		retryWait:  RetryWait,
+		authWarned: make([]atomic.Bool, len(o.Auth)),
+		userAgent:  []string{o.UserAgent},
+		disc:       map[string]*discovery{},
 	}
-	m, err := newMetrics(o.Registerer)
+	m, err := newMetrics(o.Registerer, newHostLabels(o.MetricsMaxHosts, configuredHosts(o)))
 	if err != nil {
 		return nil, err
 	}
 	c.metrics = m
+	if o.Breaker.Enabled {
+		c.breakers = newBreakers(o.Breaker, m, o.Logger)
+	}
 	return c, nil
+}
+
+// configuredHosts are the host names the options name exactly: they always get a metric
+// label of their own.
+func configuredHosts(o Options) []string {
+	var hosts []string
+	for _, h := range o.AllowHosts {
+		if !strings.HasPrefix(h, "*.") {
+			hosts = append(hosts, h)
+		}
+	}
+	for h := range o.Breaker.Hosts {
+		hosts = append(hosts, h)
+	}
+	return hosts
 }
 
 // Response is a 2xx answer of an origin, with its whole body (at most MaxBody bytes).
@@ -152,6 +173,14 @@ func (c *Client) Do(ctx context.Context, method, rawURL string, body any, ro ...
 		c.metrics.reject(host, "host_not_allowed")
 		return nil, fmt.Errorf("apiclient: %s %s: %w: %s", method, redact(u), ErrHostNotAllowed, host)
 	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		// Checked here too, not only at dial time: through a proxy (HTTP_PROXY) the client
+		// connects only to the proxy, which would connect to the literal address itself.
+		if err := checkAddress(host); err != nil {
+			c.metrics.reject(host, "address_not_allowed")
+			return nil, fmt.Errorf("apiclient: %s %s: %w: %w", method, redact(u), ErrAddressNotAllowed, err)
+		}
+	}
 	req := mergeRequest(ro)
 	if len(req.Query) > 0 {
 		q := u.Query()
@@ -164,7 +193,7 @@ func (c *Client) Do(ctx context.Context, method, rawURL string, body any, ro ...
 	if err != nil {
 		return nil, fmt.Errorf("apiclient: %s %s: encode body: %w", method, redact(u), err)
 	}
-	a := attempt{method: method, url: rawURL, shown: rawURL, host: host, body: payload, contentType: contentType, req: &req}
+	a := attempt{method: method, url: rawURL, shown: rawURL, host: host, https: u.Scheme == "https", body: payload, contentType: contentType, req: &req}
 	if len(req.Query) > 0 {
 		a.url = u.String()
 	}
@@ -194,6 +223,7 @@ func (c *Client) Do(ctx context.Context, method, rawURL string, body any, ro ...
 type attempt struct {
 	method, url, host string
 	shown             string // url without a password, for errors
+	https             bool
 	body              []byte
 	contentType       string
 	req               *RequestOptions
@@ -201,11 +231,10 @@ type attempt struct {
 
 // try sends one attempt, through the host's breaker when circuits are enabled.
 func (c *Client) try(ctx context.Context, a *attempt) (*Response, error) {
-	cb := c.breaker(a.host)
-	if cb == nil {
+	if c.breakers == nil {
 		return c.send(ctx, a)
 	}
-	resp, err := cb.Execute(func() (*Response, error) { return c.send(ctx, a) })
+	resp, err := c.breakers.get(a.host).Execute(func() (*Response, error) { return c.send(ctx, a) })
 	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
 		c.metrics.reject(a.host, "circuit_open")
 		return nil, fmt.Errorf("apiclient: %s %s: %w (%s): %w", a.method, a.shown, ErrCircuitOpen, a.host, err)
@@ -226,8 +255,14 @@ func (c *Client) send(ctx context.Context, a *attempt) (*Response, error) {
 	if a.req.Locale != "" {
 		r.Header["Accept-Language"] = []string{a.req.Locale}
 	}
-	if rule := c.authFor(a.host); rule != nil {
-		r.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(rule.User+":"+rule.Password)))
+	if i := c.authFor(a.host); i >= 0 {
+		rule := &c.o.Auth[i]
+		if a.https || c.o.AuthOverHTTP {
+			r.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(rule.User+":"+rule.Password)))
+		} else if !c.authWarned[i].Swap(true) {
+			c.log.Warn("apiclient: not sending ROUTEMASTER_CACHE_AUTH credentials over plain http; use https, or set DRAIN_WARM_AUTH_OVER_HTTP=true (Options.AuthOverHTTP) to send them anyway",
+				"host", a.host, "rule", i+1)
+		}
 	}
 	if a.body != nil {
 		if a.contentType != "" {
@@ -247,7 +282,11 @@ func (c *Client) send(ctx context.Context, a *attempt) (*Response, error) {
 	}
 	elapsed := time.Since(start)
 	if err != nil {
+		var ae *addressError
 		switch {
+		case errors.As(err, &ae):
+			c.metrics.reject(a.host, "address_not_allowed")
+			return nil, fmt.Errorf("apiclient: %s %s: %w: %w", a.method, a.shown, ErrAddressNotAllowed, ae)
 		case errors.Is(err, resty.ErrResponseBodyTooLarge):
 			c.metrics.observe(a.host, a.method, "too_large", elapsed)
 			return nil, fmt.Errorf("apiclient: %s %s: %w (over %d bytes)", a.method, a.shown, ErrTooLarge, c.o.MaxBody)
@@ -307,16 +346,16 @@ func encodeBody(body any) ([]byte, string, error) {
 	return p, "application/json", err
 }
 
-// authFor returns the first Options.Auth rule (ROUTEMASTER_CACHE_AUTH) whose pattern matches
-// the whole host, or nil: unlike the gem, a host that matches no rule gets no Authorization
-// header at all.
-func (c *Client) authFor(host string) *AuthRule {
+// authFor returns the index of the first Options.Auth rule (ROUTEMASTER_CACHE_AUTH) whose
+// pattern matches the whole host, or -1: unlike the gem, a host that matches no rule gets no
+// Authorization header at all.
+func (c *Client) authFor(host string) int {
 	for i := range c.o.Auth {
 		if c.o.Auth[i].Host.MatchString(host) {
-			return &c.o.Auth[i]
+			return i
 		}
 	}
-	return nil
+	return -1
 }
 
 // allowed applies Options.AllowHosts (DRAIN_WARM_ALLOW_HOSTS): empty allows every host;

@@ -177,7 +177,8 @@ func TestAuthPerHost(t *testing.T) {
 			{Host: regexp.MustCompile(`^(?:.*\.example\.com)$`), User: "bob", Password: "pw"},
 			{Host: regexp.MustCompile(`^(?:example\.com)$`), User: "carol", Password: "never"},
 		},
-		Transport: routeAllTo(o.Listener.Addr().String()),
+		AuthOverHTTP: true, // the origin is plain http
+		Transport:    routeAllTo(o.Listener.Addr().String()),
 	})
 	basic := func(u, p string) string { return "Basic " + base64.StdEncoding.EncodeToString([]byte(u+":"+p)) }
 	for host, want := range map[string]string{
@@ -195,6 +196,37 @@ func TestAuthPerHost(t *testing.T) {
 		if got, ok := o.last(t).Header["Authorization"]; want == "" && ok || want != "" && (len(got) != 1 || got[0] != want) {
 			t.Errorf("%s: Authorization %q, want %q", host, got, want)
 		}
+	}
+}
+
+// ROUTEMASTER_CACHE_AUTH credentials never travel over plain http unless
+// Options.AuthOverHTTP says so; the client says once per rule that it held them back.
+func TestAuthNotSentOverPlainHTTP(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {})
+	rules := []apiclient.AuthRule{{Host: regexp.MustCompile(`^127\.0\.0\.1$`), User: "warmer", Password: "s3cret"}}
+	var logs bytes.Buffer
+	c := newClient(t, apiclient.Options{Auth: rules, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	for range 3 {
+		if _, err := c.Get(context.Background(), o.URL+"/r"); err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := o.last(t).Header["Authorization"]; ok {
+			t.Fatalf("credentials sent over http: %q", got)
+		}
+	}
+	if n := strings.Count(logs.String(), "not sending ROUTEMASTER_CACHE_AUTH credentials over plain http"); n != 1 {
+		t.Errorf("%d warnings, want 1:\n%s", n, logs.String())
+	}
+	if strings.Contains(logs.String(), "s3cret") {
+		t.Errorf("the password was logged: %s", logs.String())
+	}
+
+	allowed := newClient(t, apiclient.Options{Auth: rules, AuthOverHTTP: true})
+	if _, err := allowed.Get(context.Background(), o.URL+"/r"); err != nil {
+		t.Fatal(err)
+	}
+	if user, pass, ok := (&http.Request{Header: o.last(t).Header}).BasicAuth(); !ok || user != "warmer" || pass != "s3cret" {
+		t.Errorf("with AuthOverHTTP: Basic auth %q %q %v", user, pass, ok)
 	}
 }
 

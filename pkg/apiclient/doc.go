@@ -17,12 +17,20 @@
 //
 // Per-host Basic auth comes from Options.Auth (ROUTEMASTER_CACHE_AUTH): the first rule whose
 // pattern matches the whole host name wins, and a host that matches no rule gets no
-// Authorization header.
+// Authorization header. Credentials go to https URLs only unless Options.AuthOverHTTP.
+//
+// URLs name hosts, and URLs come from events, so the client bounds what they can reach and
+// what they cost. It never connects to a link-local address (169.254.0.0/16, fe80::/10,
+// where cloud metadata endpoints answer), whatever Options.AllowHosts says: its dialer checks
+// the resolved address of every connection, so DNS rebinding does not get around it
+// (ErrAddressNotAllowed). Metric host labels are bounded by Options.MetricsMaxHosts, the rest
+// labelled OtherHost, and circuit breakers by BreakerOptions.MaxHosts, idle ones dropped.
 //
 // Every non-2xx status is a *StatusError (errors.As) whose Kind is one of the ErrXxx kinds
 // (errors.Is also matches the group: ErrClientError, ErrServerError). Other failures are
 // ErrTimeout, ErrConnection, ErrCircuitOpen, ErrHostNotAllowed (Options.AllowHosts),
-// ErrTooLarge (Options.MaxBody) or ErrBadURL. Retryable tells the ones worth retrying.
+// ErrAddressNotAllowed, ErrTooLarge (Options.MaxBody) or ErrBadURL. Retryable tells the ones
+// worth retrying.
 //
 // With Options.Breaker.Enabled (ROUTEMASTER_ENABLE_API_CLIENT_CIRCUIT) each host has an
 // in-process circuit breaker with the gem's four knobs (BreakerOptions) and per-host

@@ -72,6 +72,13 @@ var (
 	ErrCircuitOpen = errors.New("circuit open")
 	// ErrHostNotAllowed: the URL's host is not in DRAIN_WARM_ALLOW_HOSTS; no request was sent.
 	ErrHostNotAllowed = errors.New("host not allowed")
+	// ErrAddressNotAllowed: the address the client was about to connect to is link-local
+	// (169.254.0.0/16, fe80::/10, where cloud metadata endpoints answer) or the AWS metadata
+	// address fd00:ec2::254. It is checked on the resolved address of every connection,
+	// whatever AllowHosts says, so a name that resolves or rebinds there is refused too;
+	// no connection was made (see Options.Transport for a caller's own dialer). Not
+	// Retryable: the same name is refused again.
+	ErrAddressNotAllowed = errors.New("address not allowed")
 	// ErrTooLarge: the response body is longer than DRAIN_WARM_MAX_BODY.
 	ErrTooLarge = errors.New("response body too large")
 	// ErrBadURL: the URL is not an absolute http(s) URL, or a template does not expand.
@@ -179,7 +186,8 @@ func newStatusError(method, url string, resp *Response) *StatusError {
 }
 
 // Retryable reports whether err is worth retrying later: a 5xx, a 429, a timeout, a
-// connection failure or an open circuit. 3xx and other 4xx will fail the same way again.
+// connection failure or an open circuit. 3xx and other 4xx will fail the same way again, as
+// will ErrHostNotAllowed and ErrAddressNotAllowed.
 func Retryable(err error) bool {
 	return errors.Is(err, ErrServerError) || errors.Is(err, ErrThrottled) || errors.Is(err, ErrTimeout) ||
 		errors.Is(err, ErrConnection) || errors.Is(err, ErrCircuitOpen)

@@ -62,26 +62,41 @@ func ExampleStatusError() {
 }
 
 // Options.Auth (ROUTEMASTER_CACHE_AUTH) gives Basic auth to the hosts whose whole name
-// matches a pattern; other hosts get no Authorization header.
+// matches a pattern, over https only unless Options.AuthOverHTTP (DRAIN_WARM_AUTH_OVER_HTTP);
+// other hosts get no Authorization header.
 func ExampleNew_auth() {
-	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	whoami := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		user, _, ok := r.BasicAuth()
+		if !ok {
+			user = "(none)"
+		}
 		fmt.Fprintf(w, "%v %s", ok, user)
-	}))
+	})
+	origin := httptest.NewTLSServer(whoami)
 	defer origin.Close()
+	plain := httptest.NewServer(whoami)
+	defer plain.Close()
 	rule := func(host string) []apiclient.AuthRule {
 		return []apiclient.AuthRule{{Host: regexp.MustCompile(host), User: "warmer", Password: "s3cret"}}
 	}
 	c, _ := apiclient.New(apiclient.Options{Auth: rule(`^127\.0\.0\.1$`), Logger: quiet})
 	resp, _ := c.Get(context.Background(), origin.URL)
 	fmt.Println(string(resp.Body))
+	resp, _ = c.Get(context.Background(), plain.URL) // not over plain http
+	fmt.Println(string(resp.Body))
 
 	c, _ = apiclient.New(apiclient.Options{Auth: rule(`^127\.0\.0$`), Logger: quiet}) // not the whole host
 	resp, _ = c.Get(context.Background(), origin.URL)
 	fmt.Println(string(resp.Body))
+
+	c, _ = apiclient.New(apiclient.Options{Auth: rule(`^127\.0\.0\.1$`), AuthOverHTTP: true, Logger: quiet})
+	resp, _ = c.Get(context.Background(), plain.URL)
+	fmt.Println(string(resp.Body))
 	// Output:
 	// true warmer
-	// false
+	// false (none)
+	// false (none)
+	// true warmer
 }
 
 // With the breakers on (ROUTEMASTER_ENABLE_API_CLIENT_CIRCUIT), a host that keeps failing is

@@ -3,6 +3,9 @@ package apiclient
 import (
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,10 +17,13 @@ type metrics struct {
 	duration *prometheus.HistogramVec
 	rejected *prometheus.CounterVec
 	state    *prometheus.GaugeVec
+	breakers prometheus.Gauge
+	hosts    *hostLabels
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, hosts *hostLabels) (*metrics, error) {
 	m := &metrics{
+		hosts: hosts,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "drain_apiclient_requests_total",
 			Help: "Requests sent to origins, one per attempt, by host, method and outcome class (2xx..5xx, timeout, error, too_large, canceled).",
@@ -29,12 +35,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"host", "class"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "drain_apiclient_rejected_total",
-			Help: "Requests refused without being sent, by host and reason (circuit_open, host_not_allowed).",
+			Help: "Requests refused without being sent, by host and reason (circuit_open, host_not_allowed, address_not_allowed); a refused host is labelled other unless requests were sent to it.",
 		}, []string{"host", "reason"}),
 		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "drain_apiclient_breaker_state",
-			Help: "Circuit breaker state per origin host: 0 closed, 1 half-open, 2 open.",
+			Help: "Circuit breaker state per origin host: 0 closed, 1 half-open, 2 open; host other is the worst state of the breakers of hosts without a label of their own.",
 		}, []string{"host"}),
+		breakers: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "drain_apiclient_breakers",
+			Help: "Circuit breakers held in memory (one per recently used host, bounded by DRAIN_BREAKER_MAX_HOSTS, plus the shared other breaker).",
+		}),
 	}
 	if reg == nil {
 		return m, nil
@@ -49,6 +59,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	if err == nil {
 		m.state, err = register(reg, m.state)
+	}
+	if err == nil {
+		m.breakers, err = register(reg, m.breakers)
 	}
 	return m, err
 }
@@ -68,20 +81,80 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 	return c, nil
 }
 
+// observe counts one request sent to host: host gets a label of its own if there is room.
 func (m *metrics) observe(host, method, class string, d time.Duration) {
-	m.requests.WithLabelValues(host, method, class).Inc()
-	m.duration.WithLabelValues(host, class).Observe(d.Seconds())
+	label := m.hosts.admit(host)
+	m.requests.WithLabelValues(label, method, class).Inc()
+	m.duration.WithLabelValues(label, class).Observe(d.Seconds())
 }
 
-func (m *metrics) reject(host, reason string) { m.rejected.WithLabelValues(host, reason).Inc() }
+// reject counts a request refused before it was sent. It never gives host a label of its
+// own: a host that only ever gets refused stays under OtherHost.
+func (m *metrics) reject(host, reason string) {
+	m.rejected.WithLabelValues(m.hosts.existing(host), reason).Inc()
+}
 
-func (m *metrics) breakerState(host string, s gobreaker.State) {
-	v := StateClosed
+// breakerState sets the state gauge of a label (a host's own, or OtherHost).
+func (m *metrics) breakerState(label string, s gobreaker.State) {
+	m.state.WithLabelValues(label).Set(float64(stateValue(s)))
+}
+
+func stateValue(s gobreaker.State) int {
 	switch s {
 	case gobreaker.StateHalfOpen:
-		v = StateHalfOpen
+		return StateHalfOpen
 	case gobreaker.StateOpen:
-		v = StateOpen
+		return StateOpen
 	}
-	m.state.WithLabelValues(host).Set(float64(v))
+	return StateClosed
+}
+
+// hostLabels bounds the values of the host label. The host names of the configuration
+// (exact AllowHosts entries, breaker overrides) always have their own; of the others, the
+// first max that a request is sent to get one, and every later one shares OtherHost. An
+// admitted host keeps its label for the client's life, so series never churn.
+type hostLabels struct {
+	max  int
+	own  sync.Map    // host -> struct{}: hosts with a label of their own
+	full atomic.Bool // max hosts admitted: admit gives OtherHost without locking
+	mu   sync.Mutex  // serialises admissions
+	n    int         // hosts admitted beyond the configured ones, under mu
+}
+
+func newHostLabels(max int, configured []string) *hostLabels {
+	l := &hostLabels{max: max}
+	for _, h := range configured {
+		l.own.Store(strings.ToLower(h), struct{}{})
+	}
+	return l
+}
+
+// admit returns host's label, giving host one of its own while fewer than max were given.
+func (l *hostLabels) admit(host string) string {
+	if _, ok := l.own.Load(host); ok {
+		return host
+	}
+	if l.full.Load() {
+		return OtherHost
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.own.Load(host); ok {
+		return host
+	}
+	if l.n >= l.max {
+		l.full.Store(true)
+		return OtherHost
+	}
+	l.own.Store(host, struct{}{})
+	l.n++
+	return host
+}
+
+// existing returns host's label without admitting it: host if it has one, else OtherHost.
+func (l *hostLabels) existing(host string) string {
+	if _, ok := l.own.Load(host); ok {
+		return host
+	}
+	return OtherHost
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -27,7 +28,16 @@ const (
 	DefaultConcurrency = 20
 	// DefaultDiscoverTTL is how long Discover remembers a root document.
 	DefaultDiscoverTTL = 5 * time.Minute
+	// DefaultMetricsMaxHosts is how many origin hosts get a host label value of their own
+	// (DRAIN_METRICS_MAX_HOSTS); the others share OtherHost.
+	DefaultMetricsMaxHosts = 100
 )
+
+// OtherHost is the host label value, and the name of the shared circuit breaker, of the hosts
+// beyond the bounds (Options.MetricsMaxHosts, BreakerOptions.MaxHosts), and the host label of
+// every request refused before it reached a host of its own. Host names come from event data,
+// so they never grow a metric or a map without bound.
+const OtherHost = "other"
 
 // Defaults of BreakerOptions: the gem's circuit breaker settings
 // (ROUTEMASTER_CIRCUIT_BREAKER_*).
@@ -40,6 +50,9 @@ const (
 	DefaultVolumeThreshold = 50
 	// DefaultErrorThreshold is the percentage of failed requests that opens a circuit.
 	DefaultErrorThreshold = 50
+	// DefaultBreakerMaxHosts is how many hosts have a circuit breaker of their own
+	// (DRAIN_BREAKER_MAX_HOSTS), besides those with an override in BreakerOptions.Hosts.
+	DefaultBreakerMaxHosts = 1000
 )
 
 // Options configure a Client (New). Every field is optional: the zero value is a client
@@ -61,10 +74,16 @@ type Options struct {
 	// system roots (only used with VerifyTLS).
 	RootCAs *x509.CertPool
 	// Auth is the per-host Basic auth (ROUTEMASTER_CACHE_AUTH): the first rule whose Host
-	// matches the whole host name wins; a host that matches none gets no Authorization.
+	// matches the whole host name wins; a host that matches none gets no Authorization. The
+	// credentials are sent over https only, unless AuthOverHTTP.
 	Auth []AuthRule
+	// AuthOverHTTP lets Auth's credentials travel over plain http
+	// (DRAIN_WARM_AUTH_OVER_HTTP=true). Off, an http URL whose host matches a rule is sent
+	// without Authorization, and New's client logs one warning per rule.
+	AuthOverHTTP bool
 	// AllowHosts are the hosts the client may reach (DRAIN_WARM_ALLOW_HOSTS): "example.com"
-	// exactly, "*.example.com" any host below example.com. Empty allows every host.
+	// exactly, "*.example.com" any host below example.com. Empty allows every host. Whatever
+	// it says, the client never connects to a link-local address (ErrAddressNotAllowed).
 	AllowHosts []string
 	// MaxBody is the largest response body read, in bytes (default DefaultMaxBody); a larger
 	// one is ErrTooLarge. Negative means no limit.
@@ -79,8 +98,20 @@ type Options struct {
 	DiscoverTTL time.Duration
 	// Transport, when set, is used (for example with custom dialing or connection limits)
 	// instead of a clone of http.DefaultTransport. Its TLS settings are replaced by
-	// VerifyTLS and RootCAs.
+	// VerifyTLS and RootCAs. Without a DialContext it gets the client's dialer, which refuses
+	// link-local addresses before connecting; its own DialContext (and DialTLSContext) is
+	// wrapped instead, and a connection it made to a link-local address is closed before
+	// anything is sent on it.
 	Transport *http.Transport
+	// Resolver resolves origin host names for the client's dialer (default
+	// net.DefaultResolver). The link-local check applies to the addresses it returns, at
+	// every connection, so a name that later resolves elsewhere (DNS rebinding) is checked
+	// again.
+	Resolver *net.Resolver
+	// MetricsMaxHosts is how many origin hosts get a host label value of their own (default
+	// DefaultMetricsMaxHosts): the exact host names of AllowHosts and Breaker.Hosts, then
+	// the first MetricsMaxHosts others a request was sent to; the rest share OtherHost.
+	MetricsMaxHosts int
 	// Logger receives the client's warnings (default slog.Default()). Credentials are never
 	// logged.
 	Logger *slog.Logger
@@ -116,8 +147,14 @@ type BreakerOptions struct {
 	// (default DefaultErrorThreshold).
 	ErrorThreshold int
 	// Hosts override the settings by host name, compared case-insensitively
-	// (<host>.ROUTEMASTER_CIRCUIT_BREAKER_*).
+	// (<host>.ROUTEMASTER_CIRCUIT_BREAKER_*). Each of them always has a breaker of its own.
 	Hosts map[string]BreakerSettings
+	// MaxHosts is how many other hosts have a breaker of their own (default
+	// DefaultBreakerMaxHosts). A breaker that is not open and was not used for its
+	// TimeWindow is dropped when a new host needs room (its counts have expired by then);
+	// while every slot is busy, a new host shares the OtherHost breaker. Each breaker costs
+	// about 2 KiB.
+	MaxHosts int
 }
 
 // BreakerSettings are the settings of one host's circuit breaker; see BreakerOptions.
@@ -161,7 +198,23 @@ func (b BreakerOptions) withDefaults() BreakerOptions {
 	if b.ErrorThreshold == 0 {
 		b.ErrorThreshold = DefaultErrorThreshold
 	}
+	if b.MaxHosts == 0 {
+		b.MaxHosts = DefaultBreakerMaxHosts
+	}
 	return b
+}
+
+// configured reports whether host has an override in Hosts (case-insensitively).
+func (b BreakerOptions) configured(host string) bool {
+	if _, ok := b.Hosts[host]; ok {
+		return true
+	}
+	for h := range b.Hosts {
+		if strings.EqualFold(h, host) {
+			return true
+		}
+	}
+	return false
 }
 
 // fill returns s with its zero fields taken from def.
@@ -212,6 +265,9 @@ func (o Options) withDefaults() Options {
 	if o.DiscoverTTL == 0 {
 		o.DiscoverTTL = DefaultDiscoverTTL
 	}
+	if o.MetricsMaxHosts == 0 {
+		o.MetricsMaxHosts = DefaultMetricsMaxHosts
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -227,6 +283,10 @@ func (o Options) validate() error {
 		return fmt.Errorf("apiclient: Options.Concurrency %d must be at least 1", o.Concurrency)
 	case o.DiscoverTTL < 0:
 		return fmt.Errorf("apiclient: Options.DiscoverTTL %v must not be negative", o.DiscoverTTL)
+	case o.MetricsMaxHosts < 1:
+		return fmt.Errorf("apiclient: Options.MetricsMaxHosts %d must be at least 1", o.MetricsMaxHosts)
+	case o.Breaker.MaxHosts < 1:
+		return fmt.Errorf("apiclient: Options.Breaker.MaxHosts %d must be at least 1", o.Breaker.MaxHosts)
 	}
 	for i, r := range o.Auth {
 		if r.Host == nil {

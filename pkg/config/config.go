@@ -1,9 +1,12 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
+	"io/fs"
 	"net/url"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -47,6 +50,7 @@ type Receiver struct {
 	TLSCert        string        // DRAIN_INGEST_TLS_CERT: certificate file for HTTPS
 	TLSKey         string        // DRAIN_INGEST_TLS_KEY: key file for HTTPS
 	SiphonTopics   []string      // DRAIN_SIPHON_TOPICS: topics sent to <prefix>.siphon.<topic>
+	MaxTopics      int           // DRAIN_METRICS_MAX_TOPICS: topics with a metric label of their own
 }
 
 // Consumer configures the durable JetStream consumer of a filter or warmer, shared by the
@@ -159,6 +163,7 @@ func Load(service Service, environ []string) (*Config, error) {
 		}
 	}
 	r := reader{env: env, service: service}
+	r.readSecretFiles()
 	c := &Config{}
 
 	c.NATS = stream.ConnectOptions{URL: r.str("NATS_URL"), Creds: r.str("NATS_CREDS"), TLSCA: r.str("NATS_TLS_CA"), TLSCert: r.str("NATS_TLS_CERT"), TLSKey: r.str("NATS_TLS_KEY")}
@@ -216,6 +221,7 @@ func Load(service Service, environ []string) (*Config, error) {
 		TLSCert:        r.str("DRAIN_INGEST_TLS_CERT"),
 		TLSKey:         r.str("DRAIN_INGEST_TLS_KEY"),
 		SiphonTopics:   r.list("DRAIN_SIPHON_TOPICS"),
+		MaxTopics:      r.intIn("DRAIN_METRICS_MAX_TOPICS", 1, 1<<16),
 	}
 	if service == Ingest && len(c.Ingest.Tokens) == 0 {
 		r.fail("ROUTEMASTER_DRAIN_TOKENS", "is required: a comma-separated list of the tokens the bus authenticates with")
@@ -240,17 +246,20 @@ func Load(service Service, environ []string) (*Config, error) {
 
 	b := r.breaker("")
 	c.Fetch = apiclient.Options{
-		Auth:      r.auth("ROUTEMASTER_CACHE_AUTH"),
-		Timeout:   r.seconds("ROUTEMASTER_CACHE_TIMEOUT"),
-		VerifyTLS: r.str("ROUTEMASTER_CACHE_VERIFY_SSL") == "true",
-		UserAgent: r.str("ROUTEMASTER_API_CLIENT_USER_AGENT"),
+		Auth:         r.auth("ROUTEMASTER_CACHE_AUTH"),
+		AuthOverHTTP: r.boolean("DRAIN_WARM_AUTH_OVER_HTTP"),
+		Timeout:      r.seconds("ROUTEMASTER_CACHE_TIMEOUT"),
+		VerifyTLS:    r.str("ROUTEMASTER_CACHE_VERIFY_SSL") == "true",
+		UserAgent:    r.str("ROUTEMASTER_API_CLIENT_USER_AGENT"),
 		Breaker: apiclient.BreakerOptions{
 			Enabled:     yes(r.str("ROUTEMASTER_ENABLE_API_CLIENT_CIRCUIT")),
 			SleepWindow: b.SleepWindow, TimeWindow: b.TimeWindow, VolumeThreshold: b.VolumeThreshold, ErrorThreshold: b.ErrorThreshold,
-			Hosts: map[string]apiclient.BreakerSettings{},
+			Hosts:    map[string]apiclient.BreakerSettings{},
+			MaxHosts: r.intIn("DRAIN_BREAKER_MAX_HOSTS", 1, 1<<20),
 		},
-		AllowHosts: r.list("DRAIN_WARM_ALLOW_HOSTS"),
-		MaxBody:    int64(r.intIn("DRAIN_WARM_MAX_BODY", 1024, 1<<30)),
+		AllowHosts:      r.list("DRAIN_WARM_ALLOW_HOSTS"),
+		MaxBody:         int64(r.intIn("DRAIN_WARM_MAX_BODY", 1024, 1<<30)),
+		MetricsMaxHosts: r.intIn("DRAIN_METRICS_MAX_HOSTS", 1, 1<<16),
 	}
 	for k := range env {
 		if !lookupVar("ROUTEMASTER_CIRCUIT_BREAKER_SLEEP_WINDOW").readBy(service) {
@@ -311,6 +320,35 @@ type reader struct {
 func (r *reader) fail(name, msg string) {
 	if r.err == nil {
 		r.err = &VarError{Name: name, Msg: msg}
+	}
+}
+
+// readSecretFiles replaces, for every secret variable the service reads, a <NAME>_FILE
+// setting by the file's content (one final newline taken off), so the rest of Load sees it as
+// <NAME>. Both set is an error naming both; an unreadable file is an error naming the variable
+// and the path, never the content.
+func (r *reader) readSecretFiles() {
+	for _, v := range Vars {
+		fileVar := v.Name + FileSuffix
+		path := strings.TrimSpace(r.env[fileVar])
+		if !v.Secret || path == "" || !v.readBy(r.service) {
+			continue
+		}
+		if strings.TrimSpace(r.env[v.Name]) != "" {
+			r.fail(fileVar, fmt.Sprintf("%s and %s are both set: set only one", v.Name, fileVar))
+			continue
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			r.fail(fileVar, fmt.Sprintf("cannot read %s: %v", path, err))
+			continue
+		}
+		s := strings.TrimSuffix(string(b), "\n")
+		r.env[v.Name] = strings.TrimSuffix(s, "\r")
 	}
 }
 
@@ -401,7 +439,11 @@ func (r *reader) httpURL(name string) string {
 	}
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		r.fail(name, fmt.Sprintf("%q must be an absolute http(s) URL", s))
+		shown := fmt.Sprintf("%q", s)
+		if lookupVar(name).Secret { // the URL may carry credentials: never echo it
+			shown = "the value"
+		}
+		r.fail(name, shown+" must be an absolute http(s) URL")
 	}
 	return s
 }
@@ -444,15 +486,17 @@ func (r *reader) redis(name, raw string) Redis {
 
 func (r *reader) auth(name string) []apiclient.AuthRule {
 	var rules []apiclient.AuthRule
-	for _, entry := range r.list(name) {
+	// Errors name an entry by its position and show at most its host pattern: the rest is a
+	// credential.
+	for i, entry := range r.list(name) {
 		parts := strings.SplitN(entry, ":", 3)
 		if len(parts) != 3 || parts[0] == "" {
-			r.fail(name, fmt.Sprintf("entry %q must be host-regexp:user:password", entry))
+			r.fail(name, fmt.Sprintf("entry %d must be host-regexp:user:password", i+1))
 			return nil
 		}
 		re, err := regexp.Compile(`^(?:` + parts[0] + `)$`)
 		if err != nil {
-			r.fail(name, fmt.Sprintf("entry %q: bad host pattern: %v", entry, err))
+			r.fail(name, fmt.Sprintf("entry %d: bad host pattern %q: %v", i+1, parts[0], err))
 			return nil
 		}
 		rules = append(rules, apiclient.AuthRule{Host: re, User: parts[1], Password: parts[2]})

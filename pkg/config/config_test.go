@@ -85,6 +85,9 @@ func TestLoadErrors(t *testing.T) {
 		{Warmer, []string{"ROUTEMASTER_CACHE_AUTH=(bad:u:p"}, "ROUTEMASTER_CACHE_AUTH"},
 		{Warmer, []string{"ROUTEMASTER_CACHE_TIMEOUT=0"}, "ROUTEMASTER_CACHE_TIMEOUT"},
 		{Warmer, []string{"api.test.ROUTEMASTER_CIRCUIT_BREAKER_ERROR_THRESHOLD=150"}, "api.test.ROUTEMASTER_CIRCUIT_BREAKER_ERROR_THRESHOLD"},
+		{Warmer, []string{"DRAIN_METRICS_MAX_HOSTS=0"}, "DRAIN_METRICS_MAX_HOSTS"},
+		{Warmer, []string{"DRAIN_BREAKER_MAX_HOSTS=lots"}, "DRAIN_BREAKER_MAX_HOSTS"},
+		{Warmer, []string{"DRAIN_WARM_AUTH_OVER_HTTP=YES"}, "DRAIN_WARM_AUTH_OVER_HTTP"},
 		{Sweeper, []string{"DRAIN_SWEEP_WEBHOOK_URL=ftp://x"}, "DRAIN_SWEEP_WEBHOOK_URL"},
 		{Sweeper, []string{"DRAIN_SWEEP_PUBLISH=false"}, "DRAIN_SWEEP_PUBLISH"},
 		{Drainctl, []string{"DRAIN_STATUS_ADMIN_URLS=http://filter:9091"}, "DRAIN_STATUS_ADMIN_URLS"},
@@ -226,6 +229,15 @@ func TestCircuitBreakerOverrides(t *testing.T) {
 	}
 	if d := c.Fetch.Breaker.For("other.test"); d.SleepWindow != 60*time.Second || d.VolumeThreshold != 10 {
 		t.Errorf("default breaker = %+v", d)
+	}
+}
+
+// The bounds on host names from event data and the plain-http auth switch reach the API
+// client's options.
+func TestFetchBounds(t *testing.T) {
+	f := Default(Warmer, "DRAIN_METRICS_MAX_HOSTS=7", "DRAIN_BREAKER_MAX_HOSTS=9", "DRAIN_WARM_AUTH_OVER_HTTP=true").Fetch
+	if f.MetricsMaxHosts != 7 || f.Breaker.MaxHosts != 9 || !f.AuthOverHTTP {
+		t.Errorf("Fetch = MetricsMaxHosts %d, Breaker.MaxHosts %d, AuthOverHTTP %v", f.MetricsMaxHosts, f.Breaker.MaxHosts, f.AuthOverHTTP)
 	}
 }
 

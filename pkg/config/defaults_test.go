@@ -41,7 +41,8 @@ func TestLibraryDefaults(t *testing.T) {
 		}
 		f := c.Fetch
 		if f.Timeout != apiclient.DefaultTimeout || f.UserAgent != apiclient.DefaultUserAgent || f.MaxBody != apiclient.DefaultMaxBody ||
-			f.VerifyTLS || f.Breaker.Enabled || len(f.Auth) != 0 || len(f.AllowHosts) != 0 || len(f.Breaker.Hosts) != 0 {
+			f.VerifyTLS || f.Breaker.Enabled || len(f.Auth) != 0 || len(f.AllowHosts) != 0 || len(f.Breaker.Hosts) != 0 ||
+			f.AuthOverHTTP || f.MetricsMaxHosts != apiclient.DefaultMetricsMaxHosts || f.Breaker.MaxHosts != apiclient.DefaultBreakerMaxHosts {
 			t.Errorf("%s: Fetch = %+v, want the apiclient defaults", svc, f)
 		}
 		if got, want := f.Breaker.For("any.test"), (apiclient.BreakerOptions{}).For("any.test"); got != want {

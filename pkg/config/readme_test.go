@@ -7,7 +7,8 @@ import (
 )
 
 // TestREADMEListsEveryVariable keeps the README's configuration table true: every variable
-// the code reads is documented there with its default.
+// the code reads is documented there with its default, secret ones marked *secret* (they
+// may come from <NAME>_FILE).
 func TestREADMEListsEveryVariable(t *testing.T) {
 	b, err := os.ReadFile("../../README.md")
 	if err != nil {
@@ -23,6 +24,10 @@ func TestREADMEListsEveryVariable(t *testing.T) {
 		}
 		if v.Default != "" && !strings.HasPrefix(readme[i+len(row):], "`"+v.Default+"`") {
 			t.Errorf("README row of %s does not show the default %q", v.Name, v.Default)
+		}
+		line, _, _ := strings.Cut(readme[i:], "\n")
+		if v.Secret != strings.Contains(line, "*secret*") {
+			t.Errorf("README row of %s and the variable disagree on *secret* (secret: %v)", v.Name, v.Secret)
 		}
 	}
 }

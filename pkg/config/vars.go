@@ -34,7 +34,15 @@ type Var struct {
 	Required []Service
 	Services []Service // nil means every service
 	Help     string
+	// Secret marks a value that carries credentials. Load then also reads <Name>_FILE: the
+	// name of a file whose content, without a final newline, is the value (Docker and
+	// Kubernetes secrets are files). Setting both is an error; Usage lists the _FILE variant.
+	Secret bool
 }
+
+// FileSuffix is appended to a secret variable's name to name the file holding its value
+// (ROUTEMASTER_CACHE_AUTH_FILE=/run/secrets/cache-auth).
+const FileSuffix = "_FILE"
 
 var (
 	all      = []Service(nil)
@@ -43,6 +51,7 @@ var (
 	cachers  = []Service{Filter, Warmer, Drainctl}
 	fetchers = []Service{Warmer, Drainctl}
 	consumer = []Service{Filter, Warmer}
+	retriers = []Service{Filter, Warmer, Sweeper}
 	sweepers = []Service{Sweeper, Drainctl}
 )
 
@@ -55,7 +64,7 @@ var (
 // libraries' options (file storage, DLQ kept until replayed, TLS verification and breakers
 // off).
 var Vars = []Var{
-	{Name: "NATS_URL", Default: stream.DefaultURL, Services: all, Help: "NATS server URL(s), comma separated; user:password@ or token@ in the URL authenticate; tls:// forces TLS"},
+	{Name: "NATS_URL", Default: stream.DefaultURL, Services: all, Help: "NATS server URL(s), comma separated; user:password@ or token@ in the URL authenticate; tls:// forces TLS", Secret: true},
 	{Name: "NATS_CREDS", Services: all, Help: "path of a NATS credentials (.creds) file"},
 	{Name: "NATS_TLS_CA", Services: all, Help: "path of a PEM CA bundle to verify the NATS server"},
 	{Name: "NATS_TLS_CERT", Services: all, Help: "path of a PEM client certificate for NATS (with NATS_TLS_KEY)"},
@@ -70,7 +79,7 @@ var Vars = []Var{
 	{Name: "DRAIN_LOG_LEVEL", Default: "info", Services: all, Help: "debug, info, warn or error (JSON logs on stderr)"},
 	{Name: "DRAIN_SHUTDOWN_TIMEOUT", Default: "25s", Services: all, Help: "how long SIGTERM waits for in-flight work"},
 
-	{Name: "ROUTEMASTER_DRAIN_TOKENS", Required: []Service{Ingest}, Services: ingest, Help: "comma-separated tokens the bus authenticates with (the Basic-auth username); trimmed, empty ones ignored"},
+	{Name: "ROUTEMASTER_DRAIN_TOKENS", Required: []Service{Ingest}, Services: ingest, Help: "comma-separated tokens the bus authenticates with (the Basic-auth username); trimmed, empty ones ignored", Secret: true},
 	{Name: "DRAIN_INGEST_ADDR", Default: ":8080", Services: ingest, Help: "ingest listen address"},
 	{Name: "DRAIN_INGEST_PATH", Default: "/events", Services: ingest, Help: "path the bus posts to (with or without a trailing /)"},
 	{Name: "DRAIN_INGEST_MAX_BODY", Default: "1048576", Services: ingest, Help: "largest accepted body in bytes (413 beyond)"},
@@ -80,30 +89,32 @@ var Vars = []Var{
 	{Name: "DRAIN_INGEST_RETRY_AFTER", Default: "5", Services: ingest, Help: "seconds in the Retry-After header of a 503"},
 	{Name: "DRAIN_INGEST_TLS_CERT", Services: ingest, Help: "PEM certificate file: serve HTTPS (with DRAIN_INGEST_TLS_KEY)"},
 	{Name: "DRAIN_INGEST_TLS_KEY", Services: ingest, Help: "PEM key file of DRAIN_INGEST_TLS_CERT"},
+	{Name: "DRAIN_METRICS_MAX_TOPICS", Default: "100", Services: []Service{Ingest}, Help: "most topics with a topic label of their own in drain_ingest_events_total (the first ones seen); the others share 'other'"},
 	{Name: "DRAIN_SIPHON_TOPICS", Services: ingest, Help: "comma-separated topics routed to <prefix>.siphon.<topic> instead of the filter"},
 
 	{Name: "DRAIN_ADMIN_ADDR", Override: map[Service]string{Ingest: ":9090", Filter: ":9091", Warmer: ":9092", Sweeper: ":9093"},
 		Services: []Service{Ingest, Filter, Warmer, Sweeper}, Help: "admin listen address for /healthz, /readyz, /metrics, served from the start (ingest :9090, filter :9091, warmer :9092, sweeper :9093)"},
 	{Name: "DRAIN_PPROF", Default: "false", Services: []Service{Ingest, Filter, Warmer, Sweeper}, Help: "serve the Go profiler (net/http/pprof) on the admin address under /debug/pprof/ when true; off by default (profiles show internals and cost CPU while taken)"},
-	{Name: "ROUTEMASTER_DRAIN_REDIS", Default: "redis://127.0.0.1:6379/0", Services: redisers, Help: "Redis for filter state and the dirty map: redis[s]://[user:pass@]host:port/db[/namespace][?go-redis options] (namespace default " + DefaultNamespace + "); several comma-separated URLs (db 0) are Redis Cluster seed nodes; ?master_name=M names Sentinels"},
-	{Name: "ROUTEMASTER_CACHE_REDIS", Services: cachers, Help: "Redis for the cache, same form, a list for Redis Cluster (default: ROUTEMASTER_DRAIN_REDIS)"},
+	{Name: "ROUTEMASTER_DRAIN_REDIS", Default: "redis://127.0.0.1:6379/0", Services: redisers, Help: "Redis for filter state and the dirty map: redis[s]://[user:pass@]host:port/db[/namespace][?go-redis options] (namespace default " + DefaultNamespace + "); several comma-separated URLs (db 0) are Redis Cluster seed nodes; ?master_name=M names Sentinels", Secret: true},
+	{Name: "ROUTEMASTER_CACHE_REDIS", Services: cachers, Help: "Redis for the cache, same form, a list for Redis Cluster (default: ROUTEMASTER_DRAIN_REDIS)", Secret: true},
 	{Name: "ROUTEMASTER_CACHE_EXPIRY", Default: seconds(cache.DefaultExpiry), Services: redisers, Help: "TTL in whole seconds of cache entries and filter state (90 days)"},
 
 	{Name: "DRAIN_CACHE_MODE", Default: "off", Services: []Service{Filter}, Help: "off (Mapping), bust (CacheBusting) or warm (Caching: also publish warm requests)"},
 	{Name: "DRAIN_FILTER_DIRTY", Default: "true", Services: []Service{Filter}, Help: "mark fresh non-noop events' URLs in the dirty map"},
 	{Name: "DRAIN_CONCURRENCY", Default: "32", Services: consumer, Help: "messages a filter or warmer process handles at once (fetches, for a warmer); both wait on network round trips, so 32 by default"},
 	{Name: "DRAIN_MAX_ACK_PENDING", Default: strconv.Itoa(stream.DefaultMaxAckPending), Services: consumer, Help: "JetStream MaxAckPending of the durable consumer (shared by replicas)"},
-	{Name: "DRAIN_MAX_DELIVER", Default: strconv.Itoa(stream.DefaultMaxDeliver), Services: consumer, Help: "deliveries of a message before it is dead-lettered"},
+	{Name: "DRAIN_MAX_DELIVER", Default: strconv.Itoa(stream.DefaultMaxDeliver), Services: retriers, Help: "deliveries of a message before it is dead-lettered (sweeper: webhook refusals of one URL)"},
 	{Name: "DRAIN_ACK_WAIT", Default: goDuration(stream.DefaultAckWait), Services: consumer, Help: "JetStream AckWait: an unacked message is redelivered after it"},
-	{Name: "DRAIN_RETRY_BACKOFF", Default: goDuration(stream.DefaultBackoff), Services: consumer, Help: "first retry delay; doubles per delivery up to DRAIN_RETRY_BACKOFF_MAX"},
-	{Name: "DRAIN_RETRY_BACKOFF_MAX", Default: goDuration(stream.DefaultBackoffMax), Services: consumer, Help: "longest retry delay"},
+	{Name: "DRAIN_RETRY_BACKOFF", Default: goDuration(stream.DefaultBackoff), Services: retriers, Help: "first retry delay (sweeper: of a URL the webhook refused); doubles per delivery up to DRAIN_RETRY_BACKOFF_MAX"},
+	{Name: "DRAIN_RETRY_BACKOFF_MAX", Default: goDuration(stream.DefaultBackoffMax), Services: retriers, Help: "longest retry delay"},
 
 	{Name: "ROUTEMASTER_QUEUE_NAME", Default: "routemaster", Services: []Service{Warmer}, Help: "name of the warmers' shared durable consumer (prefixed by DRAIN_PREFIX)"},
 	{Name: "DRAIN_WARM_HOST_CONCURRENCY", Default: "32", Services: []Service{Warmer}, Help: "most fetches at once per origin host, per process"},
-	{Name: "DRAIN_WARM_ALLOW_HOSTS", Services: fetchers, Help: "comma-separated host names (or *.domain) the warmer may fetch; empty allows every host"},
+	{Name: "DRAIN_WARM_ALLOW_HOSTS", Services: fetchers, Help: "comma-separated host names (or *.domain) the warmer may fetch; empty allows every host (the warmer warns); link-local addresses are never fetched"},
 	{Name: "DRAIN_WARM_MAX_BODY", Default: strconv.FormatInt(apiclient.DefaultMaxBody, 10), Services: fetchers, Help: "largest resource body fetched, in bytes"},
 	{Name: "DRAIN_WARM_COALESCE", Default: "200ms", Services: []Service{Warmer}, Help: "least time between two fetches of one URL by one process"},
-	{Name: "ROUTEMASTER_CACHE_AUTH", Services: fetchers, Help: "per-host Basic auth: host-regexp:user:pass,... (first match wins; whole host must match)"},
+	{Name: "ROUTEMASTER_CACHE_AUTH", Services: fetchers, Help: "per-host Basic auth: host-regexp:user:pass,... (first match wins; whole host must match)", Secret: true},
+	{Name: "DRAIN_WARM_AUTH_OVER_HTTP", Default: "false", Services: fetchers, Help: "also send ROUTEMASTER_CACHE_AUTH credentials to plain http URLs (by default only https ones get them)"},
 	{Name: "ROUTEMASTER_CACHE_TIMEOUT", Default: seconds(apiclient.DefaultTimeout), Services: fetchers, Help: "origin timeout in seconds (float)"},
 	{Name: "ROUTEMASTER_CACHE_VERIFY_SSL", Default: "false", Services: fetchers, Help: "verify origin TLS certificates only when exactly 'true'"},
 	{Name: "ROUTEMASTER_API_CLIENT_USER_AGENT", Default: apiclient.DefaultUserAgent, Services: fetchers, Help: "User-Agent sent to origins"},
@@ -112,12 +123,14 @@ var Vars = []Var{
 	{Name: "ROUTEMASTER_CIRCUIT_BREAKER_TIME_WINDOW", Default: seconds(apiclient.DefaultTimeWindow), Services: fetchers, Help: "seconds over which the error rate is counted"},
 	{Name: "ROUTEMASTER_CIRCUIT_BREAKER_VOLUME_THRESHOLD", Default: strconv.Itoa(apiclient.DefaultVolumeThreshold), Services: fetchers, Help: "least requests in the window before the circuit may open"},
 	{Name: "ROUTEMASTER_CIRCUIT_BREAKER_ERROR_THRESHOLD", Default: strconv.Itoa(apiclient.DefaultErrorThreshold), Services: fetchers, Help: "percentage of errors that opens the circuit"},
+	{Name: "DRAIN_BREAKER_MAX_HOSTS", Default: strconv.Itoa(apiclient.DefaultBreakerMaxHosts), Services: fetchers, Help: "most origin hosts with a circuit breaker of their own (<host>. overrides not counted); an open breaker is kept, one idle for its time window makes room, else new hosts share the breaker 'other'"},
+	{Name: "DRAIN_METRICS_MAX_HOSTS", Default: strconv.Itoa(apiclient.DefaultMetricsMaxHosts), Services: fetchers, Help: "most origin hosts with a host label of their own in drain_apiclient_* (exact DRAIN_WARM_ALLOW_HOSTS entries and <host>. overrides always have one); the others share 'other'"},
 
 	{Name: "DRAIN_SWEEP_INTERVAL", Default: "5m", Services: []Service{Sweeper}, Help: "sweeper period (Go duration)"},
 	{Name: "DRAIN_SWEEP_BATCH", Default: "100", Services: sweepers, Help: "URLs leased and handed on per batch"},
 	{Name: "DRAIN_SWEEP_LEASE", Default: goDuration(dirty.DefaultLeaseTTL), Services: sweepers, Help: "how long a leased URL stays out of the map before it returns (crash safety)"},
 	{Name: "DRAIN_SWEEP_PUBLISH", Default: "true", Services: []Service{Sweeper}, Help: "hand swept URLs to <prefix>.swept"},
-	{Name: "DRAIN_SWEEP_WEBHOOK_URL", Services: []Service{Sweeper}, Help: "also POST each swept batch (JSON array of URLs) here; 2xx means done"},
+	{Name: "DRAIN_SWEEP_WEBHOOK_URL", Services: []Service{Sweeper}, Help: "also POST each swept batch (JSON array of URLs) here; 2xx means done, a 4xx (but 401, 403, 404, 405, 407, 408, 429) refuses URLs of it", Secret: true},
 
 	{Name: "DRAIN_INGEST_URL", Default: "http://127.0.0.1:8080/events", Services: []Service{Drainctl}, Help: "drainctl send: where ingest listens"},
 	{Name: "DRAIN_STATUS_ADMIN_URLS", Services: []Service{Drainctl}, Help: "drainctl status and console: comma-separated name=URL of each service's admin address (filter=http://filter:9091,...); each /readyz is reported, each /metrics read for circuit breakers"},
@@ -168,7 +181,8 @@ func (v Var) requiredBy(s Service) bool {
 	return false
 }
 
-// Usage writes the variables service reads, with defaults and meanings, for -h.
+// Usage writes the variables service reads, with defaults and meanings, for -h, and the
+// <NAME>_FILE variant of each secret one.
 func Usage(w io.Writer, service Service) {
 	fmt.Fprintf(w, "Environment variables read by %s:\n", service)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -184,6 +198,9 @@ func Usage(w io.Writer, service Service) {
 			def = "(empty)"
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", v.Name, def, v.Help)
+		if v.Secret {
+			fmt.Fprintf(tw, "  %s\t(empty)\tfile holding %s (secret: its content without a final newline; not with %s)\n", v.Name+FileSuffix, v.Name, v.Name)
+		}
 	}
 	tw.Flush()
 	if service == Warmer || service == Drainctl {

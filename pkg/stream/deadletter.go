@@ -39,9 +39,42 @@ const (
 // JetStream to acknowledge it. Its Nats-Msg-Id derives from the original stream and sequence,
 // so dead-lettering the same message twice stores it once.
 func DeadLetter(ctx context.Context, js jetstream.JetStream, subject string, msg Msg, cause error, deliveries uint64) error {
+	l := Letter{OrigSubject: msg.Subject(), Data: msg.Data(), Header: msg.Headers(), ID: MsgID(msg.Subject(), msg.Data())}
+	if md, err := msg.Metadata(); err == nil {
+		l.origStream, l.origSeq = md.Stream, md.Sequence.Stream
+		l.ID = fmt.Sprintf("%s-%d", md.Stream, md.Sequence.Stream)
+	}
+	return DeadLetterData(ctx, js, subject, l, cause, deliveries)
+}
+
+// Letter is work that failed for good, for DeadLetterData: a message that never was a
+// JetStream message, such as a URL the sweeper's webhook kept refusing.
+type Letter struct {
+	// OrigSubject is where a replay republishes the letter (Drain-Original-Subject). Empty,
+	// the letter cannot be replayed (DeadLetters.ReplayMsg reports it and keeps it): list it,
+	// deal with it, purge it.
+	OrigSubject string
+	// Data is the body stored.
+	Data []byte
+	// Header holds the letter's own headers; the Drain-* ones are added (a Nats-Msg-Id is
+	// dropped).
+	Header nats.Header
+	// ID identifies the work: dead-lettering the same ID on the same stage twice within the
+	// duplicate window stores it once (Nats-Msg-Id dlq-<stage>-<ID>). Empty, it is
+	// stream.MsgID of the subject and Data.
+	ID string
+
+	origStream string // a JetStream message's stream and sequence (DeadLetter)
+	origSeq    uint64
+}
+
+// DeadLetterData stores l on subject (<prefix>.dlq.<stage>) with the Drain-* headers of
+// every dead letter (the reason, the stage, the attempts made) and waits up to 10 s for
+// JetStream to acknowledge it; drainctl dlq and DeadLetters read it like any other.
+func DeadLetterData(ctx context.Context, js jetstream.JetStream, subject string, l Letter, cause error, attempts uint64) error {
 	out := nats.NewMsg(subject)
-	out.Data = msg.Data()
-	for k, vs := range msg.Headers() {
+	out.Data = l.Data
+	for k, vs := range l.Header {
 		if k == jetstream.MsgIDHeader {
 			continue
 		}
@@ -50,18 +83,22 @@ func DeadLetter(ctx context.Context, js jetstream.JetStream, subject string, msg
 	stage := subject[strings.LastIndexByte(subject, '.')+1:]
 	out.Header.Set(HeaderError, truncate(cause.Error(), 1024))
 	out.Header.Set(HeaderStage, stage)
-	out.Header.Set(HeaderOrigSubject, msg.Subject())
-	out.Header.Set(HeaderDeliveries, strconv.FormatUint(deliveries, 10))
+	if l.OrigSubject != "" {
+		out.Header.Set(HeaderOrigSubject, l.OrigSubject)
+	}
+	out.Header.Set(HeaderDeliveries, strconv.FormatUint(attempts, 10))
 	out.Header.Set(HeaderDeadLetteredAt, time.Now().UTC().Format(time.RFC3339Nano))
-	id := "dlq-" + stage + "-" + MsgID(msg.Subject(), msg.Data())
-	if md, err := msg.Metadata(); err == nil {
-		out.Header.Set(HeaderOrigStream, md.Stream)
-		out.Header.Set(HeaderOrigSequence, strconv.FormatUint(md.Sequence.Stream, 10))
-		id = fmt.Sprintf("dlq-%s-%s-%d", stage, md.Stream, md.Sequence.Stream)
+	if l.origStream != "" {
+		out.Header.Set(HeaderOrigStream, l.origStream)
+		out.Header.Set(HeaderOrigSequence, strconv.FormatUint(l.origSeq, 10))
+	}
+	id := l.ID
+	if id == "" {
+		id = MsgID(subject, l.Data)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_, err := js.PublishMsg(ctx, out, jetstream.WithMsgID(id))
+	_, err := js.PublishMsg(ctx, out, jetstream.WithMsgID("dlq-"+stage+"-"+id))
 	return err
 }
 

@@ -160,3 +160,44 @@ func TestDeadLettersCountByStageAndPage(t *testing.T) {
 		t.Fatalf("count after paging: %d", c)
 	}
 }
+
+// Work that never was a JetStream message is dead-lettered with DeadLetterData: read back
+// like any dead letter, stored once per ID, and kept by a replay when it names no subject.
+func TestDeadLetterData(t *testing.T) {
+	srv := draintest.StartNATS(t)
+	_, js := srv.Connect(t)
+	n := stream.Names{Prefix: "dd"}
+	declare(t, js, n)
+	ctx := context.Background()
+	h := nats.Header{}
+	h.Set("Content-Type", "application/json")
+	h.Set("Nats-Msg-Id", "dropped")
+	l := stream.Letter{Data: []byte(`["https://a.test/1"]`), Header: h, ID: "https://a.test/1"}
+	for range 2 {
+		if err := stream.DeadLetterData(ctx, js, n.Subject(stream.DLQ, "sweep"), l, errors.New("webhook answered 422"), 20); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d, err := stream.OpenDeadLetters(ctx, js, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := d.List(ctx, stream.Selection{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 {
+		t.Fatalf("%d dead letters, want 1 (same ID twice)", len(got))
+	}
+	m := got[0]
+	if m.Stage != "sweep" || m.Error != "webhook answered 422" || m.Deliveries != 20 || string(m.Data) != `["https://a.test/1"]` ||
+		m.OrigSubject != "" || m.Header.Get("Content-Type") != "application/json" || m.DeadLetteredAt.IsZero() {
+		t.Fatalf("dead letter %+v", m)
+	}
+	if r := d.ReplayMsg(ctx, m); r.Err == nil || r.Stream != "" {
+		t.Fatalf("replay of a letter without a subject: %+v", r)
+	}
+	if c, _ := d.Count(ctx, stream.Selection{Stage: "sweep"}); c != 1 {
+		t.Fatalf("%d sweep dead letters after the replay, want 1", c)
+	}
+}

@@ -83,9 +83,10 @@
 // # Dead letters
 //
 // A dead letter is the original message (body and headers) on <prefix>.dlq.<stage> with the
-// Drain-* headers saying why. OpenDeadLetters lists (Each, List, Page for bounded pages),
-// counts (Count, CountByStage), replays and purges them without consuming them (drainctl dlq
-// and the console are thin callers). A replay republishes to the original
+// Drain-* headers saying why. Consume stores them (DeadLetter); work that never was a
+// JetStream message, such as a URL the sweeper's webhook keeps refusing, is stored the same
+// way with DeadLetterData. OpenDeadLetters lists (Each, List, Page for bounded pages), counts (Count, CountByStage), replays and purges them without
+// consuming them (drainctl dlq and the console are thin callers). A replay republishes to the original
 // subject with Drain-Replay-Stream and Drain-Replay-Sequence naming the first message, and
 // deletes the dead letter only after JetStream acknowledged the replay.
 package stream

@@ -40,7 +40,9 @@ func run(ctx context.Context, l *service.Lifecycle) error {
 		subject string
 		prepare func(context.Context) error
 	)
-	if cfg.Sweep.Publish {
+	// NATS carries the swept batches and, with a webhook, the dead letters of the URLs it
+	// keeps refusing.
+	if cfg.Sweep.Publish || cfg.Sweep.WebhookURL != "" {
 		conn := cfg.NATS
 		conn.Name, conn.Log = "drain-sweeper", log
 		nc, njs, err := stream.Connect(conn)
@@ -48,9 +50,12 @@ func run(ctx context.Context, l *service.Lifecycle) error {
 			return err
 		}
 		defer service.CloseNATS(nc, cfg.ShutdownTimeout, log)
-		js, subject = njs, names.Subject(stream.Swept, "")
+		js = njs
 		needs = append(service.NATSNeeds(nc, js, names), needs...)
 		prepare = func(ctx context.Context) error { return stream.DeclareUntil(ctx, js, cfg.Streams, log) }
+	}
+	if cfg.Sweep.Publish {
+		subject = names.Subject(stream.Swept, "")
 		if cfg.Sweep.Lease >= cfg.Streams.DuplicateWindow {
 			log.Warn("DRAIN_SWEEP_LEASE is not shorter than DRAIN_DUPLICATE_WINDOW: a batch taken over from a dead sweeper may be stored twice",
 				"lease", cfg.Sweep.Lease, "duplicate_window", cfg.Streams.DuplicateWindow)
@@ -58,13 +63,18 @@ func run(ctx context.Context, l *service.Lifecycle) error {
 	}
 
 	s, err := sweeping.New(sweeping.Config{
-		Batch:         cfg.Sweep.Batch,
-		Lease:         cfg.Sweep.Lease,
-		Interval:      cfg.Sweep.Interval,
-		Subject:       subject,
-		WebhookURL:    cfg.Sweep.WebhookURL,
-		ShutdownGrace: cfg.ShutdownTimeout + shutdownMargin,
-	}, m, js, l.Registry, log)
+		Batch:             cfg.Sweep.Batch,
+		Lease:             cfg.Sweep.Lease,
+		Interval:          cfg.Sweep.Interval,
+		Subject:           subject,
+		WebhookURL:        cfg.Sweep.WebhookURL,
+		ShutdownGrace:     cfg.ShutdownTimeout + shutdownMargin,
+		DeadLetters:       names.Subject(stream.DLQ, "sweep"),
+		MaxRefusals:       cfg.Consumer.MaxDeliver,
+		RefusalBackoff:    cfg.Consumer.RetryBackoff,
+		RefusalBackoffMax: cfg.Consumer.RetryBackoffMax,
+		Namespace:         cfg.DrainRedis.Namespace,
+	}, m, rdb, js, l.Registry, log)
 	if err != nil {
 		return err
 	}

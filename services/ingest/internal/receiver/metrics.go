@@ -2,9 +2,15 @@ package receiver
 
 import (
 	"strconv"
+	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
+
+// OtherTopic is the topic label value shared by the topics beyond DRAIN_METRICS_MAX_TOPICS:
+// topics come from events, so they never grow the series without bound.
+const OtherTopic = "other"
 
 // metrics are the ingest's Prometheus series, registered on the registry given to New.
 type metrics struct {
@@ -15,10 +21,12 @@ type metrics struct {
 	publishFail  *prometheus.CounterVec
 	inflight     prometheus.Gauge
 	batchEvents  prometheus.Histogram
+	topics       topicLabels
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, maxTopics int, siphoned []string) (*metrics, error) {
 	m := &metrics{
+		topics: topicLabels{max: maxTopics},
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "drain_ingest_requests_total",
 			Help: "HTTP requests to the ingest path, by response status code.",
@@ -61,7 +69,41 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, r := range []string{"overload", "timeout", "error"} {
 		m.publishFail.WithLabelValues(r)
 	}
+	for _, t := range siphoned { // configured: not counted against the bound
+		m.topics.own.Store(t, struct{}{})
+	}
 	return m, nil
 }
 
 func (m *metrics) request(code int) { m.requests.WithLabelValues(strconv.Itoa(code)).Inc() }
+
+// topicLabels bounds the topic label: the siphoned topics and the first max topics seen
+// have their own value, later ones share OtherTopic.
+type topicLabels struct {
+	max  int
+	own  sync.Map // topic -> struct{}
+	full atomic.Bool
+	mu   sync.Mutex
+	n    int // under mu
+}
+
+func (l *topicLabels) label(topic string) string {
+	if _, ok := l.own.Load(topic); ok {
+		return topic
+	}
+	if l.full.Load() {
+		return OtherTopic
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.own.Load(topic); ok {
+		return topic
+	}
+	if l.n >= l.max {
+		l.full.Store(true)
+		return OtherTopic
+	}
+	l.own.Store(topic, struct{}{})
+	l.n++
+	return topic
+}

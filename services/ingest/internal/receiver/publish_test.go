@@ -292,6 +292,48 @@ func TestMetricsAndLogs(t *testing.T) {
 	}
 }
 
+// Topics come from whoever holds a bus token: 500 distinct ones give at most
+// DRAIN_METRICS_MAX_TOPICS + 1 topic values, every event still counted.
+func TestTopicLabelBounded(t *testing.T) {
+	e := start(t, "DRAIN_METRICS_MAX_TOPICS=20", "DRAIN_SIPHON_TOPICS=audit")
+	e.declare(t)
+	const topics = 500
+	var batch strings.Builder
+	batch.WriteString("[")
+	for i := range topics {
+		fmt.Fprintf(&batch, `{"topic":"t%d","type":"update","url":"https://a.test/%d","t":1},`, i, i)
+	}
+	batch.WriteString(`{"topic":"audit","type":"create","url":"https://a.test/audit","t":1}]`)
+	if r := e.post(t, batch.String()); r.code != 204 {
+		t.Fatalf("POST: %d %s", r.code, r.body)
+	}
+	mfs, err := e.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	values := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "drain_ingest_events_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "topic" {
+					values[l.GetValue()] += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	var total float64
+	for _, v := range values {
+		total += v
+	}
+	if len(values) != 22 || values[receiver.OtherTopic] != topics-20 || values["audit"] != 1 || total != topics+1 {
+		t.Errorf("%d topic values (want 20, audit and %q), %v under %q, %v events in all", len(values), receiver.OtherTopic,
+			values[receiver.OtherTopic], receiver.OtherTopic, total)
+	}
+}
+
 // The bus port answers /healthz and /readyz; /metrics is the admin address's, 404 here.
 func TestHealthAndReady(t *testing.T) {
 	e := start(t)

@@ -95,7 +95,7 @@ func New(cfg *config.Config, js jetstream.JetStream, nc *nats.Conn, reg promethe
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	s.ajs = ajs
-	m, err := newMetrics(reg)
+	m, err := newMetrics(reg, cfg.Ingest.MaxTopics, cfg.Ingest.SiphonTopics)
 	if err != nil {
 		return nil, fmt.Errorf("ingest metrics: %w", err)
 	}
@@ -290,7 +290,7 @@ func (s *Server) count(groups []group) {
 		g := &groups[i]
 		for t, n := range g.types {
 			if n > 0 {
-				s.m.events.WithLabelValues(g.topic, string(eventTypes[t])).Add(float64(n))
+				s.m.events.WithLabelValues(s.m.topics.label(g.topic), string(eventTypes[t])).Add(float64(n))
 			}
 		}
 	}

@@ -1,7 +1,9 @@
 // Package sweeping is the sweeper service: it takes URLs out of the dirty map in leased batches
 // and hands each batch on to <prefix>.swept (an acknowledged JetStream publish) and/or a
-// webhook, removing the URLs from the map only once every hand-off succeeded. Any number of
-// sweepers may run on one map. See docs/sweeper.md for the guarantees.
+// webhook, removing the URLs from the map only once every hand-off succeeded. A batch the
+// webhook refuses is split to isolate the URLs it refuses; each of them is offered again
+// after a backoff and dead-lettered after MaxRefusals refusals, so one URL never blocks a
+// sweep. Any number of sweepers may run on one map. See docs/sweeper.md for the guarantees.
 package sweeping
 
 import (
@@ -12,13 +14,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/routemaster-drain/drain/pkg/config"
 	"github.com/routemaster-drain/drain/pkg/dirty"
@@ -40,12 +45,35 @@ type Config struct {
 	ShutdownGrace time.Duration
 	// HTTPClient posts to the webhook (default: a client with no redirects).
 	HTTPClient *http.Client
+
+	// DeadLetters is the subject of the URLs the webhook kept refusing (<prefix>.dlq.sweep);
+	// required with a WebhookURL, as are the JetStream context and the Redis client.
+	DeadLetters string
+	// MaxRefusals is how many times the webhook may refuse one URL before the URL is
+	// dead-lettered and leaves the map (DRAIN_MAX_DELIVER; default the environment's).
+	MaxRefusals int
+	// RefusalBackoff is how long a refused URL stays out of the map before it is offered
+	// again, doubled per refusal up to RefusalBackoffMax (DRAIN_RETRY_BACKOFF,
+	// DRAIN_RETRY_BACKOFF_MAX; defaults the environment's).
+	RefusalBackoff, RefusalBackoffMax time.Duration
+	// Namespace is the dirty map's namespace, under which the refusal counts live
+	// (RefusalsKey; default config.DefaultNamespace).
+	Namespace string
 }
+
+// RefusalsKey is the Redis hash counting, per URL, how often the webhook refused it: a HASH
+// url -> count, expiring RefusalTTL after the last refusal. A URL's count is deleted when it
+// is handed on or dead-lettered.
+func RefusalsKey(namespace string) string { return "{" + namespace + "}:sweeper:refusals" }
+
+// RefusalTTL is how long refusal counts outlive the last refusal.
+const RefusalTTL = 24 * time.Hour
 
 // Sweeper sweeps one dirty map. Run drives it; Handler serves on-demand sweeps.
 type Sweeper struct {
 	cfg     Config
 	m       *dirty.Map
+	rdb     redis.UniversalClient // the dirty map's Redis, for the refusal counts
 	js      jetstream.JetStream
 	log     *slog.Logger
 	met     metrics
@@ -58,9 +86,9 @@ type passResult struct {
 	err error
 }
 
-// New returns a sweeper of m that publishes with js (nil when cfg.Subject is empty). Metrics
-// are registered on reg.
-func New(cfg Config, m *dirty.Map, js jetstream.JetStream, reg prometheus.Registerer, log *slog.Logger) (*Sweeper, error) {
+// New returns a sweeper of m (on rdb) that publishes and dead-letters with js (which may be
+// nil when cfg has neither a Subject nor a WebhookURL). Metrics are registered on reg.
+func New(cfg Config, m *dirty.Map, rdb redis.UniversalClient, js jetstream.JetStream, reg prometheus.Registerer, log *slog.Logger) (*Sweeper, error) {
 	switch {
 	case cfg.Batch < 1:
 		return nil, fmt.Errorf("sweeper: batch %d must be at least 1", cfg.Batch)
@@ -72,9 +100,25 @@ func New(cfg Config, m *dirty.Map, js jetstream.JetStream, reg prometheus.Regist
 		return nil, errors.New("sweeper: neither a subject nor a webhook: swept URLs would have nowhere to go")
 	case cfg.Subject != "" && js == nil:
 		return nil, errors.New("sweeper: a subject needs a JetStream context")
+	case cfg.WebhookURL != "" && (js == nil || rdb == nil || cfg.DeadLetters == ""):
+		return nil, errors.New("sweeper: a webhook needs a JetStream context, a dead-letter subject and the Redis client (for the URLs it refuses)")
 	}
+	def := config.Default(config.Sweeper) // the defaults live in config's variable table only
 	if cfg.ShutdownGrace <= 0 {
-		cfg.ShutdownGrace = config.Default(config.Sweeper).ShutdownTimeout
+		cfg.ShutdownGrace = def.ShutdownTimeout
+	}
+	if cfg.MaxRefusals <= 0 {
+		cfg.MaxRefusals = def.Consumer.MaxDeliver
+	}
+	if cfg.RefusalBackoff <= 0 {
+		cfg.RefusalBackoff = def.Consumer.RetryBackoff
+	}
+	if cfg.RefusalBackoffMax <= 0 {
+		cfg.RefusalBackoffMax = def.Consumer.RetryBackoffMax
+	}
+	cfg.RefusalBackoffMax = max(cfg.RefusalBackoffMax, cfg.RefusalBackoff)
+	if cfg.Namespace == "" {
+		cfg.Namespace = config.DefaultNamespace
 	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -83,7 +127,7 @@ func New(cfg Config, m *dirty.Map, js jetstream.JetStream, reg prometheus.Regist
 	if err != nil {
 		return nil, err
 	}
-	return &Sweeper{cfg: cfg, m: m, js: js, log: log, met: met,
+	return &Sweeper{cfg: cfg, m: m, rdb: rdb, js: js, log: log, met: met,
 		trigger: make(chan chan passResult), running: make(chan struct{})}, nil
 }
 
@@ -185,8 +229,11 @@ func MsgID(subject string, tok dirty.Token, body []byte) string {
 	return "swept-" + tok.Batch() + "-" + stream.MsgID(subject, body)
 }
 
-// batch hands one leased batch on, retrying with backoff while renewing the lease, then
-// completes it. It returns how many URLs left the map.
+// batch hands one leased batch on, retrying failures with backoff while renewing the lease,
+// then completes it. A batch the webhook refuses is split in two, again and again, until the
+// URLs it refuses are alone: the others are handed on, each refused URL is offered again
+// after a backoff or dead-lettered (refuse). It returns how many URLs were handed on and left
+// the map.
 func (s *Sweeper) batch(ctx context.Context, tok dirty.Token, urls []string) (int, error) {
 	// The batch outlives ctx by at most ShutdownGrace: SIGTERM finishes the current batch.
 	bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -198,41 +245,66 @@ func (s *Sweeper) batch(ctx context.Context, tok dirty.Token, urls []string) (in
 	defer stop()
 
 	if tok.Generation() > 0 {
-		s.met.recovered.Inc()
-		s.log.Info("took over an expired batch", "batch", tok.Batch(), "generation", tok.Generation(), "urls", len(urls))
+		s.tookOver(bctx, tok, urls)
 	}
+	urls = slices.Sorted(slices.Values(urls)) // the halves of a split are the same in every generation
 	body := Body(urls)
 	id := MsgID(s.cfg.Subject, tok, body)
-	publish, post := s.cfg.Subject != "", s.cfg.WebhookURL != ""
+	publish := s.cfg.Subject != ""
+	var posts [][]string // parts still to POST
+	if s.cfg.WebhookURL != "" {
+		posts = [][]string{urls}
+	}
+	var accepted []string
+	refused := map[string]error{}
 	attemptTimeout := min(max(s.cfg.Lease/4, 100*time.Millisecond), 10*time.Second)
 	maxBackoff := min(max(s.cfg.Lease/3, 100*time.Millisecond), 30*time.Second)
 	backoff := min(250*time.Millisecond, maxBackoff)
 	for {
+		failed := false
 		if publish {
 			if err := s.publish(bctx, attemptTimeout, body, id); err != nil {
 				s.met.failures.WithLabelValues("jetstream").Inc()
 				s.log.Warn("publish of swept batch failed; retrying", "batch", tok.Batch(), "err", err)
+				failed = true
 			} else {
 				publish = false
 			}
 		}
-		if post && !publish {
-			if err := s.post(bctx, attemptTimeout, body, id); err != nil {
-				s.met.failures.WithLabelValues("webhook").Inc()
-				s.log.Warn("webhook failed; retrying", "batch", tok.Batch(), "err", err)
-			} else {
-				post = false
+		if !publish && len(posts) > 0 {
+			var next [][]string
+			for _, part := range posts {
+				pb := Body(part)
+				err := s.post(bctx, attemptTimeout, pb, MsgID(s.cfg.Subject, tok, pb))
+				switch {
+				case err == nil:
+					accepted = append(accepted, part...)
+				case !Refusal(err):
+					s.met.failures.WithLabelValues("webhook").Inc()
+					s.log.Warn("webhook failed; retrying", "batch", tok.Batch(), "urls", len(part), "err", err)
+					failed = true
+					next = append(next, part)
+				case len(part) == 1:
+					refused[part[0]] = err
+				default:
+					s.log.Debug("webhook refused part of a batch; splitting it", "batch", tok.Batch(), "urls", len(part), "err", err)
+					next = append(next, part[:len(part)/2], part[len(part)/2:])
+				}
 			}
+			posts = next
 		}
-		if !publish && !post {
+		if !publish && len(posts) == 0 {
 			break
 		}
-		select {
-		case <-bctx.Done():
-			return 0, s.giveBack(ctx, tok, urls, errors.New("hand-off still failing at shutdown"))
-		case <-time.After(backoff):
+		if failed {
+			select {
+			case <-bctx.Done():
+				s.finishAccepted(ctx, tok, accepted)
+				return 0, s.giveBack(ctx, tok, without(urls, accepted), errors.New("hand-off still failing at shutdown"))
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, maxBackoff)
 		}
-		backoff = min(backoff*2, maxBackoff)
 		held, err := s.m.Renew(bctx, tok, s.cfg.Lease, urls...)
 		if err != nil {
 			s.log.Warn("lease renewal failed", "batch", tok.Batch(), "err", err)
@@ -242,22 +314,175 @@ func (s *Sweeper) batch(ctx context.Context, tok dirty.Token, urls []string) (in
 			// Our lease expired and another sweeper took the batch (or its URLs): it hands them on.
 			s.met.lostLeases.Inc()
 			s.log.Warn("lease lost during retries; leaving the batch to its new holder", "batch", tok.Batch(), "held", len(held), "urls", len(urls))
-			_, _ = s.m.Release(bctx, tok, held...)
+			s.finishAccepted(ctx, tok, accepted)
+			_, _ = s.m.Release(bctx, tok, without(held, accepted)...)
 			return 0, nil
 		}
 	}
-	done, err := s.complete(bctx, tok, urls)
+	if s.cfg.WebhookURL == "" {
+		accepted = urls // published
+	}
+	dead := s.refuse(bctx, tok, refused)
+	if len(accepted)+len(dead) == 0 {
+		return 0, nil // every URL refused: each comes back after its backoff
+	}
+	done, err := s.complete(bctx, tok, append(slices.Clone(accepted), dead...))
 	if err != nil {
 		return 0, err
 	}
+	s.forgetRefusals(bctx, accepted, dead)
+	handed := len(without(done, dead))
 	s.met.batches.Inc()
-	s.met.handed.Add(float64(len(urls)))
-	if len(done) < len(urls) {
+	s.met.handed.Add(float64(handed))
+	if len(done) < len(accepted)+len(dead) {
 		s.met.lostLeases.Inc()
 		s.log.Warn("lease expired before the hand-off completed; the batch may be handed on again under the same id",
 			"batch", tok.Batch(), "urls", len(urls), "completed", len(done))
 	}
-	return len(done), nil
+	return handed, nil
+}
+
+// tookOver accounts for a batch leased again after its lease expired: a dead or stalled
+// holder's batch, or URLs the webhook refused whose backoff ended (their parked lease expired
+// with the batch still whole).
+func (s *Sweeper) tookOver(ctx context.Context, tok dirty.Token, urls []string) {
+	if s.rdb != nil && s.cfg.WebhookURL != "" {
+		counts, err := s.rdb.HMGet(ctx, RefusalsKey(s.cfg.Namespace), urls...).Result()
+		if err == nil && !slices.Contains(counts, nil) {
+			s.log.Debug("offering refused URLs to the webhook again", "batch", tok.Batch(), "urls", len(urls))
+			return
+		}
+	}
+	s.met.recovered.Inc()
+	s.log.Info("took over an expired batch", "batch", tok.Batch(), "generation", tok.Generation(), "urls", len(urls))
+}
+
+// Refusal reports whether err is the webhook refusing the URLs it was sent: a 4xx other than
+// those that say the request cannot be delivered whatever it holds (401, 403, 404, 405, 407:
+// credentials, endpoint or method; 408 and 429: try later), which are retried like a 5xx.
+func Refusal(err error) bool {
+	var se *StatusError
+	if !errors.As(err, &se) || se.Code < 400 || se.Code > 499 {
+		return false
+	}
+	switch se.Code {
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound, http.StatusMethodNotAllowed,
+		http.StatusProxyAuthRequired, http.StatusRequestTimeout, http.StatusTooManyRequests:
+		return false
+	}
+	return true
+}
+
+// refuse counts one more refusal of each URL the webhook refused, alone. A URL refused
+// MaxRefusals times is dead-lettered on DeadLetters and returned (it leaves the map with the
+// batch); any other stays leased for its backoff, RefusalBackoff doubled per refusal, and
+// then returns to the map for the next sweep (of any sweeper). Nothing here blocks the sweep.
+func (s *Sweeper) refuse(ctx context.Context, tok dirty.Token, refused map[string]error) (dead []string) {
+	for _, u := range slices.Sorted(maps.Keys(refused)) {
+		cause := refused[u]
+		s.met.refusals.Inc()
+		n, err := s.countRefusal(ctx, u)
+		if err != nil {
+			s.log.Warn("counting a webhook refusal failed; the URL returns when its lease expires", "url", redact(u), "err", err)
+			continue
+		}
+		if n >= int64(s.cfg.MaxRefusals) {
+			l := stream.Letter{Data: Body([]string{u}), Header: nats.Header{"Content-Type": {"application/json"}}, ID: stream.MsgID(s.cfg.DeadLetters, []byte(u))}
+			if err := stream.DeadLetterData(ctx, s.js, s.cfg.DeadLetters, l, cause, uint64(n)); err != nil {
+				s.log.Warn("dead-lettering a refused URL failed; retrying it later", "url", redact(u), "err", err)
+				s.park(ctx, tok, u, n)
+				continue
+			}
+			s.met.deadLetters.Inc()
+			s.log.Error("the webhook refused a URL too often; it went to the dead letters", "url", redact(u), "refusals", n, "err", cause)
+			dead = append(dead, u)
+			continue
+		}
+		s.park(ctx, tok, u, n)
+		s.log.Warn("the webhook refused a URL; offering it again later", "url", redact(u), "refusals", n, "max", s.cfg.MaxRefusals, "err", cause)
+	}
+	return dead
+}
+
+// park keeps u leased for the backoff of its n-th refusal; its lease then expires and u goes
+// back into the map.
+func (s *Sweeper) park(ctx context.Context, tok dirty.Token, u string, n int64) {
+	d := s.cfg.RefusalBackoff
+	for i := int64(1); i < n && d < s.cfg.RefusalBackoffMax; i++ {
+		d *= 2
+	}
+	if _, err := s.m.Renew(ctx, tok, min(d, s.cfg.RefusalBackoffMax), u); err != nil {
+		s.log.Warn("parking a refused URL failed; it returns when its lease expires", "url", redact(u), "err", err)
+	}
+}
+
+func (s *Sweeper) countRefusal(ctx context.Context, u string) (int64, error) {
+	key := RefusalsKey(s.cfg.Namespace)
+	var n *redis.IntCmd
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		n = p.HIncrBy(ctx, key, u, 1)
+		p.PExpire(ctx, key, RefusalTTL)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count refusal: %w", err)
+	}
+	return n.Val(), nil
+}
+
+// forgetRefusals deletes the refusal counts of URLs that left the map. A failure only leaves
+// counts to expire (RefusalTTL).
+func (s *Sweeper) forgetRefusals(ctx context.Context, lists ...[]string) {
+	if s.rdb == nil || s.cfg.WebhookURL == "" {
+		return
+	}
+	all := slices.Concat(lists...)
+	if len(all) == 0 {
+		return
+	}
+	if err := s.rdb.HDel(ctx, RefusalsKey(s.cfg.Namespace), all...).Err(); err != nil {
+		s.log.Debug("forgetting refusal counts failed; they expire instead", "err", err)
+	}
+}
+
+// finishAccepted completes the URLs the webhook accepted before a batch was abandoned, so
+// they are not handed on again.
+func (s *Sweeper) finishAccepted(ctx context.Context, tok dirty.Token, accepted []string) {
+	if len(accepted) == 0 {
+		return
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if done, err := s.m.Complete(cctx, tok, accepted...); err == nil {
+		s.met.handed.Add(float64(len(done)))
+		s.forgetRefusals(cctx, done)
+	}
+}
+
+// without returns the members of a not in b.
+func without(a, b []string) []string {
+	if len(b) == 0 {
+		return a
+	}
+	drop := make(map[string]bool, len(b))
+	for _, x := range b {
+		drop[x] = true
+	}
+	var out []string
+	for _, x := range a {
+		if !drop[x] {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// redact hides a password in a URL for the logs.
+func redact(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return u.Redacted()
+	}
+	return "(unparsable URL)"
 }
 
 // complete removes the handed-on URLs from the map. The hand-off already happened, so a Redis

@@ -99,12 +99,15 @@ func (e *env) sweeper(t *testing.T, cfg sweeping.Config) (*sweeping.Sweeper, *pr
 	if cfg.Interval == 0 {
 		cfg.Interval = time.Hour
 	}
+	if cfg.DeadLetters == "" {
+		cfg.DeadLetters = names.Subject(stream.DLQ, "sweep")
+	}
 	reg := prometheus.NewRegistry()
 	var js jetstream.JetStream
-	if cfg.Subject != "" {
+	if cfg.Subject != "" || cfg.WebhookURL != "" {
 		js = e.js
 	}
-	s, err := sweeping.New(cfg, e.m, js, reg, slog.New(slog.DiscardHandler))
+	s, err := sweeping.New(cfg, e.m, e.rdb, js, reg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -487,8 +490,9 @@ func TestBadConfig(t *testing.T) {
 		{Batch: 1, Lease: time.Millisecond, Interval: time.Second, WebhookURL: "http://x"},
 		{Batch: 1, Lease: time.Second, Interval: time.Second},
 		{Batch: 1, Lease: time.Second, Interval: time.Second, Subject: "x"},
+		{Batch: 1, Lease: time.Second, Interval: time.Second, WebhookURL: "http://x", DeadLetters: "t.dlq.sweep"}, // no JetStream for its dead letters
 	} {
-		if _, err := sweeping.New(cfg, nil, nil, prometheus.NewRegistry(), slog.New(slog.DiscardHandler)); err == nil {
+		if _, err := sweeping.New(cfg, nil, nil, nil, prometheus.NewRegistry(), slog.New(slog.DiscardHandler)); err == nil {
 			t.Fatalf("%+v accepted", cfg)
 		}
 	}
@@ -581,4 +585,142 @@ func TestSweepOnRedisCluster(t *testing.T) {
 	if c, err := e.m.Count(ctx); err != nil || c != 0 {
 		t.Fatalf("%d left, %v", c, err)
 	}
+}
+
+// refusingHook is a webhook that refuses (422) every batch holding poison and accepts the
+// others, remembering what it accepted and when it refused.
+type refusingHook struct {
+	mu       sync.Mutex
+	poison   string
+	accepted map[string]int
+	refusals []time.Time // refusals of poison alone
+	posts    int
+}
+
+// A webhook that refuses one URL of a batch: the batch is split until that URL is alone,
+// every other URL is handed on (once) in the same pass, and the refused URL is offered again
+// with a growing backoff until DRAIN_MAX_DELIVER refusals send it to <prefix>.dlq.sweep and
+// out of the map. The sweep never waits for it.
+func TestWebhookRefusingOneURL(t *testing.T) {
+	e := newEnv(t)
+	urls := e.markN(t, 300)
+	poison := u(7)
+	h := &refusingHook{poison: poison, accepted: map[string]int{}}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	s, reg := e.sweeper(t, sweeping.Config{Batch: 100, WebhookURL: srv.URL, MaxRefusals: 3,
+		RefusalBackoff: 200 * time.Millisecond, RefusalBackoffMax: 400 * time.Millisecond})
+
+	start := time.Now()
+	n, err := s.Pass(ctx)
+	if err != nil || n != 299 {
+		t.Fatalf("first pass handed on %d, %v; want the 299 URLs the webhook takes", n, err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("the first pass took %v: it waited for the refused URL", d)
+	}
+	if c, _ := e.m.Count(ctx); c != 1 {
+		t.Fatalf("%d URLs left after the first pass, want the refused one", c)
+	}
+	h.mu.Lock()
+	t.Logf("first pass: %d POSTs for 3 batches of 100 with one refused URL", h.posts)
+	h.mu.Unlock()
+
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { s.Run(runCtx); close(done) }()
+	t.Cleanup(func() { stop(); <-done })
+	deadline := time.Now().Add(10 * time.Second)
+	for c, _ := e.m.Count(ctx); c != 0; c, _ = e.m.Count(ctx) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the refused URL never left the map")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var want []string
+	for _, url := range urls {
+		if url != poison {
+			want = append(want, url)
+			if h.accepted[url] != 1 {
+				t.Fatalf("%s accepted %d times", url, h.accepted[url])
+			}
+		}
+	}
+	if len(h.accepted) != len(want) {
+		t.Fatalf("%d URLs accepted, want %d", len(h.accepted), len(want))
+	}
+	if len(h.refusals) != 3 {
+		t.Fatalf("the URL was refused alone %d times, want 3 (DRAIN_MAX_DELIVER)", len(h.refusals))
+	}
+	if gap := h.refusals[2].Sub(h.refusals[1]); gap < 400*time.Millisecond {
+		t.Errorf("second backoff %v, want at least 400ms (200ms doubled)", gap)
+	}
+	if gap := h.refusals[1].Sub(h.refusals[0]); gap < 200*time.Millisecond {
+		t.Errorf("first backoff %v, want at least 200ms", gap)
+	}
+
+	dlq, err := stream.OpenDeadLetters(ctx, e.js, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	letters, err := dlq.List(ctx, stream.Selection{Stage: "sweep"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(letters) != 1 {
+		t.Fatalf("%d sweep dead letters, want 1", len(letters))
+	}
+	var body []string
+	if l := letters[0]; json.Unmarshal(l.Data, &body) != nil || len(body) != 1 || body[0] != poison ||
+		l.Deliveries != 3 || !strings.Contains(l.Error, "422") || l.Subject != names.Subject(stream.DLQ, "sweep") {
+		t.Fatalf("dead letter %s %+v", l.Data, l)
+	}
+	if n := e.rdb.HLen(ctx, sweeping.RefusalsKey("rm")).Val(); n != 0 {
+		t.Errorf("%d refusal counts left", n)
+	}
+	if got := metric(t, reg, "drain_sweeper_webhook_refusals_total"); got != 3 {
+		t.Errorf("refusals metric %v", got)
+	}
+	if got := metric(t, reg, "drain_sweeper_dead_letters_total"); got != 1 {
+		t.Errorf("dead letters metric %v", got)
+	}
+	if got := metric(t, reg, "drain_sweeper_recovered_batches_total"); got != 0 {
+		t.Errorf("recovered batches %v: refused URLs coming back are no crash recovery", got)
+	}
+}
+
+func TestRefusal(t *testing.T) {
+	for code, want := range map[int]bool{400: true, 409: true, 413: true, 422: true,
+		401: false, 403: false, 404: false, 405: false, 407: false, 408: false, 429: false, 500: false, 503: false, 302: false} {
+		if got := sweeping.Refusal(fmt.Errorf("post: %w", &sweeping.StatusError{Code: code})); got != want {
+			t.Errorf("Refusal(%d) = %v, want %v", code, got, want)
+		}
+	}
+	if sweeping.Refusal(io.EOF) {
+		t.Error("a transport error is a refusal")
+	}
+}
+func (h *refusingHook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var urls []string
+	if err := json.NewDecoder(r.Body).Decode(&urls); err != nil {
+		http.Error(w, "bad body", http.StatusBadRequest)
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.posts++
+	if slices.Contains(urls, h.poison) {
+		if len(urls) == 1 {
+			h.refusals = append(h.refusals, time.Now())
+		}
+		http.Error(w, `{"error":"cannot take `+h.poison+`"}`, http.StatusUnprocessableEntity)
+		return
+	}
+	for _, u := range urls {
+		h.accepted[u]++
+	}
+	w.WriteHeader(http.StatusNoContent)
 }

@@ -103,6 +103,7 @@ type world struct {
 	cache *cache.Cache
 	names stream.Names
 	env   []string
+	logs  io.Writer // when set, the warmers started log warnings here
 }
 
 func newWorld(t *testing.T, env ...string) *world {
@@ -182,7 +183,10 @@ func (w *world) runWarmer(env ...string) *runningWarmer {
 	w.t.Helper()
 	cfg := config.Default(config.Warmer, append(append([]string{}, w.env...), env...)...)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
+	switch {
+	case w.logs != nil:
+		log = slog.New(slog.NewTextHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	case testing.Verbose():
 		log = slog.New(slog.NewTextHandler(testWriter{w.t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	l, err := service.Start(config.Warmer, cfg, log)

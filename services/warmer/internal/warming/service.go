@@ -12,8 +12,8 @@ import (
 // Summary is the one-line description -h prints.
 const Summary = "warmer: fetches the resources named by warm requests (<prefix>.warm) into the Redis cache."
 
-// Main runs the warmer service in l until ctx is cancelled (SIGTERM): it connects to NATS and
-// the cache Redis, and once the streams are declared and both answer (/readyz names what is
+// Main runs the warmer service in l until ctx is cancelled (SIGTERM): it warns when
+// DRAIN_WARM_ALLOW_HOSTS is empty, connects to NATS and the cache Redis, and once the streams are declared and both answer (/readyz names what is
 // missing until then) consumes warm requests. On cancellation it stops pulling and waits up to
 // DRAIN_SHUTDOWN_TIMEOUT for the messages it holds; if some are still unfinished then, it
 // returns a *service.ShutdownTimeoutError (exit 1) and they are redelivered to another replica.
@@ -30,6 +30,10 @@ func Main(ctx context.Context, l *service.Lifecycle) error {
 
 	rdb := service.NewRedis(cfg.CacheRedis)
 	defer rdb.Close()
+	if len(cfg.Fetch.AllowHosts) == 0 {
+		log.Warn("DRAIN_WARM_ALLOW_HOSTS is empty: the warmer fetches any host a warm request names, and whoever holds a bus token names them; " +
+			"list the origin hosts (link-local and cloud metadata addresses are refused regardless)")
+	}
 	fetch := cfg.Fetch
 	fetch.Logger, fetch.Registerer = log, reg
 	client, err := apiclient.New(fetch)

@@ -480,11 +480,11 @@ func (w *Warmer) fetch(u string, index int64) outcome {
 	}
 }
 
-// permanent reports errors that a retry cannot fix: a disallowed host, an over-size body, a
-// bad URL, a redirect or a client error other than 404, 408, 410 and 429.
+// permanent reports errors that a retry cannot fix: a disallowed host or address, an
+// over-size body, a bad URL, a redirect or a client error other than 404, 408, 410 and 429.
 func permanent(err error) bool {
 	switch {
-	case errors.Is(err, apiclient.ErrHostNotAllowed), errors.Is(err, apiclient.ErrTooLarge),
+	case errors.Is(err, apiclient.ErrHostNotAllowed), errors.Is(err, apiclient.ErrAddressNotAllowed), errors.Is(err, apiclient.ErrTooLarge),
 		errors.Is(err, cache.ErrTooLarge), errors.Is(err, apiclient.ErrBadURL),
 		errors.Is(err, apiclient.ErrRedirect), errors.Is(err, apiclient.ErrUnexpectedStatus):
 		return true

@@ -14,6 +14,7 @@ import (
 
 	"github.com/routemaster-drain/drain/pkg/cache"
 	"github.com/routemaster-drain/drain/pkg/config"
+	"github.com/routemaster-drain/drain/pkg/draintest"
 	"github.com/routemaster-drain/drain/pkg/stream"
 )
 
@@ -67,6 +68,40 @@ func TestDisallowedHostIsDeadLettered(t *testing.T) {
 	}
 	if !strings.Contains(msg.Header.Get(stream.HeaderError), "not allowed") || !strings.Contains(string(msg.Data), "/internal") {
 		t.Fatalf("dead letter: %s %v", msg.Data, msg.Header)
+	}
+}
+
+// A URL on a link-local address (cloud metadata) is never fetched, even with its host
+// allowlisted: the request is dead-lettered at its first delivery, not retried.
+func TestLinkLocalAddressIsDeadLettered(t *testing.T) {
+	w := newWorld(t, "DRAIN_WARM_ALLOW_HOSTS=169.254.169.254")
+	w.startWarmer()
+	w.publish("http://169.254.169.254/latest/meta-data/iam/security-credentials/", cache.WarmCreate)
+	eventually(t, 10*time.Second, "a dead letter", func() bool { return w.deadLetters() == 1 })
+	dlq, err := w.js.Stream(context.Background(), w.names.Stream(stream.DLQ))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := dlq.GetLastMsgForSubject(context.Background(), w.names.Subject(stream.DLQ, "warm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := msg.Header.Get(stream.HeaderError); !strings.Contains(e, "link-local") || msg.Header.Get(stream.HeaderDeliveries) != "1" {
+		t.Fatalf("dead letter after %s deliveries: %s", msg.Header.Get(stream.HeaderDeliveries), e)
+	}
+}
+
+// Without DRAIN_WARM_ALLOW_HOSTS the warmer says at start that it fetches any host.
+func TestWarnsWithoutAllowlist(t *testing.T) {
+	for allow, want := range map[string]bool{"": true, "127.0.0.1": false} {
+		w := newWorld(t, "DRAIN_WARM_ALLOW_HOSTS="+allow)
+		logs := &draintest.Buffer{}
+		w.logs = logs
+		w.startWarmer()
+		w.quiet(10 * time.Second) // consuming: the start-up is over
+		if got := strings.Contains(logs.String(), "DRAIN_WARM_ALLOW_HOSTS is empty"); got != want {
+			t.Errorf("allow %q: warned %v, want %v; logs:\n%s", allow, got, want, logs)
+		}
 	}
 }
 
