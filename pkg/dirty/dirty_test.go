@@ -767,8 +767,8 @@ func TestStatus(t *testing.T) {
 	if n := count(t, m); n != 1 {
 		t.Fatalf("Status changed the map: count %d", n)
 	}
-	c.Set(ctx, "{rm}:dirtymap:items", "not a set", 0)
-	if _, err := m.Status(ctx, u(1)); err == nil || !strings.Contains(err.Error(), "WRONGTYPE") {
+	c.Set(ctx, dirty.KeysOf("rm", u(2)).Items, "not a set", 0)
+	if _, err := m.Status(ctx, u(2)); err == nil || !strings.Contains(err.Error(), "WRONGTYPE") {
 		t.Fatalf("status of a broken map: %v", err)
 	}
 }
