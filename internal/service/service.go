@@ -75,11 +75,23 @@ func main(name config.Service, summary string, args, environ []string, stdout, s
 	return 0
 }
 
-// NewLogger returns a JSON slog logger at level ("debug", "info", "warn", "error").
+// NewLogger returns a JSON slog logger at level ("debug", "info", "warn", "error"). Durations
+// are written as Go duration strings ("200ms", "1m30s") rather than slog's default of
+// nanoseconds, wherever they appear (DurationsAsStrings).
 func NewLogger(w io.Writer, level string) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(level))
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l, ReplaceAttr: DurationsAsStrings}))
+}
+
+// DurationsAsStrings is a slog.HandlerOptions.ReplaceAttr that writes every time.Duration
+// attribute, in groups too, as its String() ("200ms"), so a reader of the JSON logs never has
+// to guess a unit. Other attributes pass unchanged; it allocates only for durations.
+func DurationsAsStrings(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }
 
 // redisLogger sends go-redis's own messages (dial failures while Redis is away) to slog, so
