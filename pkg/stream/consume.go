@@ -69,7 +69,9 @@ func (c *ConsumerConfig) defaults() {
 
 // EnsureConsumer creates or updates the durable pull consumer of c and returns it.
 //
-// The server's own MaxDeliver is left unlimited: Consume enforces c.MaxDeliver itself, so that
+// The consumer carries a Description and the Metadata MetadataVersion, MetadataStage
+// (c.Stage) and MetadataPrefix (when c.Stream is a drain stream); servers older than 2.10
+// ignore the Metadata. The server's own MaxDeliver is left unlimited: Consume enforces c.MaxDeliver itself, so that
 // a message is dead-lettered (and stored there) before it is given up, never silently dropped.
 func EnsureConsumer(ctx context.Context, js jetstream.JetStream, c ConsumerConfig) (jetstream.Consumer, error) {
 	c.defaults()
@@ -82,6 +84,8 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, c ConsumerConfi
 	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, c.Stream, jetstream.ConsumerConfig{
 		Durable:       c.Durable,
+		Description:   "routemaster-drain " + c.Stage + " consumer of " + c.Stream,
+		Metadata:      metadata(prefixOf(c.Stream), c.Stage),
 		FilterSubject: c.FilterSubject,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       c.AckWait,
