@@ -38,6 +38,13 @@ type ConsumerConfig struct {
 	// Observe, when set, is called after each message with its outcome ("ack", "retry",
 	// "dead_letter") and how long the handler ran; services hang metrics on it.
 	Observe func(outcome string, deliveries uint64, took time.Duration)
+	// ObserveBacklog, when set, is called while Consume runs with the consumer's backlog as
+	// the server reports it: once at start, then every BacklogInterval (one JetStream request
+	// each). Services export it as drain_consumer_pending_messages and
+	// drain_consumer_ack_pending_messages.
+	ObserveBacklog func(Backlog)
+	// BacklogInterval is how often ObserveBacklog is called (default DefaultBacklogInterval).
+	BacklogInterval time.Duration
 }
 
 func (c *ConsumerConfig) defaults() {
@@ -61,6 +68,9 @@ func (c *ConsumerConfig) defaults() {
 	}
 	if c.Stage == "" {
 		c.Stage = c.Durable
+	}
+	if c.BacklogInterval <= 0 {
+		c.BacklogInterval = DefaultBacklogInterval
 	}
 	if c.Log == nil {
 		c.Log = slog.Default()
@@ -117,6 +127,9 @@ func Consume(ctx context.Context, js jetstream.JetStream, dlq string, c Consumer
 	sem := make(chan struct{}, c.Concurrency)
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	if c.ObserveBacklog != nil {
+		wg.Go(func() { c.pollBacklog(ctx, js) })
+	}
 	for {
 		c.pull(ctx, cons, func(msg Msg) {
 			sem <- struct{}{}

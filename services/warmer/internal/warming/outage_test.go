@@ -80,7 +80,7 @@ func TestRedisOutageIsRetriedWithoutDeadLetters(t *testing.T) {
 	// With DRAIN_MAX_DELIVER=2 an ordinary retry would be dead-lettered at the second delivery;
 	// wait until every message has failed at least three times on average.
 	eventually(t, 30*time.Second, "retries during the Redis outage", func() bool {
-		return metricValue(t, reg, "drain_warm_messages_total", "outcome", "retry") >= 3*(urls+1)
+		return metricValue(t, reg, "drain_warmer_messages_total", "outcome", "retry") >= 3*(urls+1)
 	})
 	if n := w.deadLetters(); n != 0 {
 		t.Fatalf("%d dead letters during a Redis outage", n)

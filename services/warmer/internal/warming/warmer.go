@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/routemaster-drain/drain/internal/service"
 	"github.com/routemaster-drain/drain/pkg/apiclient"
 	"github.com/routemaster-drain/drain/pkg/cache"
 	"github.com/routemaster-drain/drain/pkg/config"
@@ -126,6 +127,7 @@ func (w *Warmer) ConsumerConfig() stream.ConsumerConfig {
 		Observe: func(outcome string, _ uint64, _ time.Duration) {
 			w.metrics.messages.WithLabelValues(outcome).Inc()
 		},
+		ObserveBacklog: w.metrics.backlog.Observe,
 	}
 }
 
@@ -412,21 +414,22 @@ type metrics struct {
 	coalesced prometheus.Counter
 	latency   prometheus.Histogram
 	inflight  prometheus.Gauge
+	backlog   *service.BacklogMetrics
 }
 
 func newMetrics(r prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
-		fetches: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "drain_warm_fetches_total",
+		fetches: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "drain_warmer_fetches_total",
 			Help: "Origin fetches by outcome: stored, superseded (invalidated during the fetch), gone (404/410: busted), retry, permanent."}, []string{"outcome"}),
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "drain_warm_requests_total",
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "drain_warmer_requests_total",
 			Help: "Warm requests acknowledged, by how: fetched (covered by a fetch), covered (already stored, no fetch), delete (busted)."}, []string{"via"}),
-		messages: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "drain_warm_messages_total",
+		messages: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "drain_warmer_messages_total",
 			Help: "Warm messages by consumer outcome: ack, retry, dead_letter."}, []string{"outcome"}),
-		coalesced: prometheus.NewCounter(prometheus.CounterOpts{Name: "drain_warm_coalesced_total",
+		coalesced: prometheus.NewCounter(prometheus.CounterOpts{Name: "drain_warmer_coalesced_total",
 			Help: "Warm requests satisfied by a fetch that another request started."}),
-		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "drain_warm_fetch_seconds",
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "drain_warmer_fetch_duration_seconds",
 			Help: "Time to fetch and store one URL.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 12)}),
-		inflight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "drain_warm_inflight_fetches",
+		inflight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "drain_warmer_inflight_fetches",
 			Help: "Fetches running now."}),
 	}
 	for _, c := range []prometheus.Collector{m.fetches, m.requests, m.messages, m.coalesced, m.latency, m.inflight} {
@@ -434,5 +437,10 @@ func newMetrics(r prometheus.Registerer) (*metrics, error) {
 			return nil, fmt.Errorf("warmer: register metrics: %w", err)
 		}
 	}
+	backlog, err := service.NewBacklogMetrics(r)
+	if err != nil {
+		return nil, err
+	}
+	m.backlog = backlog
 	return m, nil
 }
