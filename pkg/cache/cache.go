@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 )
 
 var (
@@ -84,6 +85,7 @@ type Cache struct {
 	cfg     Options // with defaults
 	metrics *metrics
 	slots   chan struct{} // Options.Parallel slots shared by Go and GetMany
+	tracer  trace.Tracer
 }
 
 type metrics struct {
@@ -103,7 +105,7 @@ func New(rdb redis.UniversalClient, o Options) (*Cache, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	c := &Cache{rdb: rdb, cfg: cfg, slots: make(chan struct{}, cfg.Parallel)}
+	c := &Cache{rdb: rdb, cfg: cfg, slots: make(chan struct{}, cfg.Parallel), tracer: cfg.TracerProvider.Tracer(tracerName)}
 	if cfg.Registerer != nil {
 		m := &metrics{
 			hits:   prometheus.NewCounter(prometheus.CounterOpts{Name: "drain_cache_hits_total", Help: "Cache reads served from Redis."}),
@@ -283,7 +285,9 @@ func (c *Cache) fetchAndStore(ctx context.Context, url string, v Variant, index 
 
 // store saves r (fetched under r.Index) as the variant of url, only if url's index is still
 // r.Index. It reports whether it stored.
-func (c *Cache) store(ctx context.Context, url string, v Variant, r *Response) (bool, error) {
+func (c *Cache) store(ctx context.Context, url string, v Variant, r *Response) (stored bool, err error) {
+	ctx, span := c.startStore(ctx, url, r)
+	defer func() { endStore(span, stored, err) }()
 	h := make(map[string]string, len(StoredHeaders))
 	for _, name := range StoredHeaders {
 		if vals := r.Header.Values(name); len(vals) > 0 {
@@ -296,7 +300,7 @@ func (c *Cache) store(ctx context.Context, url string, v Variant, r *Response) (
 	if err != nil {
 		return false, fmt.Errorf("cache: store %s: %w", url, redisErr(err))
 	}
-	stored := len(res) > 0 && res[0] == 1
+	stored = len(res) > 0 && res[0] == 1
 	if c.metrics != nil {
 		result := "stored"
 		if !stored {

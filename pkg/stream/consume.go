@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Msg is a JetStream message as handlers receive it.
@@ -45,6 +46,12 @@ type ConsumerConfig struct {
 	ObserveBacklog func(Backlog)
 	// BacklogInterval is how often ObserveBacklog is called (default DefaultBacklogInterval).
 	BacklogInterval time.Duration
+	// TracerProvider makes the span of each delivery ("<Stage>.process", a child of the
+	// trace context in the message's headers; see ExtractTrace), which the handler's ctx
+	// carries (default otel.GetTracerProvider(), a no-op until the app installs an SDK).
+	TracerProvider trace.TracerProvider
+
+	tracer trace.Tracer
 }
 
 func (c *ConsumerConfig) defaults() {
@@ -71,6 +78,9 @@ func (c *ConsumerConfig) defaults() {
 	}
 	if c.BacklogInterval <= 0 {
 		c.BacklogInterval = DefaultBacklogInterval
+	}
+	if c.tracer == nil {
+		c.tracer = tracer(c.TracerProvider)
 	}
 	if c.Log == nil {
 		c.Log = slog.Default()
@@ -209,10 +219,12 @@ func (c *ConsumerConfig) handle(ctx context.Context, js jetstream.JetStream, dlq
 	if md, err := msg.Metadata(); err == nil {
 		deliveries, seq = md.NumDelivered, md.Sequence.Stream
 	}
+	ctx, span := c.startProcess(ctx, msg, deliveries, seq)
 	start := time.Now()
 	err := c.runKeepingAlive(ctx, msg, handler)
 	took := time.Since(start)
 	outcome := "ack"
+	defer func() { endProcess(span, outcome, err) }()
 	f, delay := fateOf(err)
 	// The delivery budget counts this delivery and the earlier ones that did not end in an
 	// outage (as far as this process saw them).

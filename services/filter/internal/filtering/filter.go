@@ -142,7 +142,9 @@ func (f *Filter) Handle(ctx context.Context, msg stream.Msg) error {
 		return stream.Permanent(fmt.Errorf("undecodable batch: %w", err))
 	}
 	seq := f.sourceSeq(msg, md)
-	res, err := f.reorder.Run(ctx, seq, events, f.dirty)
+	sctx, span := startScript(ctx, seq, len(events))
+	res, err := f.reorder.Run(sctx, seq, events, f.dirty)
+	endScript(span, res, err)
 	if err != nil {
 		if errors.Is(err, reorder.ErrInvalidBatch) {
 			return stream.Permanent(err)

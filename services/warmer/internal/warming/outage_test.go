@@ -167,7 +167,7 @@ func TestHostSlotsArePruned(t *testing.T) {
 			host = "b.example"
 		}
 		wg.Go(func() {
-			if out := wm.warm(fmt.Sprintf("http://%s/%d", host, i)); out.kind != outStored {
+			if out := wm.warm(fmt.Sprintf("http://%s/%d", host, i), nil); out.kind != outStored {
 				t.Errorf("warm %s/%d: %+v", host, i, out)
 			}
 		})
@@ -186,7 +186,7 @@ func TestHostSlotsArePruned(t *testing.T) {
 		t.Fatalf("host slots after the fetches: %v, want none", got)
 	}
 	for i := range 200 {
-		wm.warm(fmt.Sprintf("http://h%d.example/x", i))
+		wm.warm(fmt.Sprintf("http://h%d.example/x", i), nil)
 	}
 	if got := hostsHeld(); len(got) != 0 {
 		t.Fatalf("%d host entries left after fetches for 200 hosts", len(got))

@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/routemaster-drain/drain/internal/service"
 	"github.com/routemaster-drain/drain/pkg/apiclient"
@@ -163,7 +164,7 @@ func (w *Warmer) handle(ctx context.Context, msg stream.Msg) error {
 		w.metrics.requests.WithLabelValues("covered").Inc()
 		return nil
 	}
-	err = w.await(req.URL, req.Index)
+	err = w.await(ctx, req.URL, req.Index)
 	if err == nil {
 		w.metrics.requests.WithLabelValues("fetched").Inc()
 	}
@@ -179,11 +180,12 @@ type urlQueue struct {
 type waiter struct {
 	index int64
 	done  chan error
+	span  trace.SpanContext // the delivery's span: the fetch that covers it is its child or links it
 }
 
 // await parks a request until a fetch of url covers it, and returns the message's result.
-func (w *Warmer) await(u string, index int64) error {
-	wt := &waiter{index: index, done: make(chan error, 1)}
+func (w *Warmer) await(ctx context.Context, u string, index int64) error {
+	wt := &waiter{index: index, done: make(chan error, 1), span: trace.SpanContextFromContext(ctx)}
 	w.mu.Lock()
 	q := w.urls[u]
 	if q == nil {
@@ -231,10 +233,11 @@ func (w *Warmer) run(u string, q *urlQueue) {
 		}
 		w.mu.Lock()
 		atStart := len(q.pending)
+		from := spansOf(q.pending)
 		w.mu.Unlock()
 
 		last = time.Now()
-		out := w.warm(u)
+		out := w.warm(u, from)
 
 		w.mu.Lock()
 		var resolved []*waiter
@@ -289,8 +292,9 @@ type outcome struct {
 	err   error // the message result when kind is outFailed (or after too many supersessions)
 }
 
-// warm fetches u once within the concurrency limits and stores or busts.
-func (w *Warmer) warm(u string) outcome {
+// warm fetches u once within the concurrency limits and stores or busts, in a span continuing
+// the trace of the requests it covers (from).
+func (w *Warmer) warm(u string, from []trace.SpanContext) outcome {
 	host := hostOf(u)
 	hs := w.holdHost(host)
 	defer w.releaseHost(host, hs)
@@ -308,7 +312,14 @@ func (w *Warmer) warm(u string) outcome {
 	// fetcher without one.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	ctx, span := startFetch(ctx, u, from)
+	out := w.fetchAndStore(ctx, u)
+	endFetch(span, out)
+	return out
+}
 
+// fetchAndStore refreshes u's cache entry and classifies the result.
+func (w *Warmer) fetchAndStore(ctx context.Context, u string) outcome {
 	start := time.Now()
 	res, err := w.o.Cache.Refresh(ctx, u, cache.Variant{})
 	w.metrics.latency.Observe(time.Since(start).Seconds())
