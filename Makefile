@@ -33,14 +33,15 @@ tidy: ## go mod tidy every module (go.work wires the workspace; no replace direc
 clean: ## remove build output
 	rm -rf bin
 
-COMPOSE ?= docker compose -f deploy/compose.yaml
+# .env at the repository root (copy .env.example) holds the compose settings when it exists.
+COMPOSE ?= docker compose -f deploy/compose.yaml $(if $(wildcard .env),--env-file .env)
 
-up: ## run the stack under docker compose (needs ROUTEMASTER_DRAIN_TOKENS; more warmers: add --scale warmer=4)
-	@test -n "$$ROUTEMASTER_DRAIN_TOKENS" || { echo "export ROUTEMASTER_DRAIN_TOKENS=<token the bus posts with> first"; exit 2; }
-	$(COMPOSE) up --build --detach --wait
+up: ## run the stack under docker compose (ingest needs ROUTEMASTER_DRAIN_TOKENS, exported or in .env; PROFILE=observability adds Prometheus and Grafana; ARGS="--scale warmer=4")
+	@test -n "$$ROUTEMASTER_DRAIN_TOKENS" || grep -qs '^ROUTEMASTER_DRAIN_TOKENS=..*' .env || { echo "set ROUTEMASTER_DRAIN_TOKENS=<token the bus posts with> in .env (cp .env.example .env) or export it first"; exit 2; }
+	$(COMPOSE) $(if $(PROFILE),--profile $(PROFILE)) up --build --detach --wait $(ARGS)
 
-down: ## stop the docker compose stack (volumes are kept; add -v by hand to drop them)
-	$(COMPOSE) down
+down: ## stop the docker compose stack, every profile (volumes are kept; add -v by hand to drop them)
+	$(COMPOSE) --profile observability --profile tools down
 
 run: ## run the whole pipeline locally without Docker: NATS, Redis, the four services and a demo origin
 	cd e2e && $(GO) run ./devstack

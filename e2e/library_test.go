@@ -35,6 +35,10 @@ func checkout(t *testing.T) string {
 // testOnly names the modules that only tests may bring: none of them may reach an app.
 var testOnly = regexp.MustCompile(`(?m)(testcontainers|github\.com/moby/|github\.com/docker/|nats-server)`)
 
+// serviceOnly names the modules the services add to trace (the OpenTelemetry SDK, its
+// exporters and gRPC): the library uses the API only, so none of them may reach an app.
+var serviceOnly = regexp.MustCompile(`(?m)(go\.opentelemetry\.io/otel/sdk|go\.opentelemetry\.io/otel/exporters|go\.opentelemetry\.io/proto|google\.golang\.org/grpc)`)
+
 // An app module outside the repository requires the library with one require and one replace
 // (pointing at this checkout), builds with GOWORK=off, and its module graph names no
 // test-only module. It configures every package with the package's own Options, without
@@ -77,6 +81,9 @@ func main() {
 	graph := goCmd(t, app, "mod", "graph")
 	if m := testOnly.FindAllString(graph, 5); len(m) > 0 {
 		t.Fatalf("the app's module graph names test-only modules %q:\n%s", m, graph)
+	}
+	if m := serviceOnly.FindAllString(graph, 5); len(m) > 0 {
+		t.Fatalf("the app's module graph names the services' tracing SDK or exporters %q (the library uses the OpenTelemetry API only):\n%s", m, graph)
 	}
 	sum, err := os.ReadFile(filepath.Join(app, "go.sum"))
 	if err != nil {

@@ -77,7 +77,9 @@ func runCache(ctx context.Context, e *Env, args []string) error {
 		}
 		return e.PrintValue(fmt.Sprintf("busted %s (index %d)", pos[0], n), map[string]any{"url": pos[0], "index": n})
 	default:
-		rep, err := c.FixTTL(ctx, *batch)
+		p := newProgress(e, "cache fix-ttl: %d keys scanned")
+		rep, err := c.FixTTL(ctx, cache.FixTTLOptions{Batch: *batch, Progress: func(r cache.FixTTLReport) { p.set(r.Scanned) }})
+		p.done()
 		if err != nil {
 			return fmt.Errorf("%w (after %d keys, %d fixed)", err, rep.Scanned, rep.Fixed)
 		}

@@ -55,12 +55,16 @@ func runDirty(ctx context.Context, e *Env, args []string) error {
 	return UsageError("unknown subcommand %q", sub)
 }
 
-// sweep removes URLs from the map, printing each. In text mode a URL leaves the map only once
+// sweep removes URLs from the map, printing each (and its progress on stderr, every 1,000
+// URLs or 2 s). In text mode a URL leaves the map only once
 // its line is written, so a closed pipe loses nothing; with --json the array is printed when
 // the sweep ends.
 func sweep(ctx context.Context, e *Env, m *dirty.Map, limit int) error {
 	var removed []string
+	p := newProgress(e, "dirty sweep: %d URLs swept")
+	defer p.done()
 	err := m.Sweep(ctx, limit, func(url string) (bool, error) {
+		p.add(1)
 		if e.JSON {
 			removed = append(removed, url)
 			return true, nil

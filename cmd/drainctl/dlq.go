@@ -158,7 +158,9 @@ func dlqList(ctx context.Context, e *Env, dlq *stream.DeadLetters, sel stream.Se
 func dlqReplay(ctx context.Context, e *Env, dlq *stream.DeadLetters, sel stream.Selection) error {
 	var done []Replayed
 	failed := 0
+	p := newProgress(e, "dlq replay: %d dead letters handled")
 	err := dlq.Replay(ctx, sel, func(out stream.Replayed) error {
+		p.add(1)
 		r := Replayed{Seq: out.Letter.Seq, Stage: out.Letter.Stage, Subject: out.Letter.OrigSubject,
 			Stream: out.Stream, StreamSeq: out.StreamSeq, Duplicate: out.Duplicate}
 		if out.Err != nil {
@@ -180,6 +182,7 @@ func dlqReplay(ctx context.Context, e *Env, dlq *stream.DeadLetters, sel stream.
 		_, err := fmt.Fprintf(e.Stdout, "replayed %d %s -> %s (%s seq %d)%s\n", r.Seq, r.Stage, r.Subject, r.Stream, r.StreamSeq, dup)
 		return err
 	})
+	p.done()
 	if e.JSON {
 		if done == nil {
 			done = []Replayed{}

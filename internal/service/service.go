@@ -13,7 +13,9 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -22,11 +24,12 @@ import (
 
 // Main is the whole life of a service binary: -version prints BuildInfo.Line and exits 0; -h
 // prints summary and every variable the service reads; otherwise it loads the configuration
-// (exiting 2 with one line naming the variable on error), builds a JSON logger, starts the
+// (exiting 2 with one line naming the variable on error), builds a JSON logger, sets up
+// tracing from the OTEL_* variables (StartTracing; off when they are unset), starts the
 // Lifecycle (the admin server) and calls run with it and a context cancelled by SIGTERM or
 // SIGINT. run builds the service's clients and returns Lifecycle.Run's result. Main exits 0
 // when run returns nil, 1 with an error log otherwise (a start-up failure, a failed work, or a
-// *ShutdownTimeoutError).
+// *ShutdownTimeoutError). Before it exits, the spans still buffered are exported (at most 5 s).
 func Main(name config.Service, summary string, run func(ctx context.Context, l *Lifecycle) error) {
 	os.Exit(main(name, summary, os.Args[1:], os.Environ(), os.Stdout, os.Stderr, run))
 }
@@ -57,6 +60,19 @@ func main(name config.Service, summary string, args, environ []string, stdout, s
 	}
 	log := NewLogger(stderr, cfg.LogLevel).With("service", string(name))
 	redis.SetLogger(redisLogger{log.With("component", "go-redis")})
+	tracing, err := StartTracing(context.Background(), name, lookup(environ), log)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: configuration error: %v\n", name, err)
+		return 2
+	}
+	defer func() {
+		// Runs after the work has stopped (SIGTERM drained): flush the spans still buffered.
+		ctx, cancel := context.WithTimeout(context.Background(), tracingFlushTimeout)
+		defer cancel()
+		if err := tracing.Shutdown(ctx); err != nil {
+			log.Warn("spans not exported at exit", "err", err)
+		}
+	}()
 	b := ReadBuildInfo()
 	log.Info("starting", "version", b.Version, "revision", b.Revision, "go", b.GoVersion)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -75,11 +91,37 @@ func main(name config.Service, summary string, args, environ []string, stdout, s
 	return 0
 }
 
-// NewLogger returns a JSON slog logger at level ("debug", "info", "warn", "error").
+// tracingFlushTimeout bounds the export of the last spans at exit.
+const tracingFlushTimeout = 5 * time.Second
+
+// lookup returns a getenv over environ ("NAME=value" entries; the last one wins).
+func lookup(environ []string) func(string) string {
+	env := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	return func(k string) string { return env[k] }
+}
+
+// NewLogger returns a JSON slog logger at level ("debug", "info", "warn", "error"). Durations
+// are written as Go duration strings ("200ms", "1m30s") rather than slog's default of
+// nanoseconds, wherever they appear (DurationsAsStrings).
 func NewLogger(w io.Writer, level string) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(level))
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l, ReplaceAttr: DurationsAsStrings}))
+}
+
+// DurationsAsStrings is a slog.HandlerOptions.ReplaceAttr that writes every time.Duration
+// attribute, in groups too, as its String() ("200ms"), so a reader of the JSON logs never has
+// to guess a unit. Other attributes pass unchanged; it allocates only for durations.
+func DurationsAsStrings(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }
 
 // redisLogger sends go-redis's own messages (dial failures while Redis is away) to slog, so

@@ -3,11 +3,14 @@ package service
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/routemaster-drain/drain/pkg/config"
 )
@@ -89,5 +92,27 @@ func TestMainAdminAddressTaken(t *testing.T) {
 	code := main(config.Warmer, "", nil, []string{"DRAIN_ADMIN_ADDR=" + ln.Addr().String()}, io.Discard, &out, neverRun(t))
 	if code != 1 || !strings.Contains(out.String(), "DRAIN_ADMIN_ADDR") {
 		t.Errorf("exit %d, want 1; output:\n%s", code, out.String())
+	}
+}
+
+// The JSON logs write durations as Go duration strings, at the top level, in groups and
+// through With, never as slog's default integer nanoseconds; other values keep their type.
+func TestLoggerWritesDurationsAsStrings(t *testing.T) {
+	var out bytes.Buffer
+	log := NewLogger(&out, "info").With("timeout", 25*time.Second)
+	log.Info("fetched", "took", 200*time.Millisecond, "n", 3,
+		slog.Group("retry", "delay", 90*time.Second), "any", any(1500*time.Microsecond))
+	var line map[string]any
+	if err := json.Unmarshal(out.Bytes(), &line); err != nil {
+		t.Fatalf("log line %q: %v", out.String(), err)
+	}
+	want := map[string]any{"timeout": "25s", "took": "200ms", "n": float64(3), "any": "1.5ms"}
+	for k, v := range want {
+		if line[k] != v {
+			t.Errorf("%s = %#v, want %#v (line %s)", k, line[k], v, out.String())
+		}
+	}
+	if g, _ := line["retry"].(map[string]any); g["delay"] != "1m30s" {
+		t.Errorf("retry.delay = %#v, want \"1m30s\" (line %s)", g["delay"], out.String())
 	}
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/go-resty/resty/v2"
 	"github.com/sony/gobreaker/v2"
+	"go.opentelemetry.io/otel/propagation"
 )
 
 // Retries of idempotent requests.
@@ -242,8 +243,17 @@ func (c *Client) try(ctx context.Context, a *attempt) (*Response, error) {
 	return resp, err
 }
 
+// send sends one attempt in its own client span.
 func (c *Client) send(ctx context.Context, a *attempt) (*Response, error) {
+	ctx, span := c.startAttempt(ctx, a)
+	resp, err := c.sendAttempt(ctx, a)
+	endAttempt(span, resp, err)
+	return resp, err
+}
+
+func (c *Client) sendAttempt(ctx context.Context, a *attempt) (*Response, error) {
 	r := c.rc.R().SetContext(ctx)
+	c.o.Propagator.Inject(ctx, propagation.HeaderCarrier(r.Header))
 	// The constant values are shared, not allocated per request: resty copies the header into
 	// the http.Request it sends.
 	r.Header["User-Agent"] = c.userAgent

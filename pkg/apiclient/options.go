@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Defaults of Options: what New uses for a zero field. pkg/config shows the same values as
@@ -118,6 +121,14 @@ type Options struct {
 	// Registerer, when set, receives the client's metrics (see docs/apiclient.md). A second
 	// Client on the same registry shares the same series.
 	Registerer prometheus.Registerer
+	// TracerProvider makes a client span per attempt ("HTTP <method>"), child of the span in
+	// the request's context (default otel.GetTracerProvider(), a no-op until the app
+	// installs an SDK; the library never configures exporters).
+	TracerProvider trace.TracerProvider
+	// Propagator writes the trace context of each attempt into its headers, so the origin
+	// continues the trace (default otel.GetTextMapPropagator(); the drain's services set it to
+	// W3C traceparent and baggage). Nothing is written for an untraced context.
+	Propagator propagation.TextMapPropagator
 }
 
 // AuthRule is one Basic auth rule (an entry of ROUTEMASTER_CACHE_AUTH): hosts whose whole
@@ -270,6 +281,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.TracerProvider == nil {
+		o.TracerProvider = otel.GetTracerProvider()
+	}
+	if o.Propagator == nil {
+		o.Propagator = otel.GetTextMapPropagator()
 	}
 	return o
 }

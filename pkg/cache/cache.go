@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 )
 
 var (
@@ -84,6 +85,7 @@ type Cache struct {
 	cfg     Options // with defaults
 	metrics *metrics
 	slots   chan struct{} // Options.Parallel slots shared by Go and GetMany
+	tracer  trace.Tracer
 }
 
 type metrics struct {
@@ -103,7 +105,7 @@ func New(rdb redis.UniversalClient, o Options) (*Cache, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	c := &Cache{rdb: rdb, cfg: cfg, slots: make(chan struct{}, cfg.Parallel)}
+	c := &Cache{rdb: rdb, cfg: cfg, slots: make(chan struct{}, cfg.Parallel), tracer: cfg.TracerProvider.Tracer(tracerName)}
 	if cfg.Registerer != nil {
 		m := &metrics{
 			hits:   prometheus.NewCounter(prometheus.CounterOpts{Name: "drain_cache_hits_total", Help: "Cache reads served from Redis."}),
@@ -314,7 +316,9 @@ func (c *Cache) fetchAndStore(ctx context.Context, url string, v Variant, index 
 
 // store saves r (fetched under r.Index) as the variant of url, only if url's index is still
 // r.Index, in one script run.
-func (c *Cache) store(ctx context.Context, url string, v Variant, r *Response) (storeResult, error) {
+func (c *Cache) store(ctx context.Context, url string, v Variant, r *Response) (st storeResult, err error) {
+	ctx, span := c.startStore(ctx, url, r)
+	defer func() { endStore(span, st.stored, err) }()
 	res, err := storeScript.Run(ctx, c.rdb, []string{c.Key(url)},
 		r.Index, v.Prefix(), r.Status, storedHeaders(r.Header), r.Body, r.FetchedAt.UnixMilli(), c.ttlMillis()).Int64Slice()
 	if err != nil {
@@ -323,7 +327,7 @@ func (c *Cache) store(ctx context.Context, url string, v Variant, r *Response) (
 	if len(res) != 3 {
 		return storeResult{}, fmt.Errorf("cache: store %s: %w", url, redisErr(fmt.Errorf("script answered %v", res)))
 	}
-	st := storeResult{stored: res[0] == 1, current: res[1], storedUnder: res[2]}
+	st = storeResult{stored: res[0] == 1, current: res[1], storedUnder: res[2]}
 	if c.metrics != nil {
 		result := "stored"
 		if !st.stored {

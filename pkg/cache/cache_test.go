@@ -475,7 +475,7 @@ func TestFixTTL(t *testing.T) {
 	e.rdb.Set(ctx, "ns:dirtymap:items-like", "x", 0) // outside the cache: left alone
 	e.rdb.HSet(ctx, "other:cache:{https://x/1}", "current_index", 1)
 
-	rep, err := e.cache.FixTTL(ctx, 50)
+	rep, err := e.cache.FixTTL(ctx, cache.FixTTLOptions{Batch: 50})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -495,7 +495,7 @@ func TestFixTTL(t *testing.T) {
 	if e.rdb.TTL(ctx, "ns:dirtymap:items-like").Val() != -1 || e.rdb.TTL(ctx, "other:cache:{https://x/1}").Val() != -1 {
 		t.Fatal("FixTTL touched keys outside its namespace's cache")
 	}
-	rep, _ = e.cache.FixTTL(ctx, 0)
+	rep, _ = e.cache.FixTTL(ctx, cache.FixTTLOptions{})
 	if rep.Fixed != 0 {
 		t.Fatalf("second run fixed %d", rep.Fixed)
 	}

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/routemaster-drain/drain/pkg/apiclient"
 	"github.com/routemaster-drain/drain/pkg/internal/gem"
@@ -48,6 +50,10 @@ type Options struct {
 	Hooks Hooks
 	// Registerer, when set, receives the cache's counters (drain_cache_*_total).
 	Registerer prometheus.Registerer
+	// TracerProvider makes the span of each conditional store ("cache.store"), child of the
+	// span in the caller's context (default otel.GetTracerProvider(), a no-op until the app
+	// installs an SDK).
+	TracerProvider trace.TracerProvider
 }
 
 func (o Options) withDefaults() Options {
@@ -62,6 +68,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Parallel == 0 {
 		o.Parallel = DefaultParallel
+	}
+	if o.TracerProvider == nil {
+		o.TracerProvider = otel.GetTracerProvider()
 	}
 	return o
 }

@@ -113,7 +113,7 @@ func ExampleCache_FixTTL() {
 	url := origin.URL + "/legacy/1"
 	_, _ = c.Get(ctx, url, cache.Variant{})
 	rdb.Persist(ctx, c.Key(url)) // what a pre-3.0.1 gem left behind
-	report, _ := c.FixTTL(ctx, 100)
+	report, _ := c.FixTTL(ctx, cache.FixTTLOptions{Batch: 100})
 	ttl := rdb.TTL(ctx, c.Key(url)).Val()
 	fmt.Println(report.Scanned, report.Fixed, ttl > 89*24*time.Hour)
 	// Output: 1 1 true

@@ -289,3 +289,16 @@ func TestConsoleSettings(t *testing.T) {
 		t.Fatalf("the filter read DRAIN_STATUS_ADMIN_URLS: %+v", c.Console)
 	}
 }
+
+// Every service's -h lists the OpenTelemetry variables it honours; drainctl's does not.
+func TestUsageListsOTELVariables(t *testing.T) {
+	for _, s := range []Service{Ingest, Filter, Warmer, Sweeper, Drainctl} {
+		var b strings.Builder
+		Usage(&b, s)
+		for _, v := range OTELVars {
+			if got := strings.Contains(b.String(), v.Name); got != (s != Drainctl) {
+				t.Errorf("%s -h names %s: %v", s, v.Name, got)
+			}
+		}
+	}
+}

@@ -138,6 +138,25 @@ var Vars = []Var{
 	{Name: "DRAIN_CONSOLE_TOKEN", Services: []Service{Drainctl}, Help: "drainctl console: token every request must carry (Bearer, or the Basic-auth password); required unless DRAIN_CONSOLE_ADDR is a loopback address"},
 }
 
+// services are the four service binaries (drainctl makes no spans).
+var services = []Service{Ingest, Filter, Warmer, Sweeper}
+
+// OTELVars are the standard OpenTelemetry variables the services honour. Load does not read
+// them: the services' tracing set-up and the OpenTelemetry SDK do (docs/operations.md,
+// "Tracing"). Tracing is off, with no exporter and a no-op tracer provider, unless
+// OTEL_TRACES_EXPORTER or an OTLP endpoint is set. Usage lists them.
+var OTELVars = []Var{
+	{Name: "OTEL_TRACES_EXPORTER", Services: services, Help: "otlp exports spans, none (or unset without an endpoint) turns tracing off"},
+	{Name: "OTEL_EXPORTER_OTLP_ENDPOINT", Services: services, Help: "OTLP collector base URL, e.g. http://otel-collector:4318; setting it turns tracing on"},
+	{Name: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", Services: services, Help: "full OTLP traces URL, instead of the base endpoint"},
+	{Name: "OTEL_EXPORTER_OTLP_PROTOCOL", Default: "http/protobuf", Services: services, Help: "http/protobuf or grpc (OTEL_EXPORTER_OTLP_TRACES_PROTOCOL overrides it)"},
+	{Name: "OTEL_EXPORTER_OTLP_HEADERS", Services: services, Help: "key=value,... headers of every export (authentication)"},
+	{Name: "OTEL_SERVICE_NAME", Default: "drain-<service>", Services: services, Help: "service.name of the spans"},
+	{Name: "OTEL_RESOURCE_ATTRIBUTES", Services: services, Help: "key=value,... resource attributes (deployment.environment=...)"},
+	{Name: "OTEL_TRACES_SAMPLER", Default: "parentbased_always_on", Services: services, Help: "sampler, with OTEL_TRACES_SAMPLER_ARG (e.g. parentbased_traceidratio and 0.1)"},
+	{Name: "OTEL_SDK_DISABLED", Default: "false", Services: services, Help: "true turns tracing off whatever else is set"},
+}
+
 // goDuration formats d as a Go duration without zero units: 72h, 2m, 30s, 200ms.
 func goDuration(d time.Duration) string {
 	s := d.String()
@@ -203,6 +222,25 @@ func Usage(w io.Writer, service Service) {
 		}
 	}
 	tw.Flush()
+	var otelVars []Var
+	for _, v := range OTELVars {
+		if v.readBy(service) {
+			otelVars = append(otelVars, v)
+		}
+	}
+	if len(otelVars) > 0 {
+		fmt.Fprintln(w, "OpenTelemetry tracing, standard variables (off unless OTEL_TRACES_EXPORTER or an OTLP endpoint is set; the W3C traceparent is passed on either way):")
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		for _, v := range otelVars {
+			def := v.Default
+			if def == "" {
+				def = "(empty)"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", v.Name, def, v.Help)
+		}
+		tw.Flush()
+		fmt.Fprintln(w, "  OTEL_EXPORTER_OTLP_* (timeout, compression, certificates) and OTEL_BSP_* apply as the OpenTelemetry SDK documents them.")
+	}
 	if service == Warmer || service == Drainctl {
 		fmt.Fprintln(w, "  <host>.ROUTEMASTER_CIRCUIT_BREAKER_{SLEEP_WINDOW,TIME_WINDOW,VOLUME_THRESHOLD,ERROR_THRESHOLD} override per host.")
 	}

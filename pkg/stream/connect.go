@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -78,7 +79,8 @@ func Connect(o ConnectOptions) (*nats.Conn, jetstream.JetStream, error) {
 }
 
 // StreamConfig returns the configuration the drain declares for the stream of kind k under
-// o (zero fields of o take their defaults; Declare also validates o). Dead letters are kept
+// o (zero fields of o take their defaults; Declare also validates o). It carries a Description
+// and the Metadata MetadataVersion, MetadataStage (the kind) and MetadataPrefix. Dead letters are kept
 // until replayed (StreamOptions.DLQMaxAge, forever by default) within DLQMaxBytes; a full DLQ
 // refuses new dead letters, so the consumer keeps retrying the message instead of JetStream
 // dropping an old one.
@@ -92,7 +94,8 @@ func StreamConfig(o StreamOptions, k Kind) jetstream.StreamConfig {
 	if k == DLQ {
 		return jetstream.StreamConfig{
 			Name:        n.Stream(k),
-			Description: "routemaster-drain dead letters",
+			Description: "routemaster-drain dead letters of every stage (" + n.Subject(k, ">") + ")",
+			Metadata:    metadata(s.Prefix, string(k)),
 			Subjects:    n.Subjects(k),
 			Retention:   jetstream.LimitsPolicy,
 			MaxAge:      s.DLQMaxAge,
@@ -105,7 +108,8 @@ func StreamConfig(o StreamOptions, k Kind) jetstream.StreamConfig {
 	}
 	return jetstream.StreamConfig{
 		Name:        n.Stream(k),
-		Description: "routemaster-drain " + string(k),
+		Description: "routemaster-drain " + string(k) + " (" + strings.Join(n.Subjects(k), ", ") + ")",
+		Metadata:    metadata(s.Prefix, string(k)),
 		Subjects:    n.Subjects(k),
 		Retention:   jetstream.LimitsPolicy,
 		MaxAge:      s.MaxAge,

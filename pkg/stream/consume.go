@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Msg is a JetStream message as handlers receive it.
@@ -38,6 +39,19 @@ type ConsumerConfig struct {
 	// Observe, when set, is called after each message with its outcome ("ack", "retry",
 	// "dead_letter") and how long the handler ran; services hang metrics on it.
 	Observe func(outcome string, deliveries uint64, took time.Duration)
+	// ObserveBacklog, when set, is called while Consume runs with the consumer's backlog as
+	// the server reports it: once at start, then every BacklogInterval (one JetStream request
+	// each). Services export it as drain_consumer_pending_messages and
+	// drain_consumer_ack_pending_messages.
+	ObserveBacklog func(Backlog)
+	// BacklogInterval is how often ObserveBacklog is called (default DefaultBacklogInterval).
+	BacklogInterval time.Duration
+	// TracerProvider makes the span of each delivery ("<Stage>.process", a child of the
+	// trace context in the message's headers; see ExtractTrace), which the handler's ctx
+	// carries (default otel.GetTracerProvider(), a no-op until the app installs an SDK).
+	TracerProvider trace.TracerProvider
+
+	tracer trace.Tracer
 }
 
 func (c *ConsumerConfig) defaults() {
@@ -62,6 +76,12 @@ func (c *ConsumerConfig) defaults() {
 	if c.Stage == "" {
 		c.Stage = c.Durable
 	}
+	if c.BacklogInterval <= 0 {
+		c.BacklogInterval = DefaultBacklogInterval
+	}
+	if c.tracer == nil {
+		c.tracer = tracer(c.TracerProvider)
+	}
 	if c.Log == nil {
 		c.Log = slog.Default()
 	}
@@ -69,7 +89,9 @@ func (c *ConsumerConfig) defaults() {
 
 // EnsureConsumer creates or updates the durable pull consumer of c and returns it.
 //
-// The server's own MaxDeliver is left unlimited: Consume enforces c.MaxDeliver itself, so that
+// The consumer carries a Description and the Metadata MetadataVersion, MetadataStage
+// (c.Stage) and MetadataPrefix (when c.Stream is a drain stream); servers older than 2.10
+// ignore the Metadata. The server's own MaxDeliver is left unlimited: Consume enforces c.MaxDeliver itself, so that
 // a message is dead-lettered (and stored there) before it is given up, never silently dropped.
 func EnsureConsumer(ctx context.Context, js jetstream.JetStream, c ConsumerConfig) (jetstream.Consumer, error) {
 	c.defaults()
@@ -82,6 +104,8 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, c ConsumerConfi
 	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, c.Stream, jetstream.ConsumerConfig{
 		Durable:       c.Durable,
+		Description:   "routemaster-drain " + c.Stage + " consumer of " + c.Stream,
+		Metadata:      metadata(prefixOf(c.Stream), c.Stage),
 		FilterSubject: c.FilterSubject,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       c.AckWait,
@@ -113,6 +137,9 @@ func Consume(ctx context.Context, js jetstream.JetStream, dlq string, c Consumer
 	sem := make(chan struct{}, c.Concurrency)
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	if c.ObserveBacklog != nil {
+		wg.Go(func() { c.pollBacklog(ctx, js) })
+	}
 	for {
 		c.pull(ctx, cons, func(msg Msg) {
 			sem <- struct{}{}
@@ -192,10 +219,12 @@ func (c *ConsumerConfig) handle(ctx context.Context, js jetstream.JetStream, dlq
 	if md, err := msg.Metadata(); err == nil {
 		deliveries, seq = md.NumDelivered, md.Sequence.Stream
 	}
+	ctx, span := c.startProcess(ctx, msg, deliveries, seq)
 	start := time.Now()
 	err := c.runKeepingAlive(ctx, msg, handler)
 	took := time.Since(start)
 	outcome := "ack"
+	defer func() { endProcess(span, outcome, err) }()
 	f, delay := fateOf(err)
 	// The delivery budget counts this delivery and the earlier ones that did not end in an
 	// outage (as far as this process saw them).

@@ -69,7 +69,8 @@ func (e *PublishError) Unwrap() []error {
 // round trip; then PublishAll waits for every PubAck, at most timeout for all of them
 // together, or until ctx ends. A message without a Nats-Msg-Id gets MsgID(subject, body), so
 // publishing the same messages again after a failure stores each at most once inside the
-// duplicate window.
+// duplicate window. A message without a traceparent header gets the W3C trace context of the
+// span in ctx (InjectTrace; nothing when ctx is untraced); the Nats-Msg-Id never depends on it.
 //
 // Otherwise the error is a *PublishError naming every message not acknowledged. A failed
 // publish stops the sending (the messages after it fail with its error, unsent), but the
@@ -93,6 +94,9 @@ func PublishAll(ctx context.Context, js jetstream.JetStream, timeout time.Durati
 		}
 		if m.Header.Get(jetstream.MsgIDHeader) == "" {
 			m.Header.Set(jetstream.MsgIDHeader, MsgID(m.Subject, m.Data))
+		}
+		if m.Header.Get(HeaderTraceparent) == "" {
+			InjectTrace(ctx, m.Header)
 		}
 		f, err := js.PublishMsgAsync(m)
 		if err != nil {

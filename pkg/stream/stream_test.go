@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -83,6 +84,25 @@ func TestDeclareIdempotent(t *testing.T) {
 				}
 			case <-time.After(10 * time.Second):
 				t.Fatal("listener got nothing")
+			}
+			// Streams and consumers carry a description and, on servers that keep it (2.10+),
+			// the drain's metadata; a 2.9 server ignores it and declaring works all the same.
+			cons, err := js.Consumer(context.Background(), "rmtest_events", n.Durable("app"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cc := cons.CachedInfo().Config
+			if !strings.Contains(info.CachedInfo().Config.Description, "rmtest.events.>") || !strings.Contains(cc.Description, "rmtest_app") {
+				t.Errorf("descriptions: stream %q, consumer %q", info.CachedInfo().Config.Description, cc.Description)
+			}
+			if name == "binary-2.9" {
+				return
+			}
+			for what, md := range map[string]map[string]string{"stream": info.CachedInfo().Config.Metadata, "consumer": cc.Metadata} {
+				stage := map[string]string{"stream": "events", "consumer": "rmtest_app"}[what]
+				if md[stream.MetadataPrefix] != "rmtest" || md[stream.MetadataStage] != stage || md[stream.MetadataVersion] == "" {
+					t.Errorf("%s metadata = %v, want drain_prefix rmtest, drain_stage %s and a drain_version", what, md, stage)
+				}
 			}
 		})
 	}

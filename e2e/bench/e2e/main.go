@@ -546,7 +546,7 @@ func scrape(url string) string {
 			}
 			lbl := name[i:]
 			name = name[:i]
-			if strings.HasPrefix(name, "drain_warm_") || strings.HasPrefix(name, "drain_filter_messages") {
+			if strings.HasPrefix(name, "drain_warmer_") || strings.HasPrefix(name, "drain_filter_messages") {
 				name += lbl
 			}
 		}

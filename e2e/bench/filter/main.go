@@ -160,7 +160,7 @@ func measure(bin, natsURL, redisAddr, prefix string, nBatches, nEvents, nURLs, c
 	if first == 0 {
 		fmt.Fprintf(os.Stderr, "filter: every batch was acked before the first look at its consumer; timed from readiness (raise -batches)\n")
 	}
-	if sum, count, err := histogram(f.URL("/metrics"), "drain_filter_processing_seconds"); err != nil {
+	if sum, count, err := histogram(f.URL("/metrics"), "drain_filter_processing_duration_seconds"); err != nil {
 		fmt.Fprintln(os.Stderr, "filter: metrics:", err)
 	} else if count > 0 {
 		fmt.Fprintf(os.Stderr, "filter: mean time per message %.2f ms over %d messages\n", 1000*sum/count, int64(count))

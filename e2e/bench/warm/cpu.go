@@ -210,7 +210,7 @@ func (cc cpuCase) runWarmer(ctx context.Context, sc *stack.Scratch, bin, prefix 
 			return cost{}, fmt.Errorf("warmer allocation profile: %w", err)
 		}
 	}
-	stored := m1[`drain_warm_fetches_total{outcome="stored"}`] - m0[`drain_warm_fetches_total{outcome="stored"}`]
+	stored := m1[`drain_warmer_fetches_total{outcome="stored"}`] - m0[`drain_warmer_fetches_total{outcome="stored"}`]
 	if stored <= 0 {
 		return cost{}, fmt.Errorf("the warmer stored nothing (metrics %v)", m1)
 	}

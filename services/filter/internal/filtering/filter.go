@@ -90,18 +90,19 @@ func New(cfg *config.Config, js jetstream.JetStream, drain, cacheRedis redis.Uni
 // ConsumerConfig is the durable consumer the filter runs on.
 func (f *Filter) ConsumerConfig() stream.ConsumerConfig {
 	return stream.ConsumerConfig{
-		Stream:        f.names.Stream(stream.Events),
-		Durable:       f.names.Durable(ConsumerName),
-		FilterSubject: f.names.Subject(stream.Events, ">"),
-		Stage:         ConsumerName,
-		Concurrency:   f.cons.Concurrency,
-		MaxAckPending: f.cons.MaxAckPending,
-		MaxDeliver:    f.cons.MaxDeliver,
-		AckWait:       f.cons.AckWait,
-		Backoff:       f.cons.RetryBackoff,
-		BackoffMax:    f.cons.RetryBackoffMax,
-		Log:           f.log,
-		Observe:       f.m.observe,
+		Stream:         f.names.Stream(stream.Events),
+		Durable:        f.names.Durable(ConsumerName),
+		FilterSubject:  f.names.Subject(stream.Events, ">"),
+		Stage:          ConsumerName,
+		Concurrency:    f.cons.Concurrency,
+		MaxAckPending:  f.cons.MaxAckPending,
+		MaxDeliver:     f.cons.MaxDeliver,
+		AckWait:        f.cons.AckWait,
+		Backoff:        f.cons.RetryBackoff,
+		BackoffMax:     f.cons.RetryBackoffMax,
+		Log:            f.log,
+		Observe:        f.m.observe,
+		ObserveBacklog: f.m.backlog.Observe,
 	}
 }
 
@@ -141,7 +142,9 @@ func (f *Filter) Handle(ctx context.Context, msg stream.Msg) error {
 		return stream.Permanent(fmt.Errorf("undecodable batch: %w", err))
 	}
 	seq := f.sourceSeq(msg, md)
-	res, err := f.reorder.Run(ctx, seq, events, f.dirty)
+	sctx, span := startScript(ctx, seq, len(events))
+	res, err := f.reorder.Run(sctx, seq, events, f.dirty)
+	endScript(span, res, err)
 	if err != nil {
 		if errors.Is(err, reorder.ErrInvalidBatch) {
 			return stream.Permanent(err)

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/routemaster-drain/drain/internal/service"
 )
 
 type metrics struct {
@@ -11,6 +13,7 @@ type metrics struct {
 	redeliveries, deadLetters             prometheus.Counter
 	messages                              *prometheus.CounterVec
 	latency                               prometheus.Histogram
+	backlog                               *service.BacklogMetrics
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -30,7 +33,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "drain_filter_messages_total", Help: "Messages handled, by outcome (ack, retry, dead_letter).",
 		}, []string{"outcome"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "drain_filter_processing_seconds",
+			Name:    "drain_filter_processing_duration_seconds",
 			Help:    "Time from a message's delivery to its outcome (reorder, cache, publishes).",
 			Buckets: prometheus.ExponentialBuckets(0.0002, 2, 16),
 		}),
@@ -40,6 +43,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			return nil, err
 		}
 	}
+	backlog, err := service.NewBacklogMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	m.backlog = backlog
 	return m, nil
 }
 

@@ -262,7 +262,9 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request) {
 	if len(events) > 0 {
 		b.group()
 		start := time.Now()
-		settled, err := s.publish(r.Context(), b.groups)
+		ctx, span := startPublish(r, len(events), len(b.groups))
+		settled, err := s.publish(ctx, b.groups)
+		endPublish(span, err)
 		if !settled {
 			b.keep = true // nats.go may still resend these buffers; let the GC have them
 		}

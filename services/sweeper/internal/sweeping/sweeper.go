@@ -24,6 +24,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/routemaster-drain/drain/pkg/config"
 	"github.com/routemaster-drain/drain/pkg/dirty"
@@ -234,7 +236,9 @@ func MsgID(subject string, tok dirty.Token, body []byte) string {
 // URLs it refuses are alone: the others are handed on, each refused URL is offered again
 // after a backoff or dead-lettered (refuse). It returns how many URLs were handed on and left
 // the map.
-func (s *Sweeper) batch(ctx context.Context, tok dirty.Token, urls []string) (int, error) {
+func (s *Sweeper) batch(ctx context.Context, tok dirty.Token, urls []string) (handed int, err error) {
+	ctx, span := startHandoff(ctx, tok, len(urls))
+	defer func() { endHandoff(span, handed, err) }()
 	// The batch outlives ctx by at most ShutdownGrace: SIGTERM finishes the current batch.
 	bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
@@ -331,7 +335,7 @@ func (s *Sweeper) batch(ctx context.Context, tok dirty.Token, urls []string) (in
 		return 0, err
 	}
 	s.forgetRefusals(bctx, accepted, dead)
-	handed := len(without(done, dead))
+	handed = len(without(done, dead))
 	s.met.batches.Inc()
 	s.met.handed.Add(float64(handed))
 	if len(done) < len(accepted)+len(dead) {
@@ -525,6 +529,7 @@ func (s *Sweeper) publish(ctx context.Context, timeout time.Duration, body []byt
 	msg := nats.NewMsg(s.cfg.Subject)
 	msg.Data = body
 	msg.Header.Set("Content-Type", "application/json")
+	stream.InjectTrace(ctx, msg.Header)
 	ack, err := s.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id))
 	if err != nil {
 		return err
@@ -555,6 +560,7 @@ func (s *Sweeper) post(ctx context.Context, timeout time.Duration, body []byte, 
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Idempotency-Key", id)
 	req.Header.Set("User-Agent", "routemaster-drain-sweeper")
+	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(req.Header))
 	resp, err := s.cfg.HTTPClient.Do(req)
 	if err != nil {
 		return err

@@ -81,7 +81,7 @@ func TestRedisOutageIsRetriedWithoutDeadLetters(t *testing.T) {
 	// With DRAIN_MAX_DELIVER=2 an ordinary retry would be dead-lettered at the second delivery;
 	// wait until every message has failed at least three times on average.
 	eventually(t, 30*time.Second, "retries during the Redis outage", func() bool {
-		return metricValue(t, reg, "drain_warm_messages_total", "outcome", "retry") >= 3*(urls+1)
+		return metricValue(t, reg, "drain_warmer_messages_total", "outcome", "retry") >= 3*(urls+1)
 	})
 	if n := w.deadLetters(); n != 0 {
 		t.Fatalf("%d dead letters during a Redis outage", n)
@@ -121,7 +121,7 @@ func TestRequestAboveTheURLsIndexIsStored(t *testing.T) {
 	if got, want := w.cached("/lost"), w.api.body("/lost"); got != want {
 		t.Fatalf("/lost cached %q, want %q", got, want)
 	}
-	if n := metricValue(t, reg, "drain_warm_messages_total", "outcome", "retry"); n != 0 {
+	if n := metricValue(t, reg, "drain_warmer_messages_total", "outcome", "retry"); n != 0 {
 		t.Fatalf("%v retries", n)
 	}
 	if n := w.api.fetchesOf("/lost"); n != 2 {
@@ -196,7 +196,7 @@ func TestHostSlotsArePruned(t *testing.T) {
 			host = "b.example"
 		}
 		wg.Go(func() {
-			if out := wm.warm(fmt.Sprintf("http://%s/%d", host, i), 0); out.kind != outStored {
+			if out := wm.warm(fmt.Sprintf("http://%s/%d", host, i), 0, nil); out.kind != outStored {
 				t.Errorf("warm %s/%d: %+v", host, i, out)
 			}
 		})
@@ -215,7 +215,7 @@ func TestHostSlotsArePruned(t *testing.T) {
 		t.Fatalf("host slots after the fetches: %v, want none", got)
 	}
 	for i := range 200 {
-		wm.warm(fmt.Sprintf("http://h%d.example/x", i), 0)
+		wm.warm(fmt.Sprintf("http://h%d.example/x", i), 0, nil)
 	}
 	if got := hostsHeld(); len(got) != 0 {
 		t.Fatalf("%d host entries left after fetches for 200 hosts", len(got))
@@ -281,11 +281,11 @@ func TestFlights(t *testing.T) {
 	idx, _ := c.Invalidate(ctx, hot)
 	var wg sync.WaitGroup
 	errs := make(chan error, 6)
-	wg.Go(func() { errs <- wm.await(hot, idx[0]) })
+	wg.Go(func() { errs <- wm.await(ctx, hot, idx[0]) })
 	eventually(t, 5*time.Second, "the leading fetch", func() bool { mu.Lock(); defer mu.Unlock(); return len(starts) == 1 })
 	for range 5 { // invalidated during the fetch: the leading fetch cannot store
 		idx, _ := c.Invalidate(ctx, hot)
-		wg.Go(func() { errs <- wm.await(hot, idx[0]) })
+		wg.Go(func() { errs <- wm.await(ctx, hot, idx[0]) })
 	}
 	eventually(t, 5*time.Second, "6 requests in the flight", func() bool {
 		wm.mu.Lock()

@@ -16,7 +16,9 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/routemaster-drain/drain/internal/service"
 	"github.com/routemaster-drain/drain/pkg/apiclient"
 	"github.com/routemaster-drain/drain/pkg/cache"
 	"github.com/routemaster-drain/drain/pkg/config"
@@ -128,6 +130,7 @@ func (w *Warmer) ConsumerConfig() stream.ConsumerConfig {
 		Observe: func(outcome string, _ uint64, _ time.Duration) {
 			w.metrics.messages.WithLabelValues(outcome).Inc()
 		},
+		ObserveBacklog: w.metrics.backlog.Observe,
 	}
 }
 
@@ -143,6 +146,7 @@ func (w *Warmer) Run(ctx context.Context) error {
 type fetchJob struct {
 	u     string
 	index int64
+	from  []trace.SpanContext // the spans of the requests the fetch covers
 	out   outcome
 	done  chan struct{} // receives once the fetch is over
 }
@@ -162,7 +166,7 @@ func (w *Warmer) startFetchers() (stop func()) {
 			for {
 				select {
 				case j := <-w.jobs:
-					j.out = w.fetch(j.u, j.index)
+					j.out = w.fetch(j.u, j.index, j.from)
 					j.done <- struct{}{}
 				case <-quit:
 					return
@@ -209,7 +213,7 @@ func (w *Warmer) handle(ctx context.Context, msg stream.Msg) error {
 		// that lost its data starts again from 0).
 		index = st.Current
 	}
-	err = w.await(req.URL, index)
+	err = w.await(ctx, req.URL, index)
 	if err == nil {
 		w.metrics.requests.WithLabelValues("fetched").Inc()
 	}
@@ -236,7 +240,8 @@ type flight struct {
 
 type waiter struct {
 	index int64
-	done  chan verdict // receives the request's result, or the lead; nil for a first leader
+	done  chan verdict      // receives the request's result, or the lead; nil for a first leader
+	span  trace.SpanContext // the delivery's span: the fetch that covers it is its child or links it
 }
 
 // verdict ends a waiting request: its message's result, or lead (run the flight's next fetch).
@@ -246,10 +251,11 @@ type verdict struct {
 }
 
 // await holds a request until a fetch of url covers it, and returns the message's result.
-func (w *Warmer) await(u string, index int64) error {
+func (w *Warmer) await(ctx context.Context, u string, index int64) error {
+	span := trace.SpanContextFromContext(ctx)
 	w.mu.Lock()
 	if f := w.flights[u]; f != nil {
-		wt := &waiter{index: index, done: make(chan verdict, 1)}
+		wt := &waiter{index: index, done: make(chan verdict, 1), span: span}
 		f.waiters = append(f.waiters, wt)
 		w.mu.Unlock()
 		v := <-wt.done
@@ -258,7 +264,7 @@ func (w *Warmer) await(u string, index int64) error {
 		}
 		return w.lead(u, f)
 	}
-	f := &flight{waiters: []*waiter{{index: index}}, last: w.recent.last(u)}
+	f := &flight{waiters: []*waiter{{index: index, span: span}}, last: w.recent.last(u)}
 	w.flights[u] = f
 	w.mu.Unlock()
 	return w.lead(u, f)
@@ -286,10 +292,11 @@ func (w *Warmer) lead(u string, f *flight) error {
 				index = max(index, wt.index)
 			}
 		}
+		from := spansOf(f.waiters)
 		f.last = time.Now()
 		w.mu.Unlock()
 
-		out := w.warm(u, index)
+		out := w.warm(u, index, from)
 
 		w.mu.Lock()
 		var resolved []*waiter
@@ -407,8 +414,9 @@ type outcome struct {
 
 // warm fetches u once within the concurrency limits and stores or busts. The fetch runs under
 // index, or under the URL's index read first when index is negative; the conditional store
-// is then its only Redis command unless the resource is gone.
-func (w *Warmer) warm(u string, index int64) outcome {
+// is then its only Redis command unless the resource is gone. Its span continues the trace
+// of the requests it covers (from).
+func (w *Warmer) warm(u string, index int64, from []trace.SpanContext) outcome {
 	host := hostOf(u)
 	hs := w.holdHost(host)
 	defer w.releaseHost(host, hs)
@@ -417,7 +425,7 @@ func (w *Warmer) warm(u string, index int64) outcome {
 	hs.sem <- struct{}{}
 	defer func() { <-hs.sem }()
 	j := fetchJobs.Get().(*fetchJob)
-	j.u, j.index = u, index
+	j.u, j.index, j.from = u, index, from
 	w.jobs <- j // waits for a free fetcher: one of the process's slots
 	<-j.done
 	out := j.out
@@ -427,13 +435,19 @@ func (w *Warmer) warm(u string, index int64) outcome {
 }
 
 // fetch is warm's work, on a fetcher.
-func (w *Warmer) fetch(u string, index int64) outcome {
+func (w *Warmer) fetch(u string, index int64, from []trace.SpanContext) outcome {
 	w.metrics.inflight.Inc()
 	defer w.metrics.inflight.Dec()
 	// The fetch is bounded by the API client (ROUTEMASTER_CACHE_TIMEOUT per attempt, three
 	// attempts) and the store by the Redis client's timeouts: no deadline of its own.
-	ctx := context.Background()
+	ctx, span := startFetch(context.Background(), u, from)
+	out := w.fetchAndStore(ctx, u, index)
+	endFetch(span, out)
+	return out
+}
 
+// fetchAndStore refreshes u's cache entry and classifies the result.
+func (w *Warmer) fetchAndStore(ctx context.Context, u string, index int64) outcome {
 	start := time.Now()
 	var res cache.Refreshed
 	var err error
@@ -558,21 +572,22 @@ type metrics struct {
 	coalesced prometheus.Counter
 	latency   prometheus.Histogram
 	inflight  prometheus.Gauge
+	backlog   *service.BacklogMetrics
 }
 
 func newMetrics(r prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
-		fetches: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "drain_warm_fetches_total",
+		fetches: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "drain_warmer_fetches_total",
 			Help: "Origin fetches by outcome: stored, superseded (invalidated during the fetch), gone (404/410: busted), retry, permanent."}, []string{"outcome"}),
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "drain_warm_requests_total",
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "drain_warmer_requests_total",
 			Help: "Warm requests acknowledged, by how: fetched (covered by a fetch), covered (already stored, no fetch), delete (busted)."}, []string{"via"}),
-		messages: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "drain_warm_messages_total",
+		messages: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "drain_warmer_messages_total",
 			Help: "Warm messages by consumer outcome: ack, retry, dead_letter."}, []string{"outcome"}),
-		coalesced: prometheus.NewCounter(prometheus.CounterOpts{Name: "drain_warm_coalesced_total",
+		coalesced: prometheus.NewCounter(prometheus.CounterOpts{Name: "drain_warmer_coalesced_total",
 			Help: "Warm requests satisfied by a fetch that another request started."}),
-		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "drain_warm_fetch_seconds",
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "drain_warmer_fetch_duration_seconds",
 			Help: "Time to fetch and store one URL.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 12)}),
-		inflight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "drain_warm_inflight_fetches",
+		inflight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "drain_warmer_inflight_fetches",
 			Help: "Fetches running now."}),
 	}
 	for _, c := range []prometheus.Collector{m.fetches, m.requests, m.messages, m.coalesced, m.latency, m.inflight} {
@@ -580,5 +595,10 @@ func newMetrics(r prometheus.Registerer) (*metrics, error) {
 			return nil, fmt.Errorf("warmer: register metrics: %w", err)
 		}
 	}
+	backlog, err := service.NewBacklogMetrics(r)
+	if err != nil {
+		return nil, err
+	}
+	m.backlog = backlog
 	return m, nil
 }

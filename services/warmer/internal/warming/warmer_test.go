@@ -158,7 +158,7 @@ func TestCoveredRequestsAreNotFetched(t *testing.T) {
 	if n := w.api.total.Load(); n != 0 {
 		t.Fatalf("origin fetched %d times for a covered redelivered request", n)
 	}
-	if v := metricValue(t, reg, "drain_warm_requests_total", "via", "covered"); v != 1 {
+	if v := metricValue(t, reg, "drain_warmer_requests_total", "via", "covered"); v != 1 {
 		t.Fatalf("covered requests metric %v", v)
 	}
 
@@ -207,8 +207,8 @@ func TestCoalescing(t *testing.T) {
 	}
 	// Every request was acknowledged either by a fetch that covered it (most of them coalesced
 	// into another request's fetch) or because a stored entry already covered it.
-	fetched, covered := metricValue(t, reg, "drain_warm_requests_total", "via", "fetched"), metricValue(t, reg, "drain_warm_requests_total", "via", "covered")
-	coalesced := metricValue(t, reg, "drain_warm_coalesced_total")
+	fetched, covered := metricValue(t, reg, "drain_warmer_requests_total", "via", "fetched"), metricValue(t, reg, "drain_warmer_requests_total", "via", "covered")
+	coalesced := metricValue(t, reg, "drain_warmer_coalesced_total")
 	if fetched+covered != n || coalesced < fetched-float64(fetches) {
 		t.Fatalf("metrics: fetched %v covered %v coalesced %v", fetched, covered, coalesced)
 	}
@@ -254,7 +254,7 @@ func TestOriginOutageWithBreaker(t *testing.T) {
 	if n := w.deadLetters(); n != 0 {
 		t.Fatalf("%d dead letters after a %v outage", n, outage)
 	}
-	if v := metricValue(t, reg, "drain_warm_messages_total", "outcome", "retry"); v == 0 {
+	if v := metricValue(t, reg, "drain_warmer_messages_total", "outcome", "retry"); v == 0 {
 		t.Fatal("no retries recorded")
 	}
 }
@@ -295,7 +295,7 @@ func TestHostConcurrencyLimit(t *testing.T) {
 func TestAdminEndpoints(t *testing.T) {
 	w := newWorld(t)
 	r := w.runWarmer()
-	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "ready", "/metrics": "drain_warm_inflight_fetches"} {
+	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "ready", "/metrics": "drain_warmer_inflight_fetches"} {
 		res, err := http.Get("http://" + r.AdminAddr() + path)
 		if err != nil {
 			t.Fatal(err)

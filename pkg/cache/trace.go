@@ -1,0 +1,35 @@
+package cache
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// tracerName is the instrumentation scope of the cache's spans.
+const tracerName = "github.com/routemaster-drain/drain/pkg/cache"
+
+// startStore starts the span of a conditional store of r under url.
+func (c *Cache) startStore(ctx context.Context, url string, r *Response) (context.Context, trace.Span) {
+	return c.tracer.Start(ctx, "cache.store", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(
+			attribute.String("db.system.name", "redis"),
+			attribute.String("drain.url", url),
+			attribute.Int64("drain.cache.index", r.Index),
+			attribute.Int("drain.cache.body_bytes", len(r.Body)),
+		))
+}
+
+// endStore ends a store's span with whether it stored (false: superseded) or its error.
+func endStore(span trace.Span, stored bool, err error) {
+	if span.IsRecording() {
+		span.SetAttributes(attribute.Bool("drain.cache.stored", stored))
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, err.Error())
+		}
+	}
+	span.End()
+}
