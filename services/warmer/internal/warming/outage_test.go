@@ -311,7 +311,7 @@ func TestFlights(t *testing.T) {
 
 	goroutines := runtime.NumGoroutine() // the fetchers included
 	for i := range 200 {
-		if err := wm.await(fmt.Sprintf("http://b.example/%d", i), 0); err != nil {
+		if err := wm.await(ctx, fmt.Sprintf("http://b.example/%d", i), 0); err != nil {
 			t.Fatal(err)
 		}
 	}
