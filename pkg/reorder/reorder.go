@@ -124,7 +124,8 @@ func (f *Filter) Load(ctx context.Context) error {
 
 // Run filters one batch, every URL atomically, in one Redis round trip (one per node on Redis
 // Cluster, in parallel; two the first time a server sees the script), whatever the batch
-// size.
+// size. (A client that is only a redis.Scripter, without Pipeline, gets one round trip per
+// bucket; every go-redis client has Pipeline.)
 //
 // The batch is split by bucket (dirty.Bucket): one script call per bucket present (at most
 // dirty.Buckets), each touching only that bucket's keys (the states of its URLs and its dirty
