@@ -72,26 +72,35 @@ end
 
 local states = call("MGET", nil, KEYS, 2, #KEYS)
 local flags = {}               -- per event: its result character
-local kept = {}                -- URL number -> its kept event
-local to_mark, marked = {}, {} -- URLs to mark dirty, and their URL numbers
+local to_mark, marked = {}, {} -- URLs to mark dirty, and the events kept for them
 
 if nargs == nurls then
   -- One event per URL: event u is URL u, kept when newer than the state, or when the state
-  -- holds exactly what this message wrote on an earlier delivery (a replay).
+  -- holds exactly what this message wrote on an earlier delivery (a replay). stored and
+  -- decode are inlined here: this is the common case.
   for u = 1, nurls do
-    local traw, t, noop = decode(ARGV[4 + u])
-    local cur, mine = stored(states[u])
+    local traw = ARGV[4 + u]
+    local noop = string.byte(traw, 1) == 110 -- "n"
+    if noop then traw = string.sub(traw, 2) end
+    local t = tonumber(traw)
+    local v, cur, mine = states[u], 0, false
+    if v then
+      local ts, ss = string.match(v, '^{"t":(%d+),"seq":(%d+)}$')
+      if ts then
+        cur, mine = tonumber(ts), ss == seq_s
+      else
+        cur, mine = stored(v)
+      end
+    end
     if t > cur then
       redis.call("SET", KEYS[u + 1], '{"t":' .. traw .. ',"seq":' .. seq_s .. '}', "PX", ARGV[1])
       flags[u] = "k"
-      kept[u] = u
       if mark and not noop then
         to_mark[#to_mark + 1] = string.sub(KEYS[u + 1], url_from)
         marked[#to_mark] = u
       end
     elseif t == cur and mine then
       flags[u] = "k"
-      kept[u] = u
     else
       flags[u] = "0"
     end
@@ -103,6 +112,7 @@ else
   end
   local order = {}    -- URL numbers in the order they were first kept
   local first = {}    -- URL number -> event at which it was first kept
+  local kept = {}     -- URL number -> its kept event
   local new_t = {}    -- URL number -> its new t as sent, when this run advanced it
   local changed = {}  -- URL number -> true when a fresh non-noop event advanced it
   for i = 1, nargs / 2 do
@@ -144,7 +154,7 @@ else
     end
     if mark and changed[u] then
       to_mark[#to_mark + 1] = string.sub(KEYS[u + 1], url_from)
-      marked[#to_mark] = u
+      marked[#to_mark] = kept[u]
     end
   end
 end
@@ -158,8 +168,7 @@ if #to_mark > 0 then
   for j = 1, #to_mark do
     if present[j] == 0 then
       absent[#absent + 1] = to_mark[j]
-      local i = kept[marked[j]]
-      flags[i] = string.upper(flags[i])
+      flags[marked[j]] = string.upper(flags[marked[j]])
     end
   end
   if #absent > 0 then call("SADD", KEYS[1], absent, 1, #absent) end
