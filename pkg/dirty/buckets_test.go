@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/routemaster-drain/drain/pkg/dirty"
+	"github.com/routemaster-drain/drain/pkg/draintest"
 )
 
 // crc16 is Redis Cluster's key hash (CRC16-XMODEM), to check the bucket tags' slots here;
@@ -192,5 +193,57 @@ func TestNextExpiryAcrossBuckets(t *testing.T) {
 	}
 	if d, ok, err := m.NextExpiry(ctx); err != nil || !ok || d > 30*time.Second || d < 25*time.Second {
 		t.Fatalf("next expiry = %v %v %v, want the 30s lease of the second bucket", d, ok, err)
+	}
+}
+
+// Every operation runs on Redis Cluster: each script's keys are in one slot (a CROSSSLOT error
+// would fail it), and a dead holder's batch is taken over whole there too.
+func TestMapOnCluster(t *testing.T) {
+	c := draintest.StartRedisCluster(t, 3, 0).Client(t)
+	m := dirty.New(c, "rm")
+	urls, _ := spread(300)
+	mark(t, m, urls...)
+	if n := count(t, m); n != 300 {
+		t.Fatalf("count = %d", n)
+	}
+	if all, err := m.List(ctx, 0); err != nil || len(all) != 300 {
+		t.Fatalf("list = %d, %v", len(all), err)
+	}
+	if some, err := m.List(ctx, 50); err != nil || len(some) != 50 {
+		t.Fatalf("list 50 = %d, %v", len(some), err)
+	}
+	dead, deadTok, err := m.Lease(ctx, 100, 100*time.Millisecond)
+	if err != nil || len(dead) == 0 {
+		t.Fatalf("lease = %v, %v", dead, err)
+	}
+	if n, err := m.Leased(ctx); err != nil || n != int64(len(dead)) {
+		t.Fatalf("leased = %d, %v", n, err)
+	}
+	if d, ok, err := m.NextExpiry(ctx); err != nil || !ok || d > 100*time.Millisecond {
+		t.Fatalf("next expiry = %v %v %v", d, ok, err)
+	}
+	time.Sleep(150 * time.Millisecond)
+	back, tok, err := m.Lease(ctx, 100, time.Minute)
+	if err != nil || tok.Batch() != deadTok.Batch() || tok.Generation() != 1 || len(back) != len(dead) {
+		t.Fatalf("take-over = %d URLs %q %v, want the %d of %q", len(back), tok, err, len(dead), deadTok)
+	}
+	if held, err := m.Renew(ctx, tok, time.Minute, back...); err != nil || len(held) != len(back) {
+		t.Fatalf("renew = %d, %v", len(held), err)
+	}
+	if given, err := m.Release(ctx, tok, back[0]); err != nil || len(given) != 1 {
+		t.Fatalf("release = %v, %v", given, err)
+	}
+	if done, err := m.Complete(ctx, tok, back[1:]...); err != nil || len(done) != len(back)-1 {
+		t.Fatalf("complete = %d, %v", len(done), err)
+	}
+	if ok, err := m.SweepOne(ctx, back[0], func(string) (bool, error) { return true, nil }); err != nil || !ok {
+		t.Fatalf("sweep one = %v, %v", ok, err)
+	}
+	swept := 0
+	if err := m.Sweep(ctx, 0, func(string) (bool, error) { swept++; return true, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if swept != 300-len(back) || count(t, m) != 0 {
+		t.Fatalf("swept %d, %d left", swept, count(t, m))
 	}
 }

@@ -128,7 +128,8 @@ func (f *Filter) Load(ctx context.Context) error {
 
 // Run filters one batch, every URL atomically, in one Redis round trip (one per node on Redis
 // Cluster, in parallel; two the first time a server sees the script), whatever the batch
-// size.
+// size. (A client that is only a redis.Scripter, without Pipeline, gets one round trip per
+// bucket; every go-redis client has Pipeline.)
 //
 // The batch is split by bucket (dirty.Bucket): one script call per bucket present (at most
 // dirty.Buckets), each touching only that bucket's keys (the states of its URLs and its dirty
@@ -175,26 +176,25 @@ func (f *Filter) Run(ctx context.Context, seq uint64, events []event.Event, mark
 		if !ok {
 			b := dirty.Bucket(e.URL)
 			if groups[b] == nil {
-				groups[b] = newBucketRun(dirty.KeysFor(f.ns, b), head)
+				groups[b] = newBucketRun(dirty.KeysFor(f.ns, b))
 			}
 			u.g = groups[b]
 			u.g.keys = append(u.g.keys, u.g.state+e.URL)
 			u.n = len(u.g.keys) - 1
 			urls[e.URL] = u
 		}
-		n := u.n
+		t := strconv.FormatInt(e.T, 10)
 		if e.Type == event.Noop {
-			n = -n
+			t = "n" + t
 		}
-		u.g.args = append(u.g.args, n, e.T)
-		u.g.pos = append(u.g.pos, i)
+		u.g.events = append(u.g.events, bucketEvent{pos: i, url: u.n, t: t})
 	}
 	var runs []*bucketRun
 	var calls []scriptpipe.Call
 	for _, g := range groups {
 		if g != nil {
 			runs = append(runs, g)
-			calls = append(calls, scriptpipe.Call{Keys: g.keys, Args: g.args})
+			calls = append(calls, scriptpipe.Call{Keys: g.keys, Args: g.args(head)})
 		}
 	}
 	replies := scriptpipe.Run(ctx, f.rdb, reorderScript, calls)
@@ -222,15 +222,39 @@ func (f *Filter) Run(ctx context.Context, seq uint64, events []event.Event, mark
 
 // bucketRun is the script call of one bucket of a batch.
 type bucketRun struct {
-	state string   // prefix of the bucket's state keys
-	keys  []string // the dirty set, then the state key of each distinct URL
-	args  []any    // head, then URL number and t per event
-	pos   []int    // batch position of each event, in call order
+	state  string   // prefix of the bucket's state keys
+	keys   []string // the dirty set, then the state key of each distinct URL
+	events []bucketEvent
 }
 
-func newBucketRun(k dirty.Keys, head []any) *bucketRun {
-	args := append(slices.Clip(head), len(k.State))
-	return &bucketRun{state: k.State, keys: []string{k.Items}, args: args}
+// bucketEvent is one event of a bucketRun.
+type bucketEvent struct {
+	pos int    // its position in the batch
+	url int    // its URL number, the index of its state key in keys
+	t   string // its t in decimal, prefixed "n" for a noop
+}
+
+func newBucketRun(k dirty.Keys) *bucketRun {
+	return &bucketRun{state: k.State, keys: []string{k.Items}}
+}
+
+// args returns the script's arguments: head, the state key prefix length, then the events:
+// their t alone when each URL has one event (the script's fast path), else URL number and t.
+func (g *bucketRun) args(head []any) []any {
+	one := len(g.events) == len(g.keys)-1
+	n := len(g.events)
+	if !one {
+		n *= 2
+	}
+	args := append(make([]any, 0, len(head)+1+n), head...)
+	args = append(args, len(g.state))
+	for _, e := range g.events {
+		if !one {
+			args = append(args, e.url)
+		}
+		args = append(args, e.t)
+	}
+	return args
 }
 
 // keptURL is one URL's outcome: the batch positions of the event at which it was first kept
@@ -240,18 +264,32 @@ type keptURL struct {
 	newlyDirty  bool
 }
 
-// parse appends the URLs kept by the script's reply r to kept.
+// parse appends the URLs kept by the script's reply r (one character per event) to kept.
 func (g *bucketRun) parse(r *redis.Cmd, kept []keptURL) ([]keptURL, error) {
-	raw, err := r.Int64Slice()
-	if err != nil || len(raw)%3 != 0 {
-		return nil, fmt.Errorf("unexpected script reply %v (%v)", r.Val(), err)
+	flags, err := r.Text()
+	if err != nil || len(flags) != len(g.events) {
+		return nil, fmt.Errorf("unexpected script reply %q (%v) for %d events", r.Val(), err, len(g.events))
 	}
-	for j := 0; j < len(raw); j += 3 {
-		first, last := raw[j], raw[j+1]
-		if first < 1 || last < first || int(last) > len(g.pos) {
-			return nil, fmt.Errorf("unexpected event numbers %d, %d", first, last)
+	var firstAt map[int]int // URL number -> batch position where it was first kept, for "l"
+	for i, e := range g.events {
+		switch c := flags[i]; c {
+		case '0':
+		case 'f':
+			if firstAt == nil {
+				firstAt = map[int]int{}
+			}
+			firstAt[e.url] = e.pos
+		case 'k', 'K':
+			kept = append(kept, keptURL{first: e.pos, kept: e.pos, newlyDirty: c == 'K'})
+		case 'l', 'L':
+			first, ok := firstAt[e.url]
+			if !ok {
+				return nil, fmt.Errorf("unexpected script reply %q: event %d kept, its first keep unknown", flags, i)
+			}
+			kept = append(kept, keptURL{first: first, kept: e.pos, newlyDirty: c == 'L'})
+		default:
+			return nil, fmt.Errorf("unexpected script reply %q", flags)
 		}
-		kept = append(kept, keptURL{first: g.pos[first-1], kept: g.pos[last-1], newlyDirty: raw[j+2] == 1})
 	}
 	return kept, nil
 }

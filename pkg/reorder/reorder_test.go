@@ -310,6 +310,21 @@ func TestReplay(t *testing.T) {
 	if len(other.Fresh) != 0 {
 		t.Fatalf("a different message got %v", brief(other.Fresh))
 	}
+
+	// One event per URL: a replay hands on the same events, a noop included, and marks nothing.
+	single := []event.Event{ev(event.Update, u("s1"), 5), ev(event.Noop, u("s2"), 5), ev(event.Delete, u("s3"), 5)}
+	once := run(t, f, 200, single...)
+	if got := brief(once.Fresh); !slices.Equal(got, []string{"s1@5", "s2@5", "s3@5"}) || !slices.Equal(once.NewlyDirty, []string{u("s1"), u("s3")}) {
+		t.Fatalf("single events: fresh %v, newly dirty %v", got, once.NewlyDirty)
+	}
+	c.SRem(ctx, dirty.KeysOf("rm", u("s1")).Items, u("s1"))
+	twice := run(t, f, 200, single...)
+	if got := brief(twice.Fresh); !slices.Equal(got, []string{"s1@5", "s2@5", "s3@5"}) || len(twice.NewlyDirty) != 0 || isDirty(c, u("s1")) {
+		t.Fatalf("single events replayed: fresh %v, newly dirty %v", got, twice.NewlyDirty)
+	}
+	if other := run(t, f, 201, single...); len(other.Fresh) != 0 {
+		t.Fatalf("single events, another message: %v", brief(other.Fresh))
+	}
 }
 
 func TestInvalidBatch(t *testing.T) {
@@ -482,6 +497,18 @@ func TestLargeBatch(t *testing.T) {
 	}
 	if res := run(t, f, 2, events...); len(res.Fresh) != 0 {
 		t.Fatalf("second run: %d fresh", len(res.Fresh))
+	}
+	// One event per URL (the script's other path), over the same chunking.
+	for i := range big {
+		events[i] = ev(event.Update, big[i], 3)
+	}
+	c.Del(context.Background(), dirty.KeysFor("rm", 3).Items)
+	res = run(t, f, 3, events[:2500]...)
+	if len(res.Fresh) != 2500 || len(res.NewlyDirty) != 2500 || res.Fresh[2499].URL != big[2499] {
+		t.Fatalf("one event per URL: fresh %d, dirty %d", len(res.Fresh), len(res.NewlyDirty))
+	}
+	if n := c.SCard(context.Background(), dirty.KeysFor("rm", 3).Items).Val(); n != 2500 {
+		t.Fatalf("dirty set has %d URLs", n)
 	}
 }
 
