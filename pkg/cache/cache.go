@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -338,16 +339,54 @@ func (c *Cache) store(ctx context.Context, url string, v Variant, r *Response) (
 	return st, nil
 }
 
-// storedHeaders is the JSON object of the StoredHeaders present in h.
+// storedHeaders is the JSON object of the StoredHeaders present in h, in their order (the
+// object json.Marshal writes for the map of them, without its reflection).
 func storedHeaders(h http.Header) []byte {
-	m := make(map[string]string, len(StoredHeaders))
+	b := make([]byte, 0, 64)
+	b = append(b, '{')
 	for _, name := range StoredHeaders {
-		if vals := h.Values(name); len(vals) > 0 {
-			m[name] = joinValues(vals)
+		vals := h[name] // StoredHeaders are canonical, as http.Header's keys
+		if len(vals) == 0 {
+			continue
 		}
+		if len(b) > 1 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, name)
+		b = append(b, ':')
+		b = appendJSONString(b, joinValues(vals))
 	}
-	hj, _ := json.Marshal(m)
-	return hj
+	return append(b, '}')
+}
+
+// appendJSONString appends s as a JSON string: quotes, backslashes and control characters
+// escaped, invalid UTF-8 replaced by U+FFFD, as encoding/json does.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c < 0x20:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, `\ufffd`...)
+		} else {
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
 }
 
 func joinValues(vals []string) string {

@@ -656,3 +656,38 @@ func TestRefreshAt(t *testing.T) {
 		t.Fatalf("RefreshAt on a URL never invalidated: %+v %v", res, err)
 	}
 }
+
+// Stored headers keep their values through the store, whatever bytes they hold: several
+// values joined, quotes, control characters, non-ASCII text; invalid UTF-8 reads back as
+// U+FFFD, as encoding/json would store it; headers outside StoredHeaders are dropped.
+func TestStoredHeadersRoundTrip(t *testing.T) {
+	r := draintest.StartRedis(t)
+	h := http.Header{
+		"Link":         {`<https://x/?a="b">; rel="next"`, `<https://x/1>; rel="first"`},
+		"Content-Type": {"application/json; charset=\"utf-8\"\t\x01"},
+		"Etag":         {"\"caf\u00e9\xff\\\""},
+		"X-Private":    {"dropped"},
+	}
+	c, err := cache.New(r.Client(t, 0), cache.Options{Fetcher: cache.FetcherFunc(func(context.Context, string, cache.Variant) (*cache.Response, error) {
+		return &cache.Response{Status: 200, Header: h, Body: []byte("{}")}, nil
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := c.Get(ctx, "https://x.example/h", cache.Variant{}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Lookup(ctx, "https://x.example/h", cache.Variant{})
+	if err != nil || got == nil {
+		t.Fatalf("Lookup: %v %v", got, err)
+	}
+	want := http.Header{
+		"Link":         {`<https://x/?a="b">; rel="next", <https://x/1>; rel="first"`},
+		"Content-Type": {"application/json; charset=\"utf-8\"\t\x01"},
+		"Etag":         {"\"caf\u00e9\ufffd\\\""},
+	}
+	if fmt.Sprint(got.Header) != fmt.Sprint(want) {
+		t.Fatalf("headers read back\n%q\nwant\n%q", got.Header, want)
+	}
+}

@@ -20,6 +20,15 @@
 // Redis counts too) are told apart by the names the reference run, which sends nothing but the
 // script, makes Redis count; connection set-up (HELLO) and the PING behind /readyz are left
 // out. Redis counts commands, not round trips: a pipeline of n commands would count n.
+//
+// Warm mode (-warm-rate messages/s, 0 skips it): the filter with DRAIN_CACHE_MODE=warm over
+// -warm-events-event batches (33: what one 100-event POST over 3 topics gives a message)
+// published at a steady pace for -warm-duration, as the e2e load sends them. Each message runs
+// the reorder script, bumps the invalidation index of its URLs and publishes a warm request
+// per URL and one changed message, waiting for every PubAck. Its time per message
+// (drain_filter_processing_seconds) sits beside the reorder script's own time on batches of the
+// same shape at the same pace, straight from this process (EVALSHA round trip), measured
+// before and after the filter in the same run.
 package main
 
 import (
@@ -60,14 +69,19 @@ func main() {
 	urls := flag.Int("urls", 50000, "distinct URLs the events cycle over")
 	concs := flag.String("conc", "0,32", "comma-separated filter concurrencies (DRAIN_CONCURRENCY; 0 = its default), one row each")
 	storage := flag.String("storage", "file", "stream storage: file or memory")
+	var w warmCase
+	flag.IntVar(&w.rate, "warm-rate", 100, "messages/s of the warm-mode case (0 skips it)")
+	flag.IntVar(&w.events, "warm-events", 33, "events per message of the warm-mode case")
+	flag.DurationVar(&w.duration, "warm-duration", 10*time.Second, "length of the warm-mode case")
 	flag.Parse()
-	if err := run(*batches, *events, *urls, *concs, *storage); err != nil {
+	w.storage = *storage
+	if err := run(*batches, *events, *urls, *concs, *storage, w); err != nil {
 		fmt.Fprintln(os.Stderr, "bench filter:", err)
 		os.Exit(1)
 	}
 }
 
-func run(nBatches, nEvents, nURLs int, concs, storage string) error {
+func run(nBatches, nEvents, nURLs int, concs, storage string, w warmCase) error {
 	sc, err := stack.StartScratch("bench-filter-", true)
 	if err != nil {
 		return err
@@ -76,7 +90,15 @@ func run(nBatches, nEvents, nURLs int, concs, storage string) error {
 	if err := svc.Build(context.Background(), sc.Dir, "filter"); err != nil {
 		return err
 	}
+	if w.rate > 0 {
+		if err := w.measure(sc); err != nil {
+			return err
+		}
+	}
 	for i, c := range strings.Split(concs, ",") {
+		if strings.TrimSpace(c) == "" {
+			continue
+		}
 		conc, err := strconv.Atoi(strings.TrimSpace(c))
 		if err != nil || conc < 0 {
 			return fmt.Errorf("-conc: bad concurrency %q", c)
