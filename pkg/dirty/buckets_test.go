@@ -200,7 +200,7 @@ func TestNextExpiryAcrossBuckets(t *testing.T) {
 // would fail it), and a dead holder's batch is taken over whole there too.
 func TestMapOnCluster(t *testing.T) {
 	c := draintest.StartRedisCluster(t, 3, 0).Client(t)
-	m := dirty.New(c, "rm")
+	m := newMap(t, c, dirty.Options{})
 	urls, _ := spread(300)
 	mark(t, m, urls...)
 	if n := count(t, m); n != 300 {
