@@ -33,8 +33,14 @@ type ConsumerConfig struct {
 	AckWait       time.Duration // redelivery timeout; handlers running longer are kept alive with InProgress (default 30s)
 	Backoff       time.Duration // first retry delay, doubled per delivery (default 1s)
 	BackoffMax    time.Duration // longest retry delay (default 30s)
-	DeliverNew    bool          // a new consumer starts at new messages instead of the stream's first
-	Log           *slog.Logger
+	// OutageRetry caps the delay before redelivering a message whose handler returned a
+	// TransientError (default 1s): an outage is probed at this interval, so the stage resumes
+	// within about OutageRetry of its Redis or NATS coming back (a failover's promotion)
+	// instead of after a backoff grown to BackoffMax. Each probe is one handler call per held
+	// message.
+	OutageRetry time.Duration
+	DeliverNew  bool // a new consumer starts at new messages instead of the stream's first
+	Log         *slog.Logger
 	// Observe, when set, is called after each message with its outcome ("ack", "retry",
 	// "dead_letter") and how long the handler ran; services hang metrics on it.
 	Observe func(outcome string, deliveries uint64, took time.Duration)
@@ -58,6 +64,9 @@ func (c *ConsumerConfig) defaults() {
 	}
 	if c.BackoffMax < c.Backoff {
 		c.BackoffMax = max(c.Backoff, DefaultBackoffMax)
+	}
+	if c.OutageRetry <= 0 {
+		c.OutageRetry = DefaultOutageRetry
 	}
 	if c.Stage == "" {
 		c.Stage = c.Durable
@@ -219,11 +228,12 @@ func (c *ConsumerConfig) handle(ctx context.Context, js jetstream.JetStream, dlq
 		_ = msg.Term()
 	default:
 		outcome = "retry"
-		if f == fateTransient {
-			outages.add(seq)
-		}
 		if delay <= 0 {
 			delay = c.backoff(deliveries)
+		}
+		if f == fateTransient {
+			outages.add(seq)
+			delay = min(delay, c.OutageRetry)
 		}
 		c.Log.Warn("message will be retried", "consumer", c.Durable, "subject", msg.Subject(), "deliveries", deliveries, "delay", delay, "err", err)
 		_ = msg.NakWithDelay(delay)
