@@ -87,6 +87,10 @@ func TestLoadErrors(t *testing.T) {
 		{Warmer, []string{"api.test.ROUTEMASTER_CIRCUIT_BREAKER_ERROR_THRESHOLD=150"}, "api.test.ROUTEMASTER_CIRCUIT_BREAKER_ERROR_THRESHOLD"},
 		{Sweeper, []string{"DRAIN_SWEEP_WEBHOOK_URL=ftp://x"}, "DRAIN_SWEEP_WEBHOOK_URL"},
 		{Sweeper, []string{"DRAIN_SWEEP_PUBLISH=false"}, "DRAIN_SWEEP_PUBLISH"},
+		{Filter, []string{"DRAIN_REDIS_WAIT_REPLICAS=-1"}, "DRAIN_REDIS_WAIT_REPLICAS"},
+		{Sweeper, []string{"DRAIN_REDIS_WAIT_TIMEOUT=0s"}, "DRAIN_REDIS_WAIT_TIMEOUT"},
+		{Warmer, []string{"DRAIN_REDIS_WAIT_REPLICAS=1", "DRAIN_REDIS_WAIT_TIMEOUT=3s"}, "DRAIN_REDIS_WAIT_TIMEOUT"},
+		{Filter, []string{"DRAIN_REDIS_WAIT_REPLICAS=1", "DRAIN_REDIS_WAIT_TIMEOUT=2s", "ROUTEMASTER_CACHE_REDIS=redis://h:1/0?read_timeout=1s"}, "DRAIN_REDIS_WAIT_TIMEOUT"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -11,6 +11,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/routemaster-drain/drain/pkg/cache"
+	"github.com/routemaster-drain/drain/pkg/dirty"
 	"github.com/routemaster-drain/drain/pkg/draintest"
 	"github.com/routemaster-drain/drain/pkg/event"
 	"github.com/routemaster-drain/drain/pkg/reorder"
@@ -70,6 +72,28 @@ func TestWaitConfirmsEveryWrite(t *testing.T) {
 	}
 	if n, _ := rc.SCard(ctx, "set").Result(); n != 1 {
 		t.Fatalf("replica set has %d members, want 1", n)
+	}
+	// The other stages' writes: the cache's invalidation (a pipeline) and the dirty map.
+	ch, err := cache.New(rdb, cache.Options{Namespace: "w"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.Invalidate(ctx, "https://example.com/widgets/1", "https://example.com/widgets/2"); err != nil {
+		t.Fatalf("cache invalidate: %v", err)
+	}
+	dm, err := dirty.New(rdb, dirty.Options{Namespace: "w"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dm.Mark(ctx, "https://example.com/widgets/1"); err != nil {
+		t.Fatalf("dirty mark: %v", err)
+	}
+	urls, tok, err := dm.Lease(ctx, 10, time.Minute)
+	if err != nil || len(urls) != 1 {
+		t.Fatalf("dirty lease: %v %v", urls, err)
+	}
+	if _, err := dm.Complete(ctx, tok, urls...); err != nil {
+		t.Fatalf("dirty complete: %v", err)
 	}
 
 	// Without the replica, writes fail as too few replicas; reads still work.
