@@ -22,7 +22,7 @@ import (
 func TestMain(m *testing.M) { draintest.Main(m) }
 
 // startPair starts a master and a replica of it, and returns them once the replica synced.
-func startPair(t *testing.T) (master, replica *draintest.Redis) {
+func startPair(t testing.TB) (master, replica *draintest.Redis) {
 	t.Helper()
 	master = draintest.StartRedis(t, draintest.RedisOptions{Args: []string{"--repl-diskless-sync-delay", "0"}})
 	_, port, _ := net.SplitHostPort(master.Addr())
