@@ -343,3 +343,38 @@ func TestOutageRetryProbesSoon(t *testing.T) {
 		}
 	}
 }
+
+// TestConsumeWaitsForItsStream: Consume started before its stream exists (a cluster still
+// placing it) keeps declaring its consumer and handles the stream's messages once it appears.
+func TestConsumeWaitsForItsStream(t *testing.T) {
+	srv := draintest.StartNATS(t)
+	_, js := srv.Connect(t)
+	n := stream.Names{Prefix: "late"}
+	handled := make(chan struct{}, 1)
+	returned := make(chan error, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cfg := stream.ConsumerConfig{Stream: n.Stream(stream.Swept), Durable: "late", Stage: "swept"}
+	go func() {
+		returned <- stream.Consume(ctx, js, n.Subject(stream.DLQ, ""), cfg, func(context.Context, stream.Msg) error {
+			handled <- struct{}{}
+			return nil
+		})
+	}()
+	time.Sleep(1500 * time.Millisecond)
+	declare(t, js, n)
+	if _, err := js.Publish(context.Background(), n.Subject(stream.Swept, ""), []byte(`[]`)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-handled:
+	case err := <-returned:
+		t.Fatalf("Consume returned %v before its stream existed", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("message not handled within 10 s of its stream's creation")
+	}
+	cancel()
+	if err := <-returned; err != nil {
+		t.Fatalf("Consume returned %v at cancellation", err)
+	}
+}
