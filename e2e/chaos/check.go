@@ -60,7 +60,7 @@ func (r *Report) add(name string, ok bool, format string, args ...any) {
 // Target is where Verify looks: the drain's Redis (state, dirty map and cache in one DB here)
 // and JetStream.
 type Target struct {
-	Redis     *redis.Client
+	Redis     redis.UniversalClient
 	Namespace string
 	JS        jetstream.JetStream
 	Names     stream.Names
@@ -96,14 +96,21 @@ func verifyState(ctx context.Context, r *Report, plan *Plan, t Target) {
 		for j, u := range chunk {
 			keys[j] = reorder.StateKey(t.Namespace, u)
 		}
-		vals, err := t.Redis.MGet(ctx, keys...).Result()
-		if err != nil {
+		// One GET per key, pipelined: a Redis Cluster spreads the keys over its masters.
+		gets := make([]*redis.StringCmd, len(keys))
+		_, err := t.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for j, k := range keys {
+				gets[j] = p.Get(ctx, k)
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, redis.Nil) {
 			r.add("filter state = newest t per URL", false, "read state: %v", err)
 			return
 		}
-		for j, v := range vals {
+		for j, g := range gets {
 			want := plan.Expect[chunk[j]].MaxT
-			s, _ := v.(string)
+			s := g.Val()
 			st, err := reorder.ParseState(s)
 			if s == "" || err != nil || st.T != want {
 				bad = append(bad, fmt.Sprintf("%s: state %q, want t=%d", chunk[j], s, want))

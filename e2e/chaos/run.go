@@ -16,9 +16,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/routemaster-drain/drain/e2e/devstack/stack"
+	"github.com/routemaster-drain/drain/pkg/dirty"
 	"github.com/routemaster-drain/drain/pkg/stream"
 )
 
@@ -43,30 +43,51 @@ type Options struct {
 	// "off" (the Mapping drain: no warmer, no cache check).
 	CacheMode     string
 	OriginLatency time.Duration
-	Log           io.Writer
+	// Cluster runs the drain on a 3-node NATS cluster with R3 streams and a Redis Cluster of 3
+	// masters with one replica each, with DRAIN_REDIS_WAIT_REPLICAS=1. Instead of restarting
+	// NATS and Redis, the run SIGKILLs the events stream's leader and another NATS node, and
+	// two Redis masters (each restarted once its replica took over; it rejoins as a replica),
+	// and measures how soon each stage moves again after each promotion (Summary.Resumed).
+	Cluster bool
+	Log     io.Writer
 }
 
 // Summary is what a run did and found.
 type Summary struct {
-	Plan    *Plan
-	Bus     BusStats
-	Kills   map[string]int
-	NATS    int // NATS restarts
-	Redis   int // Redis restarts
-	Settled time.Duration
-	Report  Report
-	Origin  int64 // origin requests served
+	Plan  *Plan
+	Bus   BusStats
+	Kills map[string]int
+	NATS  int // NATS restarts (Cluster: NATS node SIGKILLs)
+	Redis int // Redis restarts (Cluster: Redis master SIGKILLs)
+	// Promoted is, per Redis master kill (Cluster), how long its replica took to be promoted.
+	Promoted []time.Duration
+	// Resumed is, per stage (filter, warmer, sweeper), the longest time between a promotion
+	// and the stage's next progress (Cluster); ResumeFailed names the stages that did not
+	// move within a minute of one.
+	Resumed      map[string]time.Duration
+	ResumeFailed []string
+	Settled      time.Duration
+	Report       Report
+	Origin       int64 // origin requests served
 }
 
 // String prints the summary.
 func (s Summary) String() string {
-	return fmt.Sprintf("chaos: %d events (%d duplicates) over %d URLs in %d batches\n  bus: %s\n  SIGKILLs: %v; NATS restarts: %d; Redis restarts: %d; origin fetches: %d; settled %s after the last batch\n%s",
-		s.Plan.Events, s.Plan.Dups, len(s.Plan.URLs), len(s.Plan.Batches), s.Bus, s.Kills, s.NATS, s.Redis, s.Origin, s.Settled.Round(time.Millisecond), s.Report)
+	infra := fmt.Sprintf("NATS restarts: %d; Redis restarts: %d", s.NATS, s.Redis)
+	if s.Resumed != nil {
+		infra = fmt.Sprintf("NATS node SIGKILLs: %d; Redis master SIGKILLs: %d, replicas promoted after %v; longest stage resume after a promotion: %v",
+			s.NATS, s.Redis, s.Promoted, s.Resumed)
+		if len(s.ResumeFailed) > 0 {
+			infra += fmt.Sprintf(" (NOT resumed within a minute: %v)", s.ResumeFailed)
+		}
+	}
+	return fmt.Sprintf("chaos: %d events (%d duplicates) over %d URLs in %d batches\n  bus: %s\n  SIGKILLs: %v; %s; origin fetches: %d; settled %s after the last batch\n%s",
+		s.Plan.Events, s.Plan.Dups, len(s.Plan.URLs), len(s.Plan.Batches), s.Bus, s.Kills, infra, s.Origin, s.Settled.Round(time.Millisecond), s.Report)
 }
 
 // Run starts the servers and services, delivers a plan while killing processes, waits for the
 // drain to settle and verifies it.
-func Run(ctx context.Context, o Options) (*Summary, error) {
+func Run(ctx context.Context, o Options) (_ *Summary, err error) {
 	if o.Replicas <= 0 {
 		o.Replicas = 2
 	}
@@ -90,24 +111,17 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 
-	natsPort, err := stack.FreePort()
+	prefix, namespace := "chaos", "chaos"
+	var in infra
+	if o.Cluster {
+		in, err = startClusters(namespace, logf)
+	} else {
+		in, err = startSingle(o.Work, namespace, logf)
+	}
 	if err != nil {
 		return nil, err
 	}
-	redisPort, err := stack.FreePort()
-	if err != nil {
-		return nil, err
-	}
-	ns, err := stack.StartNATS(natsPort, filepath.Join(o.Work, "nats"))
-	if err != nil {
-		return nil, err
-	}
-	defer ns.Stop()
-	rs, err := stack.StartRedis(redisPort, filepath.Join(o.Work, "redis"), "always")
-	if err != nil {
-		return nil, err
-	}
-	defer rs.Kill()
+	defer in.close()
 
 	plan := NewPlan(o.Seed, o.Events, o.URLs, "") // base filled in once the origin listens
 	origin := NewOrigin(plan, o.OriginLatency)
@@ -115,14 +129,13 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	defer srv.Close()
 	*plan = *NewPlan(o.Seed, o.Events, o.URLs, srv.URL)
 
-	prefix, namespace := "chaos", "chaos"
 	common := []string{
-		"NATS_URL=" + ns.URL(),
+		"NATS_URL=" + in.natsURL(),
 		"DRAIN_PREFIX=" + prefix,
 		"DRAIN_LOG_LEVEL=warn",
 		"DRAIN_SHUTDOWN_TIMEOUT=5s",
-		"ROUTEMASTER_DRAIN_REDIS=" + rs.URL(0, namespace),
-		"ROUTEMASTER_CACHE_REDIS=" + rs.URL(0, namespace),
+		"ROUTEMASTER_DRAIN_REDIS=" + in.redisURL(),
+		"ROUTEMASTER_CACHE_REDIS=" + in.redisURL(),
 		"ROUTEMASTER_DRAIN_TOKENS=chaos",
 		"DRAIN_CACHE_MODE=" + o.CacheMode,
 		"DRAIN_ACK_WAIT=5s",
@@ -137,6 +150,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		"DRAIN_SWEEP_LEASE=5s",
 		"DRAIN_SWEEP_PUBLISH=true",
 	}
+	common = append(common, in.env()...)
 	var procs []*stack.Proc
 	var targets []string
 	for _, name := range services {
@@ -184,15 +198,65 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 			return nil, fmt.Errorf("%w (log: %s)", err, filepath.Join(o.Work, p.Name+".log"))
 		}
 	}
-	logf("%d service processes up; NATS %s, Redis %s (AOF, fsync always), origin %s", len(procs), ns.URL(), rs.Addr(), srv.URL)
+	logf("%d service processes up; %s, origin %s", len(procs), in, srv.URL)
 
 	sum := &Summary{Plan: plan, Kills: map[string]int{}}
+	if o.Cluster {
+		sum.Resumed = map[string]time.Duration{}
+	}
+	nc, err := nats.Connect(in.natsURL(), nats.MaxReconnects(-1))
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	names := stream.Names{Prefix: prefix}
+	rdb := in.client()
+	defer rdb.Close()
+	dirtyMap, err := dirty.New(rdb, dirty.Options{Namespace: namespace})
+	if err != nil {
+		return nil, err
+	}
 	bus := &Bus{Targets: targets, Token: "chaos", InFlight: o.InFlight, Rate: o.Rate, Origin: origin}
 	busDone := make(chan BusStats, 1)
 	go func() { busDone <- bus.Deliver(ctx, plan.Batches) }()
 
+	// The NATS and Redis failures, in order, each when the bus has delivered at/12 of the
+	// batches.
+	failures := []struct {
+		what string
+		at   int
+	}{{"NATS", 4}, {"Redis", 8}}
+	if o.Cluster {
+		failures = []struct {
+			what string
+			at   int
+		}{{"NATS", 3}, {"Redis", 6}, {"NATS", 8}, {"Redis", 10}}
+	}
+	next := 0
+	fail := func(what string) {
+		if what == "NATS" {
+			in.failNATS(sum.NATS, names.Stream(stream.Events))
+			sum.NATS++
+			return
+		}
+		sum.Redis++
+		promoted, at, err := in.failRedis(sum.Redis - 1)
+		if err != nil {
+			logf("Redis failure: %v", err)
+			return
+		}
+		if o.Cluster {
+			sum.Promoted = append(sum.Promoted, promoted.Round(time.Millisecond))
+			measureResume(ctx, js, names, dirtyMap, o.CacheMode != "off", at, sum, logf)
+		}
+	}
 	// Chaos until the bus is done: random SIGKILLs, NATS restarted once a third of the way
-	// through, Redis once two thirds through.
+	// through, Redis once two thirds through (Cluster: NATS nodes killed a quarter and two
+	// thirds through, Redis masters half and five sixths through).
 	rng := rand.New(rand.NewPCG(o.Seed, 7))
 	var stats BusStats
 	chaosCtx, stopChaos := context.WithCancel(ctx)
@@ -211,22 +275,10 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 			}
 			acked := bus.Acked()
 			switch {
-			case sum.NATS == 0 && acked >= total/3:
-				logf("restarting NATS (%d/%d batches acknowledged)", acked, total)
-				ns.Stop()
-				time.Sleep(500 * time.Millisecond)
-				if err := ns.Start(); err != nil {
-					logf("NATS restart failed: %v", err)
-				}
-				sum.NATS++
-			case sum.Redis == 0 && acked >= 2*total/3:
-				logf("SIGKILL redis-server and restart it from its AOF (%d/%d batches acknowledged)", acked, total)
-				rs.Kill()
-				time.Sleep(500 * time.Millisecond)
-				if err := rs.Start(); err != nil {
-					logf("Redis restart failed: %v", err)
-				}
-				sum.Redis++
+			case next < len(failures) && acked >= failures[next].at*total/12:
+				logf("%s failure (%d/%d batches acknowledged)", failures[next].what, acked, total)
+				fail(failures[next].what)
+				next++
 			default:
 				victim := o.KillOnly[kills%len(o.KillOnly)]
 				kills++
@@ -255,22 +307,11 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	chaosWG.Wait()
 	sum.Bus = stats
 	logf("bus done: %s", stats)
-	// NATS and Redis restarts are promised even on a short run.
-	if sum.NATS == 0 {
-		logf("restarting NATS after the last batch")
-		ns.Stop()
-		if err := ns.Start(); err != nil {
-			return nil, err
-		}
-		sum.NATS++
-	}
-	if sum.Redis == 0 {
-		logf("SIGKILL redis-server and restart it after the last batch")
-		rs.Kill()
-		if err := rs.Start(); err != nil {
-			return nil, err
-		}
-		sum.Redis++
+	// The NATS and Redis failures are promised even on a short run: those the bus did not
+	// live to see happen now.
+	for ; next < len(failures); next++ {
+		logf("%s failure after the last batch", failures[next].what)
+		fail(failures[next].what)
 	}
 	for _, p := range procs {
 		if !p.Running() {
@@ -283,18 +324,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		}
 	}
 
-	nc, err := nats.Connect(ns.URL(), nats.MaxReconnects(-1))
-	if err != nil {
-		return nil, err
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, err
-	}
-	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr()})
-	defer rdb.Close()
-	target := Target{Redis: rdb, Namespace: namespace, JS: js, Names: stream.Names{Prefix: prefix}, Origin: origin, NoCache: o.CacheMode == "off",
+	target := Target{Redis: rdb, Namespace: namespace, JS: js, Names: names, Origin: origin, NoCache: o.CacheMode == "off",
 		Interruptions: FilterInterruptions(sum)}
 
 	// Settle: poll until every check passes or the run's time is up.

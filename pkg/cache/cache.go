@@ -398,7 +398,9 @@ func joinValues(vals []string) string {
 }
 
 // Invalidate bumps the invalidation index of every URL (HINCRBY current_index 1) and resets
-// its TTL, in one round trip for the whole batch (one MULTI/EXEC). Stored variants stay but
+// its TTL, in one round trip for the whole batch (one pipeline per Redis node; no MULTI/EXEC,
+// which replication.Wait could not follow with a WAIT, and each HINCRBY is atomic by itself:
+// a PEXPIRE that a crash skips only leaves the older TTL). Stored variants stay but
 // are stale from now on, and a fetch that started before cannot store. It returns each URL's
 // new index, in order.
 func (c *Cache) Invalidate(ctx context.Context, urls ...string) ([]int64, error) {
@@ -407,7 +409,7 @@ func (c *Cache) Invalidate(ctx context.Context, urls ...string) ([]int64, error)
 	}
 	cmds := make([]*redis.IntCmd, len(urls))
 	ttl := c.cfg.Expiry
-	_, err := c.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, u := range urls {
 			k := c.Key(u)
 			cmds[i] = p.HIncrBy(ctx, k, FieldCurrentIndex, 1)

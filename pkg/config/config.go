@@ -16,6 +16,7 @@ import (
 	"github.com/routemaster-drain/drain/pkg/cache"
 	"github.com/routemaster-drain/drain/pkg/dirty"
 	"github.com/routemaster-drain/drain/pkg/reorder"
+	"github.com/routemaster-drain/drain/pkg/replication"
 	"github.com/routemaster-drain/drain/pkg/stream"
 )
 
@@ -206,6 +207,19 @@ func Load(service Service, environ []string) (*Config, error) {
 			cache = r.str("ROUTEMASTER_DRAIN_REDIS")
 		}
 		c.CacheRedis = r.redis("ROUTEMASTER_CACHE_REDIS", cache)
+		wait := replication.Options{Replicas: r.intIn("DRAIN_REDIS_WAIT_REPLICAS", 0, 64), Timeout: r.duration("DRAIN_REDIS_WAIT_TIMEOUT")}
+		if wait.Timeout <= 0 {
+			r.fail("DRAIN_REDIS_WAIT_TIMEOUT", fmt.Sprintf("%v must be positive", wait.Timeout))
+		}
+		for _, rc := range []struct {
+			name string
+			r    *Redis
+		}{{"ROUTEMASTER_DRAIN_REDIS", &c.DrainRedis}, {"ROUTEMASTER_CACHE_REDIS", &c.CacheRedis}} {
+			if rt := rc.r.readTimeout(); wait.Replicas > 0 && rt > 0 && wait.Timeout >= rt {
+				r.fail("DRAIN_REDIS_WAIT_TIMEOUT", fmt.Sprintf("%v must be shorter than the read timeout of %s (%v): a WAIT's reply is read under it", wait.Timeout, rc.name, rt))
+			}
+			rc.r.Wait = wait
+		}
 		c.CacheExpiry = time.Duration(r.intIn("ROUTEMASTER_CACHE_EXPIRY", 1, 1<<31)) * time.Second
 	}
 

@@ -7,10 +7,12 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/routemaster-drain/drain/pkg/dirty"
+	"github.com/routemaster-drain/drain/pkg/replication"
 )
 
 // DefaultNamespace is the key namespace when a Redis URL names none: the libraries' own
@@ -36,6 +38,9 @@ type Redis struct {
 	Failover *redis.FailoverOptions
 	// Namespace prefixes every key (the gem's namespace; DefaultNamespace when none is given).
 	Namespace string
+	// Wait is how many replicas must confirm each write (DRAIN_REDIS_WAIT_REPLICAS and
+	// DRAIN_REDIS_WAIT_TIMEOUT); NewClient installs it (replication.Wait).
+	Wait replication.Options
 	// poolSizeSet records a pool_size option, which the client floor does not override.
 	poolSizeSet bool
 }
@@ -47,11 +52,46 @@ const MinPoolSize = 32
 // Cluster reports whether the setting names several Redis Cluster seed nodes.
 func (r Redis) Cluster() bool { return r.Failover == nil && len(r.Addrs) > 1 }
 
+// ClusterReloadInterval is how often a Redis Cluster client built by NewClient reloads its
+// slot map while it has traffic (go-redis's default is 60 s); besides, it reloads as soon as
+// a node stops answering (replication.ReloadOnError).
+const ClusterReloadInterval = 5 * time.Second
+
 // NewClient returns a client for the setting: a Sentinel-following client with Failover, a
 // Redis Cluster client for a list of seed nodes, otherwise a single-server client. Every
 // go-redis option the URL carries is applied; the pool holds at least MinPoolSize connections
-// unless the URL sets pool_size.
+// unless the URL sets pool_size. With Wait.Replicas > 0 every write waits for that many
+// replicas (replication.Wait); a Cluster client reloads its slot map when a node stops
+// answering and every ClusterReloadInterval, so it follows a failover within seconds.
 func (r Redis) NewClient() redis.UniversalClient {
+	c := r.newClient()
+	// Wait fails only for negative replicas or a client type it does not know; Load validates
+	// the first and newClient builds only *redis.Client and *redis.ClusterClient.
+	_ = replication.Wait(c, r.Wait)
+	replication.ReloadOnError(c)
+	return c
+}
+
+// readTimeout is the read timeout of the setting's clients (go-redis's 3 s when the URL sets
+// none), or 0 when reads have no timeout.
+func (r Redis) readTimeout() time.Duration {
+	if r.Options == nil {
+		return 0
+	}
+	rt := r.Options.ReadTimeout
+	if r.Failover != nil {
+		rt = r.Failover.ReadTimeout
+	}
+	switch {
+	case rt == 0:
+		return 3 * time.Second
+	case rt < 0:
+		return 0
+	}
+	return rt
+}
+
+func (r Redis) newClient() redis.UniversalClient {
 	floor := func(n int) int {
 		if r.poolSizeSet {
 			return n
@@ -73,6 +113,7 @@ func (r Redis) NewClient() redis.UniversalClient {
 			PoolFIFO: o.PoolFIFO, PoolSize: floor(o.PoolSize), PoolTimeout: o.PoolTimeout,
 			MinIdleConns: o.MinIdleConns, MaxIdleConns: o.MaxIdleConns, MaxActiveConns: o.MaxActiveConns,
 			ConnMaxIdleTime: o.ConnMaxIdleTime, ConnMaxLifetime: o.ConnMaxLifetime,
+			ClusterStateReloadInterval: ClusterReloadInterval,
 		})
 	default:
 		o := *r.Options

@@ -2,6 +2,7 @@ package config
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,6 +14,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/routemaster-drain/drain/pkg/draintest"
+	"github.com/routemaster-drain/drain/pkg/replication"
+	"github.com/routemaster-drain/drain/pkg/stream"
 )
 
 // go-redis's URL options apply once the namespace segment is taken off.
@@ -87,5 +90,31 @@ func TestRedisSentinel(t *testing.T) {
 	}
 	if got := master.Client(t, 0).Get(ctx, "k").Val(); got != "via-sentinel" {
 		t.Fatalf("the master holds %q", got)
+	}
+}
+
+// DRAIN_REDIS_WAIT_REPLICAS reaches every client NewClient builds: with no replica to
+// confirm them, writes fail as too few replicas (an outage); with 0, they succeed.
+func TestRedisWaitReplicas(t *testing.T) {
+	srv := draintest.StartRedis(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		replicas string
+		fails    bool
+	}{{"0", false}, {"1", true}} {
+		c, err := Load(Sweeper, []string{"ROUTEMASTER_DRAIN_REDIS=" + srv.URL(0, ""),
+			"DRAIN_REDIS_WAIT_REPLICAS=" + tc.replicas, "DRAIN_REDIS_WAIT_TIMEOUT=100ms"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rdb := c.DrainRedis.NewClient()
+		err = rdb.Set(ctx, "k", 1, 0).Err()
+		_ = rdb.Close()
+		if got := errors.Is(err, replication.ErrTooFewReplicas); got != tc.fails {
+			t.Fatalf("DRAIN_REDIS_WAIT_REPLICAS=%s: set error %v, want too few replicas %v", tc.replicas, err, tc.fails)
+		}
+		if tc.fails && !stream.IsRedisOutage(err) {
+			t.Fatalf("too few replicas is not an outage: %v", err)
+		}
 	}
 }

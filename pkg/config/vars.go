@@ -11,6 +11,7 @@ import (
 	"github.com/routemaster-drain/drain/pkg/apiclient"
 	"github.com/routemaster-drain/drain/pkg/cache"
 	"github.com/routemaster-drain/drain/pkg/dirty"
+	"github.com/routemaster-drain/drain/pkg/replication"
 	"github.com/routemaster-drain/drain/pkg/stream"
 )
 
@@ -97,6 +98,8 @@ var Vars = []Var{
 	{Name: "DRAIN_PPROF", Default: "false", Services: []Service{Ingest, Filter, Warmer, Sweeper}, Help: "serve the Go profiler (net/http/pprof) on the admin address under /debug/pprof/ when true; off by default (profiles show internals and cost CPU while taken)"},
 	{Name: "ROUTEMASTER_DRAIN_REDIS", Default: "redis://127.0.0.1:6379/0", Services: redisers, Help: "Redis for filter state and the dirty map: redis[s]://[user:pass@]host:port/db[/namespace][?go-redis options] (namespace default " + DefaultNamespace + "); several comma-separated URLs (db 0) are Redis Cluster seed nodes; ?master_name=M names Sentinels", Secret: true},
 	{Name: "ROUTEMASTER_CACHE_REDIS", Services: cachers, Help: "Redis for the cache, same form, a list for Redis Cluster (default: ROUTEMASTER_DRAIN_REDIS)", Secret: true},
+	{Name: "DRAIN_REDIS_WAIT_REPLICAS", Default: "0", Services: redisers, Help: "replicas that must confirm every Redis write (WAIT) before a stage acks its message or drainctl answers; fewer within DRAIN_REDIS_WAIT_TIMEOUT is an outage, retried; 0 waits for none"},
+	{Name: "DRAIN_REDIS_WAIT_TIMEOUT", Default: goDuration(replication.DefaultTimeout), Services: redisers, Help: "how long a write waits for DRAIN_REDIS_WAIT_REPLICAS (below the Redis read timeout, 3s by default)"},
 	{Name: "ROUTEMASTER_CACHE_EXPIRY", Default: seconds(cache.DefaultExpiry), Services: redisers, Help: "TTL in whole seconds of cache entries and filter state (90 days)"},
 
 	{Name: "DRAIN_CACHE_MODE", Default: "off", Services: []Service{Filter}, Help: "off (Mapping), bust (CacheBusting) or warm (Caching: also publish warm requests)"},

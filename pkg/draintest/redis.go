@@ -4,6 +4,7 @@ import (
 	"context"
 	"os/exec"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -15,6 +16,7 @@ type Redis struct {
 	port int
 	dir  string
 	aof  bool
+	args []string
 	cmd  *exec.Cmd
 }
 
@@ -22,16 +24,21 @@ type Redis struct {
 type RedisOptions struct {
 	// AOF turns on append-only persistence, so data survives Stop and Start.
 	AOF bool
+	// Args are more redis-server arguments, appended to the defaults: "--replicaof",
+	// "127.0.0.1", "6380" makes a replica, "--cluster-enabled", "yes" a cluster node.
+	Args []string
 }
 
 // StartRedis starts redis-server from PATH on a random port in a temporary directory, killed
-// at cleanup, with the options given (at most one is needed; any set AOF turns it on).
+// at cleanup, with the options given (at most one is needed; any set AOF turns it on, and the
+// Args of all are passed).
 // Without redis-server the test fails with the command that installs it.
 func StartRedis(t T, opts ...RedisOptions) *Redis {
 	t.Helper()
 	r := &Redis{t: t, dir: t.TempDir()}
 	for _, o := range opts {
 		r.aof = r.aof || o.AOF
+		r.args = append(r.args, o.Args...)
 	}
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatalf("draintest: redis-server is needed on PATH (apt-get install -y redis-server)")
@@ -63,9 +70,11 @@ func (r *Redis) Start() {
 	if r.aof {
 		aof = "yes"
 	}
-	cmd := exec.Command("redis-server",
+	args := append([]string{
 		"--bind", "127.0.0.1", "--port", strconv.Itoa(r.port), "--dir", r.dir,
-		"--save", "", "--appendonly", aof, "--appendfsync", "everysec", "--daemonize", "no", "--protected-mode", "no")
+		"--save", "", "--appendonly", aof, "--appendfsync", "everysec", "--daemonize", "no", "--protected-mode", "no"},
+		r.args...)
+	cmd := exec.Command("redis-server", args...)
 	if err := cmd.Start(); err != nil {
 		r.t.Fatalf("draintest: start redis-server: %v", err)
 	}
@@ -74,7 +83,7 @@ func (r *Redis) Start() {
 	c := redis.NewClient(&redis.Options{Addr: r.Addr()})
 	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
-	for c.Ping(context.Background()).Err() != nil {
+	for err := c.Ping(context.Background()).Err(); err != nil && !isLoading(err); err = c.Ping(context.Background()).Err() {
 		if time.Now().After(deadline) {
 			r.t.Fatalf("draintest: redis-server on %s does not answer PING", r.Addr())
 		}
@@ -105,3 +114,6 @@ func (r *Redis) Client(t T, db int) *redis.Client {
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
+
+// isLoading reports a server that answers but is still loading its data (a replica syncing).
+func isLoading(err error) bool { return strings.HasPrefix(err.Error(), "LOADING") }

@@ -9,6 +9,8 @@ import (
 	"syscall"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/routemaster-drain/drain/pkg/replication"
 )
 
 // IsRedisOutage reports whether err, a failed Redis command, is an outage of the server rather
@@ -18,7 +20,8 @@ import (
 // reachable), or the server answers that it cannot serve now: LOADING, READONLY, CLUSTERDOWN,
 // TRYAGAIN, MASTERDOWN, BUSY (a script is running), OOM, MISCONF (persistence failing),
 // NOREPLICAS, "max number of clients reached", or NOAUTH, WRONGPASS and NOPERM (the drain's
-// credentials or ACL, which an operator fixes). Such a failure ends when the server is back
+// credentials or ACL, which an operator fixes); or a write fewer replicas confirmed than
+// replication.Wait asks for (replication.ErrTooFewReplicas). Such a failure ends when the server is back
 // and retrying it later succeeds.
 //
 // Every other error is not an outage, and in particular every other reply of a live server:
@@ -29,6 +32,9 @@ import (
 func IsRedisOutage(err error) bool {
 	if err == nil {
 		return false
+	}
+	if errors.Is(err, replication.ErrTooFewReplicas) {
+		return true
 	}
 	var reply redis.Error
 	if errors.As(err, &reply) {

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/routemaster-drain/drain/pkg/draintest"
+	"github.com/routemaster-drain/drain/pkg/replication"
 	"github.com/routemaster-drain/drain/pkg/stream"
 )
 
@@ -69,6 +70,8 @@ func TestIsRedisOutageTable(t *testing.T) {
 		{context.DeadlineExceeded, true},
 		{errors.New("redis: cluster has no nodes"), true},
 		{errors.New("redis: all sentinels specified in configuration are unreachable"), true},
+		// A write too few replicas confirmed (replication.Wait).
+		{fmt.Errorf("reorder: %w", &replication.Error{Addr: "127.0.0.1:1", Want: 1}), true},
 		// Not Redis at all, or nothing Redis said.
 		{errors.New("reorder: unexpected reply"), false},
 		{redis.Nil, false},

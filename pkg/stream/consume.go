@@ -34,8 +34,14 @@ type ConsumerConfig struct {
 	AckWait       time.Duration // redelivery timeout; handlers running longer are kept alive with InProgress (default 30s)
 	Backoff       time.Duration // first retry delay, doubled per delivery (default 1s)
 	BackoffMax    time.Duration // longest retry delay (default 30s)
-	DeliverNew    bool          // a new consumer starts at new messages instead of the stream's first
-	Log           *slog.Logger
+	// OutageRetry caps the delay before redelivering a message whose handler returned a
+	// TransientError (default 1s): an outage is probed at this interval, so the stage resumes
+	// within about OutageRetry of its Redis or NATS coming back (a failover's promotion)
+	// instead of after a backoff grown to BackoffMax. Each probe is one handler call per held
+	// message.
+	OutageRetry time.Duration
+	DeliverNew  bool // a new consumer starts at new messages instead of the stream's first
+	Log         *slog.Logger
 	// Observe, when set, is called after each message with its outcome ("ack", "retry",
 	// "dead_letter") and how long the handler ran; services hang metrics on it.
 	Observe func(outcome string, deliveries uint64, took time.Duration)
@@ -72,6 +78,9 @@ func (c *ConsumerConfig) defaults() {
 	}
 	if c.BackoffMax < c.Backoff {
 		c.BackoffMax = max(c.Backoff, DefaultBackoffMax)
+	}
+	if c.OutageRetry <= 0 {
+		c.OutageRetry = DefaultOutageRetry
 	}
 	if c.Stage == "" {
 		c.Stage = c.Durable
@@ -121,14 +130,19 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, c ConsumerConfi
 
 // Consume runs handler over the durable consumer until ctx is cancelled, then stops pulling,
 // finishes the messages it already holds and returns nil. dlq is the subject prefix of dead
-// letters (Names.Subject(DLQ, "")). If the server closes the consumer (deleted by an operator,
-// stream recreated), Consume declares it again and goes on; it returns an error only when it
-// cannot declare it at start.
+// letters (Names.Subject(DLQ, "")). It declares the consumer first, retrying every second
+// while JetStream cannot (the stream is missing, or a cluster is still placing or electing
+// it; each attempt may take consumerDeclareTimeout); if the server later closes the consumer
+// (deleted by an operator, stream recreated), Consume declares it again and goes on. It
+// returns an error only for an invalid c.
 func Consume(ctx context.Context, js jetstream.JetStream, dlq string, c ConsumerConfig, handler Handler) error {
 	c.defaults()
-	cons, err := EnsureConsumer(ctx, js, c)
-	if err != nil {
+	if err := c.validate(); err != nil {
 		return err
+	}
+	cons, ok := c.declare(ctx, js, false)
+	if !ok {
+		return nil
 	}
 	// Handlers keep running on a context that outlives ctx, so a shutdown finishes in-flight
 	// work instead of abandoning it half done.
@@ -153,17 +167,39 @@ func Consume(ctx context.Context, js jetstream.JetStream, dlq string, c Consumer
 			return nil
 		}
 		c.Log.Warn("consumer closed by the server; declaring it again", "consumer", c.Durable)
-		for {
+		if cons, ok = c.declare(ctx, js, true); !ok {
+			return nil
+		}
+	}
+}
+
+// consumerDeclareTimeout bounds one attempt to declare a consumer: on a JetStream cluster an
+// R3 consumer is placed and elects a leader first, which takes seconds while the cluster forms
+// or moves.
+const consumerDeclareTimeout = 10 * time.Second
+
+// declare declares the consumer, retrying every second (after a first pause when pause is
+// set) until it succeeds (true) or ctx ends (false).
+func (c *ConsumerConfig) declare(ctx context.Context, js jetstream.JetStream, pause bool) (jetstream.Consumer, bool) {
+	for {
+		if pause {
 			select {
 			case <-ctx.Done():
-				return nil
+				return nil, false
 			case <-time.After(time.Second):
 			}
-			if cons, err = EnsureConsumer(ctx, js, c); err == nil {
-				break
-			}
-			c.Log.Warn("declare consumer failed", "consumer", c.Durable, "err", err)
 		}
+		pause = true
+		actx, cancel := context.WithTimeout(ctx, consumerDeclareTimeout)
+		cons, err := EnsureConsumer(actx, js, *c)
+		cancel()
+		if err == nil {
+			return cons, true
+		}
+		if ctx.Err() != nil {
+			return nil, false
+		}
+		c.Log.Warn("declare consumer failed; retrying", "consumer", c.Durable, "err", err)
 	}
 }
 
@@ -248,11 +284,12 @@ func (c *ConsumerConfig) handle(ctx context.Context, js jetstream.JetStream, dlq
 		_ = msg.Term()
 	default:
 		outcome = "retry"
-		if f == fateTransient {
-			outages.add(seq)
-		}
 		if delay <= 0 {
 			delay = c.backoff(deliveries)
+		}
+		if f == fateTransient {
+			outages.add(seq)
+			delay = min(delay, c.OutageRetry)
 		}
 		c.Log.Warn("message will be retried", "consumer", c.Durable, "subject", msg.Subject(), "deliveries", deliveries, "delay", delay, "err", err)
 		_ = msg.NakWithDelay(delay)

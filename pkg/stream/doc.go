@@ -54,8 +54,9 @@
 //     (NakWithDelay). It spends one delivery of the budget: once MaxDeliver deliveries failed,
 //     the message is dead-lettered.
 //   - *TransientError (Transient): for failures of the drain's own infrastructure (its Redis
-//     or JetStream down or failing over). The message is redelivered after the backoff but is
-//     never dead-lettered, and the delivery is not charged to the budget, so a message waits
+//     or JetStream down or failing over). The message is redelivered after the backoff, capped
+//     at OutageRetry (1 s) so the stage resumes soon after the outage ends, but it is never
+//     dead-lettered, and the delivery is not charged to the budget, so a message waits
 //     out an outage of any length and still has its budget when the outage ends.
 //   - *PermanentError (Permanent), and a handler panic: the message is dead-lettered at once.
 //

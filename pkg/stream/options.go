@@ -182,6 +182,9 @@ const (
 	DefaultBackoff = time.Second
 	// DefaultBackoffMax is the longest retry delay.
 	DefaultBackoffMax = 30 * time.Second
+	// DefaultOutageRetry is the longest delay before a message that met an outage
+	// (TransientError) is tried again.
+	DefaultOutageRetry = time.Second
 )
 
 // validate checks c after defaults: the stream and durable name are required.

@@ -29,6 +29,7 @@ func main() {
 	flag.DurationVar(&o.KillEvery, "kill-every", 2*time.Second, "mean time between SIGKILLs")
 	flag.DurationVar(&o.OriginLatency, "origin-latency", time.Millisecond, "origin answer delay")
 	flag.DurationVar(&o.Timeout, "timeout", 10*time.Minute, "bound on the whole run")
+	flag.BoolVar(&o.Cluster, "cluster", false, "run on a 3-node NATS cluster (R3) and a 3+3 Redis Cluster with DRAIN_REDIS_WAIT_REPLICAS=1, killing NATS nodes and Redis masters")
 	keep := flag.Bool("keep", false, "keep the work directory (stores and service logs)")
 	flag.Parse()
 	o.Seed = *seed
@@ -55,7 +56,7 @@ func main() {
 		os.Exit(2)
 	}
 	fmt.Println(sum)
-	if !sum.Report.OK() {
+	if !sum.Report.OK() || len(sum.ResumeFailed) > 0 {
 		fmt.Printf("chaos: FAILED (seed %d; logs in %s)\n", o.Seed, work)
 		os.Exit(1)
 	}

@@ -14,7 +14,7 @@ import (
 )
 
 // libraries are the packages an app imports to build on the drain.
-var libraries = []string{"./event", "./stream", "./dirty", "./cache", "./apiclient", "./reorder"}
+var libraries = []string{"./event", "./stream", "./dirty", "./cache", "./apiclient", "./reorder", "./replication"}
 
 const module = "github.com/routemaster-drain/drain/pkg"
 

@@ -161,11 +161,16 @@ func (s *Sweeper) Run(ctx context.Context) error {
 		}
 		next := s.nextWake(ctx)
 		if err != nil {
-			next = min(next, 5*time.Second) // Redis or the target is down: try again soon
+			// Redis or the target is down (or failing over): probe every second, so the
+			// sweeper resumes about a second after it is back.
+			next = min(next, outageProbe)
 		}
 		timer.Reset(next)
 	}
 }
+
+// outageProbe is how soon a pass is tried again after one failed.
+const outageProbe = time.Second
 
 // nextWake is the interval, or sooner when a lease another process holds expires sooner.
 func (s *Sweeper) nextWake(ctx context.Context) time.Duration {

@@ -724,3 +724,34 @@ func (h *refusingHook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
+
+// TestRedisOutageIsProbedEverySecond: a sweeper whose pass failed because Redis was down
+// tries again within about a second, not at its next interval, so it resumes soon after a
+// failover.
+func TestRedisOutageIsProbedEverySecond(t *testing.T) {
+	e := newEnv(t)
+	e.rdb = redis.NewClient(&redis.Options{Addr: e.redis.Addr(), MaxRetries: -1, DialerRetries: 1})
+	t.Cleanup(func() { _ = e.rdb.Close() })
+	m, err := dirty.New(e.rdb, dirty.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.m = m
+	e.redis.Stop()
+	s, _ := e.sweeper(t, sweeping.Config{Subject: names.Subject(stream.Swept, "")})
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = s.Run(rctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	time.Sleep(1500 * time.Millisecond) // the first pass failed
+	e.redis.Start()
+	urls := e.markN(t, 5)
+	back := time.Now()
+	draintest.Eventually(t, 10*time.Second, "the URLs marked after Redis came back are swept", func() bool {
+		return len(e.stored(t)) > 0
+	})
+	if d := time.Since(back); d > 2500*time.Millisecond {
+		t.Fatalf("swept %v after Redis came back, want within about a second", d)
+	}
+	handedOnce(t, e.stored(t), urls)
+}
