@@ -74,7 +74,7 @@ func (w warmCase) measure(sc *stack.Scratch) error {
 	if _, _, _, err := waitAcked(ctx, js, names, uint64(n), f); err != nil {
 		return err
 	}
-	sum, count, err := histogram(f.URL("/metrics"), "drain_filter_processing_seconds")
+	sum, count, err := histogram(f.URL("/metrics"), "drain_filter_processing_duration_seconds")
 	if err != nil {
 		return err
 	}

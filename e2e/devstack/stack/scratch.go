@@ -1,14 +1,19 @@
 package stack
 
-import "os"
+import (
+	"os"
+
+	"github.com/routemaster-drain/drain/pkg/draintest"
+)
 
 // Scratch is what a benchmark runs against: a temporary directory, an embedded JetStream
 // server on a free port storing in it and, when asked for, a redis-server without persistence
-// (Redis.Ephemeral) on a free port.
+// (Redis.Ephemeral) on a free port, and a Redis Cluster (StartRedisCluster).
 type Scratch struct {
-	Dir   string
-	NATS  *NATS
-	Redis *Redis // nil unless asked for
+	Dir     string
+	NATS    *NATS
+	Redis   *Redis                  // nil unless asked for
+	Cluster *draintest.RedisCluster // nil unless started
 }
 
 // StartScratch creates a temporary directory named after pattern (see os.MkdirTemp), starts
@@ -39,6 +44,9 @@ func StartScratch(pattern string, withRedis bool) (*Scratch, error) {
 
 // Close stops the servers (Redis with SIGKILL: it keeps nothing) and removes the directory.
 func (s *Scratch) Close() {
+	if s.Cluster != nil {
+		s.Cluster.Close()
+	}
 	if s.Redis != nil {
 		s.Redis.Kill()
 	}
