@@ -23,7 +23,8 @@
 //
 // Warm mode (-warm-rate messages/s, 0 skips it): the filter with DRAIN_CACHE_MODE=warm over
 // -warm-events-event batches (33: what one 100-event POST over 3 topics gives a message)
-// published at a steady pace for -warm-duration, as the e2e load sends them. Each message runs
+// published at a steady pace for -warm-duration, as the e2e load sends them, handled one at a
+// time (DRAIN_CONCURRENCY=1, as the reference calls the script). Each message runs
 // the reorder script, bumps the invalidation index of its URLs and publishes a warm request
 // per URL and one changed message, waiting for every PubAck. Its time per message
 // (drain_filter_processing_seconds) sits beside the reorder script's own time on batches of the
@@ -69,29 +70,33 @@ func main() {
 	urls := flag.Int("urls", 50000, "distinct URLs the events cycle over")
 	concs := flag.String("conc", "0,32", "comma-separated filter concurrencies (DRAIN_CONCURRENCY; 0 = its default), one row each")
 	storage := flag.String("storage", "file", "stream storage: file or memory")
+	bin := flag.String("bin", "", "directory holding a built filter binary to run (default: build ../services/filter)")
 	var w warmCase
-	flag.IntVar(&w.rate, "warm-rate", 100, "messages/s of the warm-mode case (0 skips it)")
+	flag.IntVar(&w.rate, "warm-rate", 50, "messages/s of the warm-mode case (0 skips it)")
 	flag.IntVar(&w.events, "warm-events", 33, "events per message of the warm-mode case")
 	flag.DurationVar(&w.duration, "warm-duration", 10*time.Second, "length of the warm-mode case")
 	flag.Parse()
 	w.storage = *storage
-	if err := run(*batches, *events, *urls, *concs, *storage, w); err != nil {
+	if err := run(*batches, *events, *urls, *concs, *storage, *bin, w); err != nil {
 		fmt.Fprintln(os.Stderr, "bench filter:", err)
 		os.Exit(1)
 	}
 }
 
-func run(nBatches, nEvents, nURLs int, concs, storage string, w warmCase) error {
+func run(nBatches, nEvents, nURLs int, concs, storage, bin string, w warmCase) error {
 	sc, err := stack.StartScratch("bench-filter-", true)
 	if err != nil {
 		return err
 	}
 	defer sc.Close()
-	if err := svc.Build(context.Background(), sc.Dir, "filter"); err != nil {
-		return err
+	if bin == "" {
+		bin = sc.Dir
+		if err := svc.Build(context.Background(), bin, "filter"); err != nil {
+			return err
+		}
 	}
 	if w.rate > 0 {
-		if err := w.measure(sc); err != nil {
+		if err := w.measure(sc, bin); err != nil {
 			return err
 		}
 	}
@@ -104,7 +109,7 @@ func run(nBatches, nEvents, nURLs int, concs, storage string, w warmCase) error 
 			return fmt.Errorf("-conc: bad concurrency %q", c)
 		}
 		// Each case has its own prefix and Redis namespace, so it starts from blank state.
-		if err := measure(sc.Dir, sc.NATS.URL(), sc.Redis.Addr(), fmt.Sprint("bench", i), nBatches, nEvents, nURLs, conc, storage); err != nil {
+		if err := measure(bin, sc.NATS.URL(), sc.Redis.Addr(), fmt.Sprint("bench", i), nBatches, nEvents, nURLs, conc, storage); err != nil {
 			return err
 		}
 	}
