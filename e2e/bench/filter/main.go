@@ -32,7 +32,8 @@
 //
 // Warm mode (-warm-rate messages/s, 0 skips it): the filter with DRAIN_CACHE_MODE=warm over
 // -warm-events-event batches (33: what one 100-event POST over 3 topics gives a message)
-// published at a steady pace for -warm-duration, as the e2e load sends them. Each message runs
+// published at a steady pace for -warm-duration, as the e2e load sends them, handled one at a
+// time (DRAIN_CONCURRENCY=1, as the reference calls the script). Each message runs
 // the reorder script, bumps the invalidation index of its URLs and publishes a warm request
 // per URL and one changed message, waiting for every PubAck. Its time per message
 // (drain_filter_processing_duration_seconds) sits beside the reorder script's own time on batches of the
@@ -81,13 +82,14 @@ func main() {
 	concs := flag.String("conc", "0,32", "comma-separated filter concurrencies (DRAIN_CONCURRENCY; 0 = its default), one row each")
 	masters := flag.Int("cluster", 3, "masters of the Redis Cluster of the cluster rows (0: no cluster rows)")
 	storage := flag.String("storage", "file", "stream storage: file or memory")
+	bin := flag.String("bin", "", "directory holding a built filter binary to run (default: build ../services/filter)")
 	var w warmCase
-	flag.IntVar(&w.rate, "warm-rate", 100, "messages/s of the warm-mode case (0 skips it)")
+	flag.IntVar(&w.rate, "warm-rate", 50, "messages/s of the warm-mode case (0 skips it)")
 	flag.IntVar(&w.events, "warm-events", 33, "events per message of the warm-mode case")
 	flag.DurationVar(&w.duration, "warm-duration", 10*time.Second, "length of the warm-mode case")
 	flag.Parse()
 	w.storage = *storage
-	if err := run(*batches, *events, *urls, *concs, *masters, *storage, w); err != nil {
+	if err := run(*batches, *events, *urls, *concs, *masters, *storage, *bin, w); err != nil {
 		fmt.Fprintln(os.Stderr, "bench filter:", err)
 		os.Exit(1)
 	}
@@ -142,17 +144,20 @@ func (t target) masters(ctx context.Context) ([]string, error) {
 	return out, err
 }
 
-func run(nBatches, nEvents, nURLs int, concs string, masters int, storage string, w warmCase) error {
+func run(nBatches, nEvents, nURLs int, concs string, masters int, storage, bin string, w warmCase) error {
 	sc, err := stack.StartScratch("bench-filter-", true)
 	if err != nil {
 		return err
 	}
 	defer sc.Close()
-	if err := svc.Build(context.Background(), sc.Dir, "filter"); err != nil {
-		return err
+	if bin == "" {
+		bin = sc.Dir
+		if err := svc.Build(context.Background(), bin, "filter"); err != nil {
+			return err
+		}
 	}
 	if w.rate > 0 {
-		if err := w.measure(sc); err != nil {
+		if err := w.measure(sc, bin); err != nil {
 			return err
 		}
 	}
@@ -168,7 +173,7 @@ func run(nBatches, nEvents, nURLs int, concs string, masters int, storage string
 		}
 		last = conc
 		// Each case has its own prefix and Redis namespace, so it starts from blank state.
-		if err := measure(sc.Dir, sc.NATS.URL(), single, fmt.Sprint("bench", i), nBatches, nEvents, nURLs, conc, storage); err != nil {
+		if err := measure(bin, sc.NATS.URL(), single, fmt.Sprint("bench", i), nBatches, nEvents, nURLs, conc, storage); err != nil {
 			return err
 		}
 	}
@@ -181,7 +186,7 @@ func run(nBatches, nEvents, nURLs int, concs string, masters int, storage string
 			return err
 		}
 		tg := target{name: fmt.Sprintf("Redis Cluster of %d masters", masters), addrs: cl.Addrs(), cluster: true}
-		if err := measure(sc.Dir, sc.NATS.URL(), tg, "benchcl", nBatches, nEvents, nURLs, last, storage); err != nil {
+		if err := measure(bin, sc.NATS.URL(), tg, "benchcl", nBatches, nEvents, nURLs, last, storage); err != nil {
 			return err
 		}
 	}

@@ -10,7 +10,9 @@
 // through its environment, against the JetStream server embedded in this process; the load
 // generator runs here too (everything shares the machine's cores, as the target requires). The
 // last row is the ingest process's peak RSS over the whole run (VmHWM of /proc/<pid>/status),
-// which the highest concurrency sets, so it counts ingest alone.
+// which the highest concurrency sets, so it counts ingest alone. With -profile DIR the ingest
+// process runs with DRAIN_PPROF=true and DIR receives its CPU profile of each case's measured
+// load and its allocation profile at the end.
 package main
 
 import (
@@ -22,6 +24,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -49,14 +52,15 @@ func main() {
 	events := flag.Int("events", 100, "events per batch")
 	storage := flag.String("storage", "file", "stream storage: file or memory")
 	noRaw := flag.Bool("noraw", false, "skip the raw publish reference (its columns then read \"skipped\")")
+	profile := flag.String("profile", "", "directory for the ingest process's CPU profile of each case (DRAIN_PPROF=true) and its allocation profile at the end")
 	flag.Parse()
-	if err := run(*duration, *warmup, *concFlag, *events, *storage, *noRaw); err != nil {
+	if err := run(*duration, *warmup, *concFlag, *events, *storage, *noRaw, *profile); err != nil {
 		fmt.Fprintln(os.Stderr, "bench ingest:", err)
 		os.Exit(1)
 	}
 }
 
-func run(duration, warmup time.Duration, concFlag string, nEvents int, storage string, noRaw bool) error {
+func run(duration, warmup time.Duration, concFlag string, nEvents int, storage string, noRaw bool, profile string) error {
 	var concs []int
 	for _, s := range strings.Split(concFlag, ",") {
 		c, err := strconv.Atoi(strings.TrimSpace(s))
@@ -78,8 +82,15 @@ func run(duration, warmup time.Duration, concFlag string, nEvents int, storage s
 		return err
 	}
 	// ingest declares the streams at start-up and answers /readyz once they exist.
-	ing, err := svc.Start(ctx, sc.Dir, "ingest", []string{"ROUTEMASTER_DRAIN_TOKENS=" + token, "NATS_URL=" + natsURL,
-		"DRAIN_PREFIX=bench", "DRAIN_STREAM_STORAGE=" + storage, "DRAIN_INGEST_MAX_INFLIGHT=1024", "DRAIN_LOG_LEVEL=error"})
+	env := []string{"ROUTEMASTER_DRAIN_TOKENS=" + token, "NATS_URL=" + natsURL,
+		"DRAIN_PREFIX=bench", "DRAIN_STREAM_STORAGE=" + storage, "DRAIN_INGEST_MAX_INFLIGHT=1024", "DRAIN_LOG_LEVEL=error"}
+	if profile != "" {
+		if err := os.MkdirAll(profile, 0o755); err != nil {
+			return err
+		}
+		env = append(env, "DRAIN_PPROF=true")
+	}
+	ing, err := svc.Start(ctx, sc.Dir, "ingest", env)
 	if err != nil {
 		return err
 	}
@@ -113,7 +124,20 @@ func run(duration, warmup time.Duration, concFlag string, nEvents int, storage s
 			raw = measure(c, warmup, duration, nEvents, func(w *worker) error { return w.publishRaw(rawJS, names) }, &run)
 		}
 		purge()
+		profiled := make(chan error, 1)
+		if profile != "" {
+			go func() {
+				time.Sleep(warmup)
+				secs := max(1, int(duration.Seconds()))
+				profiled <- download("http://"+ing.Admin+fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs), filepath.Join(profile, fmt.Sprintf("ingest-c%d-cpu.pprof", c)))
+			}()
+		} else {
+			profiled <- nil
+		}
 		res := measure(c, warmup, duration, nEvents, func(w *worker) error { return w.post(ingestURL) }, &run)
+		if err := <-profiled; err != nil {
+			return fmt.Errorf("ingest CPU profile: %w", err)
+		}
 		if !ing.Running() {
 			return fmt.Errorf("the ingest process exited during the c=%d case", c)
 		}
@@ -137,10 +161,36 @@ func run(duration, warmup time.Duration, concFlag string, nEvents int, storage s
 			fmt.Fprintf(os.Stderr, "c=%d: %d ingest errors (first: %v), %d raw errors (first: %v)\n", c, res.errors, res.firstErr, raw.errors, raw.firstErr)
 		}
 	}
+	if profile != "" {
+		if err := download("http://"+ing.Admin+"/debug/pprof/allocs", filepath.Join(profile, "ingest-allocs.pprof")); err != nil {
+			return fmt.Errorf("ingest allocation profile: %w", err)
+		}
+	}
 	hwm := vmHWM(strconv.Itoa(ing.PID()))
 	table.Row("ingest", fmt.Sprintf("ingest process peak RSS (VmHWM), c up to %d", slices.Max(concs)), hwm, "target", "64 MiB", parseMiB(hwm)/64)
 	fmt.Fprintf(os.Stderr, "peak RSS of the benchmark process (nats-server + load generator): %s\n", vmHWM("self"))
 	return nil
+}
+
+// download saves the body of GET url in path.
+func download(url, path string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // vmHWM returns the peak resident set size of a process ("self" or a pid), e.g. "31.2 MiB".

@@ -36,6 +36,9 @@ type Service struct {
 	// Addr is host:port of its HTTP server: the bus port for ingest (DRAIN_INGEST_ADDR), the
 	// admin port (DRAIN_ADMIN_ADDR) for the others.
 	Addr string
+	// Admin is host:port of its admin server (DRAIN_ADMIN_ADDR): /metrics, and /debug/pprof/
+	// with DRAIN_PPROF=true.
+	Admin string
 }
 
 // URL is http://Addr + path.
@@ -60,7 +63,7 @@ func Start(ctx context.Context, dir, name string, env []string) (*Service, error
 		}
 		env = append(env, "DRAIN_INGEST_ADDR="+addr)
 	}
-	s := &Service{Addr: addr, Proc: &stack.Proc{
+	s := &Service{Addr: addr, Admin: admin, Proc: &stack.Proc{
 		Name:   name,
 		Path:   filepath.Join(dir, name),
 		Env:    hermetic(env),

@@ -117,11 +117,12 @@ func (f *Filter) Run(ctx context.Context) error {
 
 // Handle processes one message of <prefix>.events.<topic>; its result is a stream.Handler's.
 //
-// Effects, in order, each idempotent under redelivery: (1) the reorder script records the new
-// state and the dirty marks, atomically, under the message's stream sequence; (2) in bust or
-// warm mode, the invalidation index of every non-noop event's URL is bumped; (3) the fresh
-// events, and in warm mode one warm request per bump, are published, and every publish is
-// acknowledged by JetStream. Only then does the caller ack. A crash anywhere before the ack
+// Effects, each idempotent under redelivery: (1) the reorder script records the new state and
+// the dirty marks, atomically, under the message's stream sequence, and (2) in bust or warm
+// mode, beside it (they are independent), the invalidation index of every non-noop event's URL
+// is bumped; once both are done, (3) the fresh events, and in warm mode one warm request per
+// bump, are published, and every publish is acknowledged by JetStream (stream.PublishAll: all
+// sent at once, one wait). Only then does the caller ack. A crash anywhere before the ack
 // redelivers the message, and the reorder script replays the first delivery's fresh events
 // (see reorder.Filter.Run), so the changed message is published again with the same
 // Nats-Msg-Id.
@@ -142,24 +143,43 @@ func (f *Filter) Handle(ctx context.Context, msg stream.Msg) error {
 		return stream.Permanent(fmt.Errorf("undecodable batch: %w", err))
 	}
 	seq := f.sourceSeq(msg, md)
+	// The index bumps do not depend on what the script finds, so they run beside it: one
+	// round trip of waiting instead of two. Either may be done when the other fails: the
+	// retry runs both again, which the script replays (keyed on seq) and a bump repeats
+	// harmlessly, as after a crash between them.
+	var bumped []*event.Event
+	var index []int64
+	var bumpErr error
+	bumping := make(chan struct{})
+	if f.cache != nil {
+		go func() {
+			defer close(bumping)
+			bumped, index, bumpErr = f.invalidate(ctx, events)
+		}()
+	} else {
+		close(bumping)
+	}
 	sctx, span := startScript(ctx, seq, len(events))
 	res, err := f.reorder.Run(sctx, seq, events, f.dirty)
 	endScript(span, res, err)
+	<-bumping
 	if err != nil {
 		if errors.Is(err, reorder.ErrInvalidBatch) {
 			return stream.Permanent(err)
 		}
 		return stream.RedisFailure(err)
 	}
+	if bumpErr != nil {
+		return bumpErr
+	}
 
 	var msgs []*nats.Msg
-	bumps := 0
-	if f.cache != nil {
-		msgs, bumps, err = f.bust(ctx, events, res.Fresh)
-		if err != nil {
+	if f.mode == config.CacheWarm {
+		if msgs, err = f.warmRequests(bumped, index, res.Fresh); err != nil {
 			return err
 		}
 	}
+	bumps := len(bumped)
 	for _, g := range event.GroupByTopic(res.Fresh) {
 		out := nats.NewMsg(f.names.Subject(stream.Changed, g.Topic))
 		out.Data = g.JSON()
@@ -210,13 +230,11 @@ func ChangedMsgID(sourceStream string, seq uint64, topic string) string {
 	return "changed-" + sourceStream + "-" + strconv.FormatUint(seq, 10) + "-" + topic
 }
 
-// bust bumps the invalidation index of every non-noop event's URL, fresh or stale (the gem's
-// Caching rule: a publisher whose clock runs behind still invalidates), and in warm mode
-// builds one warm request per bump: with the event's type when the event is the one kept for
-// its URL (fresh), and cache.WarmRefresh otherwise, so a late delete never busts a resource that
-// was updated since. It returns the warm requests to publish and the bump count; its error is
-// already a handler result (stream.RedisFailure for the cache Redis).
-func (f *Filter) bust(ctx context.Context, events, fresh []event.Event) ([]*nats.Msg, int, error) {
+// invalidate bumps the invalidation index of every non-noop event's URL, fresh or stale (the
+// gem's Caching rule: a publisher whose clock runs behind still invalidates), in one round
+// trip. It returns the events bumped and each one's new index; its error is already a handler
+// result (stream.RedisFailure for the cache Redis).
+func (f *Filter) invalidate(ctx context.Context, events []event.Event) ([]*event.Event, []int64, error) {
 	urls := make([]string, 0, len(events))
 	bumped := make([]*event.Event, 0, len(events))
 	for i := range events {
@@ -226,21 +244,28 @@ func (f *Filter) bust(ctx context.Context, events, fresh []event.Event) ([]*nats
 		}
 	}
 	if len(urls) == 0 {
-		return nil, 0, nil
+		return nil, nil, nil
 	}
 	index, err := f.cache.Invalidate(ctx, urls...)
 	if err != nil {
-		return nil, 0, stream.RedisFailure(err)
+		return nil, nil, stream.RedisFailure(err)
 	}
-	if f.mode != config.CacheWarm {
-		return nil, len(urls), nil
+	return bumped, index, nil
+}
+
+// warmRequests builds one warm request per bump: with the event's type when the event is the
+// one kept for its URL (fresh), and cache.WarmRefresh otherwise, so a late delete never busts a
+// resource that was updated since.
+func (f *Filter) warmRequests(bumped []*event.Event, index []int64, fresh []event.Event) ([]*nats.Msg, error) {
+	if len(bumped) == 0 {
+		return nil, nil
 	}
 	kept := make(map[string]*event.Event, len(fresh))
 	for i := range fresh {
 		kept[fresh[i].URL] = &fresh[i]
 	}
 	subject := f.names.Subject(stream.Warm, "")
-	msgs := make([]*nats.Msg, 0, len(urls))
+	msgs := make([]*nats.Msg, 0, len(bumped)+3)
 	for i, e := range bumped {
 		typ := cache.WarmRefresh
 		if k := kept[e.URL]; k != nil && k.T == e.T && k.Type == e.Type {
@@ -248,9 +273,9 @@ func (f *Filter) bust(ctx context.Context, events, fresh []event.Event) ([]*nats
 		}
 		m, err := cache.WarmMsg(subject, cache.WarmRequest{URL: e.URL, Type: typ, T: e.T, Index: index[i]})
 		if err != nil {
-			return nil, 0, stream.Retry(err)
+			return nil, stream.Retry(err)
 		}
 		msgs = append(msgs, m)
 	}
-	return msgs, len(urls), nil
+	return msgs, nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/routemaster-drain/drain/pkg/cache"
+	"github.com/routemaster-drain/drain/pkg/draintest"
 	"github.com/routemaster-drain/drain/pkg/event"
 	"github.com/routemaster-drain/drain/pkg/reorder"
 	"github.com/routemaster-drain/drain/pkg/stream"
@@ -309,5 +310,52 @@ func TestDLQReplayAfterScriptRan(t *testing.T) {
 	}
 	if n := len(e.messages(stream.DLQ)); n != 0 {
 		t.Errorf("DLQ holds %d, want none: the replay deleted the dead letter", n)
+	}
+}
+
+// The index bumps run beside the reorder script: when the cache Redis fails while the script
+// succeeds, the message is held, and once the cache Redis answers its redelivery replays what
+// the first delivery found fresh, so the warm requests carry the events' own types and the
+// changed message is published once.
+func TestCacheRedisDownWhileTheScriptRuns(t *testing.T) {
+	cacheRedis := draintest.StartRedis(t)
+	e := newEnv(t, "DRAIN_CACHE_MODE=warm", "ROUTEMASTER_CACHE_REDIS="+cacheRedis.URL(0, ""))
+	_, js := e.nats.Connect(t)
+	reg := prometheus.NewRegistry()
+	f, err := filtering.New(e.cfg, js, e.redis.Client(t, 0), cacheRedis.Client(t, 0), reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cacheRedis.Stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("filter Run: %v", err)
+		}
+	})
+	e.publish("stuff", ev{"create", url("c1"), 5}, ev{"update", url("c2"), 6})
+	draintest.Eventually(t, 10*time.Second, "the script to record the batch", func() bool { return e.state(url("c2")) == 6 })
+	time.Sleep(500 * time.Millisecond) // a retry or two against the stopped cache Redis
+	if n := len(e.messages(stream.Warm)) + len(e.changed()); n != 0 {
+		t.Fatalf("%d messages published while the cache Redis is down", n)
+	}
+	cacheRedis.Start()
+	e.waitDone(30 * time.Second)
+	if n := len(e.changed()); n != 1 {
+		t.Fatalf("%d changed messages, want 1", n)
+	}
+	types := map[string]string{}
+	for _, w := range e.messages(stream.Warm) {
+		r, err := cache.ParseWarmRequest(w.Events[0].Raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		types[r.URL] = r.Type
+	}
+	if types[url("c1")] != cache.WarmCreate || types[url("c2")] != cache.WarmUpdate {
+		t.Fatalf("warm request types %v, want the events' own (the redelivery replays what was fresh)", types)
 	}
 }
