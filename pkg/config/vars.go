@@ -138,7 +138,7 @@ var Vars = []Var{
 	{Name: "DRAIN_INGEST_URL", Default: "http://127.0.0.1:8080/events", Services: []Service{Drainctl}, Help: "drainctl send: where ingest listens"},
 	{Name: "DRAIN_STATUS_ADMIN_URLS", Services: []Service{Drainctl}, Help: "drainctl status and console: comma-separated name=URL of each service's admin address (filter=http://filter:9091,...); each /readyz is reported, each /metrics read for circuit breakers"},
 	{Name: "DRAIN_CONSOLE_ADDR", Default: "127.0.0.1:9099", Services: []Service{Drainctl}, Help: "drainctl console: listen address of the web console"},
-	{Name: "DRAIN_CONSOLE_TOKEN", Services: []Service{Drainctl}, Help: "drainctl console: token every request must carry (Bearer, or the Basic-auth password); required unless DRAIN_CONSOLE_ADDR is a loopback address"},
+	{Name: "DRAIN_CONSOLE_TOKEN", Services: []Service{Drainctl}, Secret: true, Help: "drainctl console: token every request must carry (Bearer, or the Basic-auth password); required unless DRAIN_CONSOLE_ADDR is a loopback address"},
 }
 
 // services are the four service binaries (drainctl makes no spans).
