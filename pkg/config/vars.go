@@ -76,7 +76,7 @@ var Vars = []Var{
 	{Name: "DRAIN_FILTER_DIRTY", Default: "true", Services: []Service{Filter}, Help: "mark fresh non-noop events' URLs in the dirty map"},
 	{Name: "DRAIN_CONCURRENCY", Default: "32", Services: consumer, Help: "messages a filter or warmer process handles at once (fetches, for a warmer); both wait on network round trips, so 32 by default"},
 	{Name: "DRAIN_MAX_ACK_PENDING", Default: "1000", Services: consumer, Help: "JetStream MaxAckPending of the durable consumer (shared by replicas)"},
-	{Name: "DRAIN_MAX_DELIVER", Default: "20", Services: consumer, Help: "deliveries of a message before it is dead-lettered"},
+	{Name: "DRAIN_MAX_DELIVER", Default: "20", Services: consumer, Help: "failures of a message's own before it is dead-lettered (outages, crashes and expired AckWaits are not counted)"},
 	{Name: "DRAIN_ACK_WAIT", Default: "30s", Services: consumer, Help: "JetStream AckWait: an unacked message is redelivered after it"},
 	{Name: "DRAIN_RETRY_BACKOFF", Default: "1s", Services: consumer, Help: "first retry delay; doubles per delivery up to DRAIN_RETRY_BACKOFF_MAX"},
 	{Name: "DRAIN_RETRY_BACKOFF_MAX", Default: "30s", Services: consumer, Help: "longest retry delay"},

@@ -100,18 +100,41 @@ func StreamConfig(n Names, k Kind, s config.Streams) jetstream.StreamConfig {
 	}
 }
 
-// Declare creates every drain stream, or updates it to the configured settings. It is
-// idempotent and safe to run from every replica of every service at start.
+// FailuresConfig returns the configuration of the key-value bucket that keeps the delivery
+// budget of every consumer (see the package documentation): one value per key, kept at most
+// as long as the streams keep messages.
+func FailuresConfig(n Names, s config.Streams) jetstream.KeyValueConfig {
+	storage := jetstream.FileStorage
+	if s.MemoryStorage {
+		storage = jetstream.MemoryStorage
+	}
+	return jetstream.KeyValueConfig{
+		Bucket:      n.FailuresBucket(),
+		Description: failuresDescription,
+		History:     1,
+		TTL:         s.MaxAge,
+		Storage:     storage,
+		Replicas:    s.Replicas,
+	}
+}
+
+// Declare creates every drain stream and the failures bucket, or updates them to the
+// configured settings. It is idempotent and safe to run from every replica of every service at
+// start.
 func Declare(ctx context.Context, js jetstream.JetStream, n Names, s config.Streams) error {
 	for _, k := range Kinds {
 		if _, err := js.CreateOrUpdateStream(ctx, StreamConfig(n, k, s)); err != nil {
 			return fmt.Errorf("declare stream %s: %w", n.Stream(k), err)
 		}
 	}
+	if _, err := js.CreateOrUpdateKeyValue(ctx, FailuresConfig(n, s)); err != nil {
+		return fmt.Errorf("declare bucket %s: %w", n.FailuresBucket(), err)
+	}
 	return nil
 }
 
-// Ready reports nil when the connection is up and every drain stream exists.
+// Ready reports nil when the connection is up and every drain stream and the failures bucket
+// exist.
 func Ready(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, n Names) error {
 	if !nc.IsConnected() {
 		return errors.New("nats: not connected")
@@ -120,6 +143,9 @@ func Ready(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, n Names) 
 		if _, err := js.Stream(ctx, n.Stream(k)); err != nil {
 			return fmt.Errorf("stream %s: %w", n.Stream(k), err)
 		}
+	}
+	if _, err := js.KeyValue(ctx, n.FailuresBucket()); err != nil {
+		return fmt.Errorf("bucket %s: %w", n.FailuresBucket(), err)
 	}
 	return nil
 }

@@ -79,7 +79,7 @@ type DLQMsg struct {
 	OrigSubject    string      // Drain-Original-Subject: where a replay publishes it ("" if absent)
 	OrigStream     string      // Drain-Original-Stream ("" if absent)
 	OrigSeq        uint64      // Drain-Original-Sequence (0 if absent)
-	Deliveries     uint64      // Drain-Deliveries: deliveries before it was dead-lettered
+	Deliveries     uint64      // Drain-Deliveries: its failed deliveries (its own failures; outages not counted)
 	Error          string      // Drain-Error: the handler's last error, at most 1 KiB
 	DeadLetteredAt time.Time   // Drain-Dead-Lettered-At; if absent or unreadable, when JetStream stored it
 	Header         nats.Header // every header: the original message's own and the Drain-* ones

@@ -27,7 +27,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		redeliveries: counter("redeliveries_total", "Messages handled on their second or later delivery."),
 		deadLetters:  counter("dead_letters_total", "Messages dead-lettered to <prefix>.dlq.filter."),
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "drain_filter_messages_total", Help: "Messages handled, by outcome (ack, retry, dead_letter).",
+			Name: "drain_filter_messages_total", Help: "Handler runs by outcome: ack, retry, dead_letter, transient (the message is held until the outage ends).",
 		}, []string{"outcome"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "drain_filter_processing_seconds",

@@ -417,7 +417,7 @@ func newMetrics(r prometheus.Registerer) (*metrics, error) {
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "drain_warm_requests_total",
 			Help: "Warm requests acknowledged, by how: fetched (covered by a fetch), covered (already stored, no fetch), delete (busted)."}, []string{"via"}),
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "drain_warm_messages_total",
-			Help: "Warm messages by consumer outcome: ack, retry, dead_letter."}, []string{"outcome"}),
+			Help: "Warm handler runs by consumer outcome: ack, retry, dead_letter, transient (the message is held until the outage ends)."}, []string{"outcome"}),
 		coalesced: prometheus.NewCounter(prometheus.CounterOpts{Name: "drain_warm_coalesced_total",
 			Help: "Warm requests satisfied by a fetch that another request started."}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "drain_warm_fetch_seconds",
