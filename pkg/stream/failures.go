@@ -120,7 +120,7 @@ func (l *failureLedger) add(ctx context.Context, md *jetstream.MsgMetadata, caus
 		}
 		rec.Failures++
 		rec.Published = md.Timestamp.UnixNano()
-		rec.Error = truncate(cause.Error(), maxRecordError)
+		rec.Error = shorten(cause.Error(), maxRecordError)
 		value, err := json.Marshal(rec)
 		if err != nil {
 			return 0, fmt.Errorf("record failure: %w", err)

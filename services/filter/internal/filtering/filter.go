@@ -153,15 +153,22 @@ func (f *Filter) Handle(ctx context.Context, msg stream.Msg) error {
 			return err
 		}
 	}
+	splits := 0
 	for _, g := range event.GroupByTopic(res.Fresh) {
-		out := nats.NewMsg(f.names.Subject(stream.Changed, g.Topic))
-		out.Data = g.JSON()
-		out.Header.Set(jetstream.MsgIDHeader, ChangedMsgID(md.Stream, seq, g.Topic))
-		out.Header.Set(HeaderSourceStream, md.Stream)
-		out.Header.Set(HeaderSourceSequence, strconv.FormatUint(seq, 10))
-		msgs = append(msgs, out)
+		changed, err := f.changed(md.Stream, seq, g)
+		if err != nil {
+			return err
+		}
+		if len(changed) > 1 {
+			splits += len(changed)
+		}
+		msgs = append(msgs, changed...)
 	}
 	if err := stream.PublishAll(ctx, f.js, PublishTimeout, msgs); err != nil {
+		if errors.Is(err, nats.ErrMaxPayload) {
+			// A warm request for a URL of nearly max_payload: no retry makes it fit.
+			return stream.Permanent(err)
+		}
 		return stream.Transient(err)
 	}
 	f.m.in.Add(float64(len(events)))
@@ -169,6 +176,7 @@ func (f *Filter) Handle(ctx context.Context, msg stream.Msg) error {
 	f.m.stale.Add(float64(res.Stale))
 	f.m.dirty.Add(float64(len(res.NewlyDirty)))
 	f.m.bumps.Add(float64(bumps))
+	f.m.splits.Add(float64(splits))
 	if f.mode == config.CacheWarm {
 		f.m.warms.Add(float64(bumps))
 	}
@@ -194,6 +202,41 @@ func (f *Filter) sourceSeq(msg stream.Msg, md *jetstream.MsgMetadata) uint64 {
 		return md.Sequence.Stream
 	}
 	return seq
+}
+
+// changed returns the changed message(s) of the fresh events of one topic: one message, or,
+// when they do not fit one NATS message (the server's max_payload), several, each a batch of
+// whole consecutive events that fits, with the Nats-Msg-Id ChangedMsgID-<its content's
+// stream.MsgID>. An event that cannot fit even alone is a stream.Permanent error.
+func (f *Filter) changed(sourceStream string, seq uint64, g event.TopicGroup) ([]*nats.Msg, error) {
+	subject := f.names.Subject(stream.Changed, g.Topic)
+	id := ChangedMsgID(sourceStream, seq, g.Topic)
+	msg := func(body []byte, id string) *nats.Msg {
+		out := nats.NewMsg(subject)
+		out.Data = body
+		out.Header.Set(jetstream.MsgIDHeader, id)
+		out.Header.Set(HeaderSourceStream, sourceStream)
+		out.Header.Set(HeaderSourceSequence, strconv.FormatUint(seq, 10))
+		return out
+	}
+	one := msg(g.JSON(), id)
+	// The limit of a part: the longest Nats-Msg-Id a part can have.
+	limit := stream.BodyLimit(f.js.Conn(), msg(nil, id+"-"+stream.MsgID(subject, nil)).Header)
+	if len(one.Data) <= limit {
+		return []*nats.Msg{one}, nil
+	}
+	parts, err := stream.SplitBatch(g.Events, limit)
+	if err != nil {
+		return nil, stream.Permanent(fmt.Errorf("changed events of topic %s: %w", g.Topic, err))
+	}
+	// Each part's id derives from its content: a redelivery that finds fewer events fresh
+	// (another batch moved a URL on meanwhile) splits them differently, and those parts must
+	// be stored, not taken for duplicates of the first delivery's.
+	out := make([]*nats.Msg, len(parts))
+	for i, p := range parts {
+		out[i] = msg(p, id+"-"+stream.MsgID(subject, p))
+	}
+	return out, nil
 }
 
 // ChangedMsgID is the Nats-Msg-Id of the changed message published for the events of topic
