@@ -39,7 +39,8 @@ type NATS struct {
 // Streams are the JetStream settings shared by every stream the drain declares.
 type Streams struct {
 	Prefix          string        // DRAIN_PREFIX: subject and stream name prefix
-	Replicas        int           // DRAIN_STREAM_REPLICAS: JetStream replicas per stream
+	Replicas        int           // DRAIN_STREAM_REPLICAS: JetStream replicas per stream: 1, 3 or 5
+	Manage          string        // DRAIN_STREAM_MANAGE: create, update or none
 	MaxAge          time.Duration // DRAIN_STREAM_MAX_AGE: how long a stream keeps a message
 	MemoryStorage   bool          // DRAIN_STREAM_STORAGE=memory (file otherwise)
 	DuplicateWindow time.Duration // DRAIN_DUPLICATE_WINDOW: JetStream deduplication window
@@ -119,7 +120,7 @@ type Sweep struct {
 // Config is everything a drain process reads from its environment.
 type Config struct {
 	NATS            NATS          // NATS_*: how to reach NATS
-	Streams         Streams       // DRAIN_PREFIX, DRAIN_STREAM_*, DRAIN_DUPLICATE_WINDOW, DRAIN_DLQ_*
+	Streams         Streams       // DRAIN_PREFIX, DRAIN_STREAM_* (_MANAGE included), DRAIN_DUPLICATE_WINDOW, DRAIN_DLQ_*
 	LogLevel        string        // DRAIN_LOG_LEVEL: debug, info, warn or error
 	ShutdownTimeout time.Duration // DRAIN_SHUTDOWN_TIMEOUT: bound of the drain after SIGTERM
 	AdminAddr       string        // DRAIN_ADMIN_ADDR: /healthz, /readyz, /metrics listen address
@@ -162,7 +163,11 @@ func Load(service Service, environ []string) (*Config, error) {
 	if !prefixRE.MatchString(c.Streams.Prefix) {
 		r.fail("DRAIN_PREFIX", fmt.Sprintf("%q must match [A-Za-z0-9_-]+", c.Streams.Prefix))
 	}
-	c.Streams.Replicas = r.intIn("DRAIN_STREAM_REPLICAS", 1, 5)
+	// JetStream accepts an even number of replicas but loses quorum as easily as with one
+	// fewer, and on a single server refuses every number but 1 at each declaration: only the
+	// odd counts the help names are taken, and anything else stops the service at start.
+	c.Streams.Replicas, _ = strconv.Atoi(r.oneOf("DRAIN_STREAM_REPLICAS", "1", "3", "5"))
+	c.Streams.Manage = r.oneOf("DRAIN_STREAM_MANAGE", "create", "update", "none")
 	c.Streams.MaxAge = r.duration("DRAIN_STREAM_MAX_AGE")
 	switch s := r.str("DRAIN_STREAM_STORAGE"); s {
 	case "file":

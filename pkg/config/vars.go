@@ -47,6 +47,7 @@ var Vars = []Var{
 	{Name: "NATS_TLS_KEY", Services: all, Help: "path of the PEM key of NATS_TLS_CERT"},
 	{Name: "DRAIN_PREFIX", Default: "routemaster", Services: all, Help: "prefix of every subject, stream and durable consumer name ([A-Za-z0-9_-]+)"},
 	{Name: "DRAIN_STREAM_REPLICAS", Default: "1", Services: all, Help: "JetStream replicas of every stream (1, 3 or 5)"},
+	{Name: "DRAIN_STREAM_MANAGE", Default: "create", Services: all, Help: "create: create missing streams, bucket and consumers, never change existing ones (what differs is logged); update: create or update them to these settings; none: change nothing, only check (/readyz names what is missing)"},
 	{Name: "DRAIN_STREAM_MAX_AGE", Default: "72h", Services: all, Help: "how long streams keep messages (Go duration)"},
 	{Name: "DRAIN_STREAM_STORAGE", Default: "file", Services: all, Help: "stream storage: file or memory"},
 	{Name: "DRAIN_DUPLICATE_WINDOW", Default: "2m", Services: all, Help: "JetStream duplicate window: a re-sent batch inside it is stored once"},

@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -18,9 +21,17 @@ import (
 // Connect opens a NATS connection for the named client with the credentials and TLS settings
 // of cfg, and returns it with its JetStream context (built with opts, for example
 // jetstream.WithPublishAsyncTimeout). The connection reconnects forever (a drain process
-// outlives NATS restarts); disconnections and reconnections are logged.
+// outlives NATS restarts); disconnections and reconnections are logged, and so is a server
+// that cannot be reached (its address and why, at most every 30 s).
 func Connect(cfg config.NATS, name string, log *slog.Logger, opts ...jetstream.JetStreamOpt) (*nats.Conn, jetstream.JetStream, error) {
+	var lastUnreachable atomic.Int64 // Unix ns of the last "cannot reach" line
 	natsOpts := []nats.Option{
+		nats.ReconnectErrHandler(func(c *nats.Conn, err error) {
+			if now := time.Now().UnixNano(); now-lastUnreachable.Load() >= int64(30*time.Second) {
+				lastUnreachable.Store(now)
+				log.Warn("nats unreachable; retrying", "err", notConnected(c), "cause", err)
+			}
+		}),
 		nats.Name(name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
@@ -32,7 +43,12 @@ func Connect(cfg config.NATS, name string, log *slog.Logger, opts ...jetstream.J
 				log.Warn("nats disconnected", "err", err)
 			}
 		}),
+		nats.ConnectHandler(func(c *nats.Conn) { // the first connection, when it came late
+			lastUnreachable.Store(0)
+			log.Info("nats connected", "server", c.ConnectedUrlRedacted())
+		}),
 		nats.ReconnectHandler(func(c *nats.Conn) {
+			lastUnreachable.Store(0)
 			log.Info("nats reconnected", "server", c.ConnectedUrlRedacted())
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
@@ -118,36 +134,68 @@ func FailuresConfig(n Names, s config.Streams) jetstream.KeyValueConfig {
 	}
 }
 
-// Declare creates every drain stream and the failures bucket, or updates them to the
-// configured settings. It is idempotent and safe to run from every replica of every service at
-// start.
+// Declare declares every drain stream and the failures bucket as s.Manage says
+// (DRAIN_STREAM_MANAGE; see Manage): by default it creates the missing ones and leaves the
+// others as they are, logging with slog.Default what differs from s. It is idempotent and safe
+// to run from every replica of every service at start. With ManageNone it only checks, and
+// its error names everything missing (errors.Is ErrNotDeclared).
 func Declare(ctx context.Context, js jetstream.JetStream, n Names, s config.Streams) error {
+	return declare(ctx, js, n, s, slog.Default())
+}
+
+// Ready reports nil when the connection is up and every drain stream, the failures bucket and
+// the given consumers exist. Otherwise its error names the servers it cannot reach, or
+// everything that is missing.
+func Ready(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, n Names, consumers ...ConsumerConfig) error {
+	if !nc.IsConnected() {
+		return notConnected(nc)
+	}
+	var missing []string
+	check := func(what string, err error, notFound error) error {
+		switch {
+		case errors.Is(err, notFound):
+			missing = append(missing, what)
+		case err != nil:
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		return nil
+	}
 	for _, k := range Kinds {
-		if _, err := js.CreateOrUpdateStream(ctx, StreamConfig(n, k, s)); err != nil {
-			return fmt.Errorf("declare stream %s: %w", n.Stream(k), err)
+		_, err := js.Stream(ctx, n.Stream(k))
+		if err := check("stream "+n.Stream(k), err, jetstream.ErrStreamNotFound); err != nil {
+			return err
 		}
 	}
-	if _, err := js.CreateOrUpdateKeyValue(ctx, FailuresConfig(n, s)); err != nil {
-		return fmt.Errorf("declare bucket %s: %w", n.FailuresBucket(), err)
+	_, err := js.KeyValue(ctx, n.FailuresBucket())
+	if err := check("bucket "+n.FailuresBucket(), err, jetstream.ErrBucketNotFound); err != nil {
+		return err
+	}
+	for _, c := range consumers {
+		_, err := js.Consumer(ctx, c.Stream, c.Durable)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			continue // named above
+		}
+		if err := check("consumer "+c.Durable+" on "+c.Stream, err, jetstream.ErrConsumerNotFound); err != nil {
+			return err
+		}
+	}
+	if len(missing) > 0 {
+		return errors.New("missing: " + strings.Join(missing, ", "))
 	}
 	return nil
 }
 
-// Ready reports nil when the connection is up and every drain stream and the failures bucket
-// exist.
-func Ready(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, n Names) error {
-	if !nc.IsConnected() {
-		return errors.New("nats: not connected")
-	}
-	for _, k := range Kinds {
-		if _, err := js.Stream(ctx, n.Stream(k)); err != nil {
-			return fmt.Errorf("stream %s: %w", n.Stream(k), err)
+// notConnected is the error of a connection that is not connected: it names the servers it
+// tries to reach (without credentials).
+func notConnected(nc *nats.Conn) error {
+	servers := nc.Servers()
+	for i, s := range servers {
+		if u, err := url.Parse(s); err == nil {
+			u.User = nil
+			servers[i] = u.String()
 		}
 	}
-	if _, err := js.KeyValue(ctx, n.FailuresBucket()); err != nil {
-		return fmt.Errorf("bucket %s: %w", n.FailuresBucket(), err)
-	}
-	return nil
+	return fmt.Errorf("nats: not connected: cannot reach %s", strings.Join(servers, ", "))
 }
 
 // MsgID returns the content-derived Nats-Msg-Id of a message: a hash of its subject and body.

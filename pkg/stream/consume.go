@@ -41,9 +41,14 @@ type ConsumerConfig struct {
 	BackoffMax time.Duration // longest retry delay (default 30s)
 	DeliverNew bool          // a new consumer starts at new messages instead of the stream's first
 	// FailuresBucket is the key-value bucket of the delivery budget (default
-	// <prefix>_failures, dlq being <prefix>.dlq); Consume creates it when it is missing.
+	// <prefix>_failures, dlq being <prefix>.dlq); Consume creates it when it is missing,
+	// unless Manage is ManageNone.
 	FailuresBucket string
-	Log            *slog.Logger
+	// Manage says whether Consume may create or update the consumer (DRAIN_STREAM_MANAGE;
+	// default ManageCreate). With ManageNone, Consume waits for a missing stream, consumer or
+	// bucket, logging what it waits for every 30 s.
+	Manage Manage
+	Log    *slog.Logger
 	// Observe, when set, is called after each handler run with its outcome ("ack", "retry",
 	// "dead_letter", or "transient": the message is held until the outage ends), the
 	// message's JetStream delivery count and how long the handler ran; services hang metrics
@@ -78,7 +83,10 @@ func (c *ConsumerConfig) defaults() {
 	}
 }
 
-// EnsureConsumer creates or updates the durable pull consumer of c and returns it.
+// EnsureConsumer declares the durable pull consumer of c as c.Manage says and returns it: by
+// default it creates it when missing and otherwise takes it as it is, logging on c.Log what
+// differs from c; ManageUpdate creates or updates it to c; ManageNone only looks it up (a
+// missing consumer is an error wrapping ErrNotDeclared).
 //
 // The server's own MaxDeliver is left unlimited: Consume enforces c.MaxDeliver itself, so that
 // a message is dead-lettered (and stored there) before it is given up, never silently dropped.
@@ -88,7 +96,7 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, c ConsumerConfi
 	if c.DeliverNew {
 		policy = jetstream.DeliverNewPolicy
 	}
-	cons, err := js.CreateOrUpdateConsumer(ctx, c.Stream, jetstream.ConsumerConfig{
+	want := jetstream.ConsumerConfig{
 		Durable:       c.Durable,
 		FilterSubject: c.FilterSubject,
 		AckPolicy:     jetstream.AckExplicitPolicy,
@@ -96,7 +104,14 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, c ConsumerConfi
 		MaxDeliver:    -1,
 		MaxAckPending: c.MaxAckPending,
 		DeliverPolicy: policy,
-	})
+	}
+	var cons jetstream.Consumer
+	var err error
+	if c.Manage == ManageUpdate {
+		cons, err = js.CreateOrUpdateConsumer(ctx, c.Stream, want)
+	} else {
+		cons, err = ensureConsumer(ctx, js, c.Manage, c.Stream, want, c.Log)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s on %s: %w", c.Durable, c.Stream, err)
 	}
@@ -118,15 +133,32 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, c ConsumerConfi
 // when ctx is cancelled is handed back (Nak) for another replica, at no cost to its budget.
 func Consume(ctx context.Context, js jetstream.JetStream, dlq string, c ConsumerConfig, handler Handler) error {
 	c.defaults()
-	cons, err := EnsureConsumer(ctx, js, c)
-	if err != nil {
-		return err
-	}
 	bucket := c.FailuresBucket
 	if bucket == "" {
 		bucket = failureBucketOf(dlq)
 	}
-	kv, err := openFailures(ctx, js, bucket, true)
+	var cons jetstream.Consumer
+	var kv jetstream.KeyValue
+	var err error
+	var logged time.Time
+	for {
+		if cons, err = EnsureConsumer(ctx, js, c); err == nil {
+			kv, err = openFailures(ctx, js, bucket, c.Manage != ManageNone)
+		}
+		if !errors.Is(err, ErrNotDeclared) && (c.Manage != ManageNone || !errors.Is(err, jetstream.ErrStreamNotFound)) {
+			break
+		}
+		// DRAIN_STREAM_MANAGE=none: an operator creates it.
+		if time.Since(logged) >= 30*time.Second {
+			logged = time.Now()
+			c.Log.Warn("waiting for the operator to create it", "consumer", c.Durable, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
 	if err != nil {
 		return err
 	}

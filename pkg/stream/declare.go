@@ -18,16 +18,21 @@ const (
 	declareAttemptMax = 5 * time.Second
 )
 
-// DeclareUntil declares the drain's streams (Declare), retrying with backoff (250ms doubling
-// to 5s, each attempt bounded to 5s) until it succeeds or ctx is cancelled, so a service
-// started while NATS is away waits for it instead of crash-looping. Each failure is logged at
-// warn level. It returns nil once the streams are declared, ctx.Err() otherwise.
+// DeclareUntil declares the drain's streams (Declare, its differences logged on log), retrying
+// with backoff (250ms doubling to 5s, each attempt bounded to 5s) until it succeeds or ctx is
+// cancelled, so a service started while NATS is away (or, with ManageNone, before an operator
+// created everything) waits instead of crash-looping. Each failure is logged at warn level,
+// naming the servers when NATS cannot be reached. It returns nil once the streams are
+// declared, ctx.Err() otherwise.
 func DeclareUntil(ctx context.Context, js jetstream.JetStream, n Names, s config.Streams, log *slog.Logger) error {
 	wait := declareFirstWait
 	for attempt := 1; ; attempt++ {
 		dctx, cancel := context.WithTimeout(ctx, declareAttemptMax)
-		err := Declare(dctx, js, n, s)
+		err := declare(dctx, js, n, s, log)
 		cancel()
+		if err != nil && !js.Conn().IsConnected() {
+			err = notConnected(js.Conn()) // not the publish's "outbound buffer limit exceeded"
+		}
 		if err == nil {
 			log.Info("streams declared", "prefix", n.Prefix, "attempts", attempt)
 			return nil

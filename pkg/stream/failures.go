@@ -156,8 +156,9 @@ func (l *failureLedger) forget(ctx context.Context, md *jetstream.MsgMetadata) e
 	return l.kv.Delete(ctx, l.key(md))
 }
 
-// openFailures returns the failures bucket named bucket, creating it with the defaults of
-// FailuresConfig when it does not exist and create is set.
+// openFailures returns the failures bucket named bucket, creating it (History 1, TTL 72h) when
+// it does not exist and create is set; when it does not exist and create is not set, the error
+// wraps ErrNotDeclared.
 func openFailures(ctx context.Context, js jetstream.JetStream, bucket string, create bool) (jetstream.KeyValue, error) {
 	kv, err := js.KeyValue(ctx, bucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) && create {
@@ -170,6 +171,9 @@ func openFailures(ctx context.Context, js jetstream.JetStream, bucket string, cr
 		if errors.Is(err, jetstream.ErrBucketExists) { // created meanwhile, by another replica
 			kv, err = js.KeyValue(ctx, bucket)
 		}
+	}
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, fmt.Errorf("failures bucket %s %w", bucket, ErrNotDeclared)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("failures bucket %s: %w", bucket, err)

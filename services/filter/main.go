@@ -57,7 +57,7 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	names := stream.Names{Prefix: cfg.Streams.Prefix}
 	ready := func(ctx context.Context) error {
-		if err := stream.Ready(ctx, nc, js, names); err != nil {
+		if err := stream.Ready(ctx, nc, js, names, f.ConsumerConfig()); err != nil {
 			return err
 		}
 		if err := drainRedis.Ping(ctx).Err(); err != nil {

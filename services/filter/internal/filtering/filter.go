@@ -51,6 +51,7 @@ type Filter struct {
 	mode    config.CacheMode
 	dirty   bool
 	cons    config.Consumer
+	manage  stream.Manage
 	log     *slog.Logger
 	m       *metrics
 }
@@ -66,6 +67,7 @@ func New(cfg *config.Config, js jetstream.JetStream, drain, cacheRedis redis.Uni
 		mode:    cfg.CacheMode,
 		dirty:   cfg.Dirty,
 		cons:    cfg.Consumer,
+		manage:  stream.Manage(cfg.Streams.Manage),
 		log:     log,
 	}
 	if f.mode != config.CacheOff {
@@ -96,6 +98,7 @@ func (f *Filter) ConsumerConfig() stream.ConsumerConfig {
 		AckWait:       f.cons.AckWait,
 		Backoff:       f.cons.RetryBackoff,
 		BackoffMax:    f.cons.RetryBackoffMax,
+		Manage:        f.manage,
 		Log:           f.log,
 		Observe:       f.m.observe,
 	}

@@ -55,13 +55,14 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger, reg *prometh
 	}
 	w, err := New(Options{
 		JS: js, Names: names, Cache: c, QueueName: cfg.Warm.QueueName, Consumer: cfg.Consumer,
-		HostConcurrency: cfg.Warm.HostConcurrency, Coalesce: cfg.Warm.Coalesce, Log: log, Registerer: reg,
+		HostConcurrency: cfg.Warm.HostConcurrency, Coalesce: cfg.Warm.Coalesce, Manage: stream.Manage(cfg.Streams.Manage),
+		Log: log, Registerer: reg,
 	})
 	if err != nil {
 		return err
 	}
 	ready := func(ctx context.Context) error {
-		if err := stream.Ready(ctx, nc, js, names); err != nil {
+		if err := stream.Ready(ctx, nc, js, names, w.ConsumerConfig()); err != nil {
 			return err
 		}
 		if err := rdb.Ping(ctx).Err(); err != nil {

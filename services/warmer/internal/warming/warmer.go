@@ -44,7 +44,9 @@ type Options struct {
 	// HostConcurrency bounds fetches at once per origin host (DRAIN_WARM_HOST_CONCURRENCY).
 	HostConcurrency int
 	// Coalesce is the least time between two fetches of one URL (DRAIN_WARM_COALESCE).
-	Coalesce   time.Duration
+	Coalesce time.Duration
+	// Manage says whether the consumer may be created or updated (DRAIN_STREAM_MANAGE).
+	Manage     stream.Manage
 	Log        *slog.Logger
 	Registerer prometheus.Registerer
 }
@@ -118,6 +120,7 @@ func (w *Warmer) ConsumerConfig() stream.ConsumerConfig {
 		AckWait:       c.AckWait,
 		Backoff:       c.RetryBackoff,
 		BackoffMax:    c.RetryBackoffMax,
+		Manage:        w.o.Manage,
 		Log:           w.o.Log,
 		Observe: func(outcome string, _ uint64, _ time.Duration) {
 			w.metrics.messages.WithLabelValues(outcome).Inc()
