@@ -47,7 +47,9 @@ type Filter struct {
 	js      jetstream.JetStream
 	names   stream.Names
 	reorder *reorder.Filter
-	cache   *cache.Cache // nil in cache mode off
+	drain   redis.UniversalClient // the reorder state's Redis
+	ns      string                // its namespace
+	cache   *cache.Cache          // nil in cache mode off
 	mode    config.CacheMode
 	dirty   bool
 	cons    config.Consumer
@@ -64,6 +66,8 @@ func New(cfg *config.Config, js jetstream.JetStream, drain, cacheRedis redis.Uni
 		js:      js,
 		names:   stream.Names{Prefix: cfg.Streams.Prefix},
 		reorder: reorder.New(drain, cfg.DrainRedis.Namespace, cfg.CacheExpiry),
+		drain:   drain,
+		ns:      cfg.DrainRedis.Namespace,
 		mode:    cfg.CacheMode,
 		dirty:   cfg.Dirty,
 		cons:    cfg.Consumer,
@@ -278,13 +282,24 @@ func (f *Filter) bust(ctx context.Context, events, fresh []event.Event) ([]*nats
 	for i := range fresh {
 		kept[fresh[i].URL] = &fresh[i]
 	}
+	types := make([]string, len(bumped))
+	var deletes []int
+	for i, e := range bumped {
+		types[i] = cache.WarmRefresh
+		if k := kept[e.URL]; k != nil && k.T == e.T && k.Type == e.Type {
+			types[i] = string(e.Type)
+			if e.Type == event.Delete {
+				deletes = append(deletes, i)
+			}
+		}
+	}
+	if err := f.overtaken(ctx, bumped, deletes, types); err != nil {
+		return nil, 0, err
+	}
 	subject := f.names.Subject(stream.Warm, "")
 	msgs := make([]*nats.Msg, 0, len(urls))
 	for i, e := range bumped {
-		typ := cache.WarmRefresh
-		if k := kept[e.URL]; k != nil && k.T == e.T && k.Type == e.Type {
-			typ = string(e.Type)
-		}
+		typ := types[i]
 		m, err := cache.WarmMsg(subject, cache.WarmRequest{URL: e.URL, Type: typ, T: e.T, Index: index[i]})
 		if err != nil {
 			return nil, 0, stream.Retry(err)
@@ -292,4 +307,36 @@ func (f *Filter) bust(ctx context.Context, events, fresh []event.Event) ([]*nats
 		msgs = append(msgs, m)
 	}
 	return msgs, len(urls), nil
+}
+
+// overtaken turns into refreshes the deletes (bumped[i], i in deletes) that a newer event of
+// their URL overtook after the reorder script found them fresh and before their bump. Another
+// batch may be filtered between the two steps, with its newer create bumping the index first:
+// the delete's warm request would then carry the higher index and bust what the create's
+// fetch stored. The state is read after the bump, so either it shows the newer event (the
+// delete asks for a refresh instead, and the origin decides), or that event's bump comes after
+// this one and its warm request outranks the delete. It costs one round trip for a batch with
+// fresh deletes, none otherwise.
+func (f *Filter) overtaken(ctx context.Context, bumped []*event.Event, deletes []int, types []string) error {
+	if len(deletes) == 0 {
+		return nil
+	}
+	pipe := f.drain.Pipeline()
+	cmds := make([]*redis.StringCmd, len(deletes))
+	for j, i := range deletes {
+		cmds[j] = pipe.Get(ctx, reorder.StateKey(f.ns, bumped[i].URL))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return stream.RedisFailure(fmt.Errorf("read the state of deleted URLs: %w", err))
+	}
+	for j, i := range deletes {
+		raw, err := cmds[j].Result()
+		if err != nil {
+			continue // no state (expired): nothing newer is known
+		}
+		if st, err := reorder.ParseState(raw); err == nil && st.T > bumped[i].T {
+			types[i] = cache.WarmRefresh
+		}
+	}
+	return nil
 }
