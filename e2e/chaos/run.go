@@ -43,25 +43,38 @@ type Options struct {
 	// "off" (the Mapping drain: no warmer, no cache check).
 	CacheMode     string
 	OriginLatency time.Duration
-	Log           io.Writer
+	// RedisOutage is how long redis-server stays down when it is SIGKILLed (default 500ms).
+	// Filters and warmers pause meanwhile; an outage of any length must cost no dead letter.
+	RedisOutage time.Duration
+	// MaxDeliver is the services' DRAIN_MAX_DELIVER (default 100).
+	MaxDeliver int
+	// OriginFailEvery, when above 0, makes every OriginFailEvery-th origin request answer 503
+	// (Origin.FailEvery).
+	OriginFailEvery int64
+	Log             io.Writer
 }
 
 // Summary is what a run did and found.
 type Summary struct {
-	Plan    *Plan
-	Bus     BusStats
-	Kills   map[string]int
-	NATS    int // NATS restarts
-	Redis   int // Redis restarts
-	Settled time.Duration
-	Report  Report
-	Origin  int64 // origin requests served
+	Plan  *Plan
+	Bus   BusStats
+	Kills map[string]int
+	NATS  int // NATS restarts
+	Redis int // Redis restarts
+	// RedisDown is how long Redis stayed down at its restart, and MaxDeliver the services'
+	// DRAIN_MAX_DELIVER.
+	RedisDown  time.Duration
+	MaxDeliver int
+	Settled    time.Duration
+	Report     Report
+	Origin     int64 // origin requests served
+	Failed     int64 // of which answered 503 (Options.OriginFailEvery)
 }
 
 // String prints the summary.
 func (s Summary) String() string {
-	return fmt.Sprintf("chaos: %d events (%d duplicates) over %d URLs in %d batches\n  bus: %s\n  SIGKILLs: %v; NATS restarts: %d; Redis restarts: %d; origin fetches: %d; settled %s after the last batch\n%s",
-		s.Plan.Events, s.Plan.Dups, len(s.Plan.URLs), len(s.Plan.Batches), s.Bus, s.Kills, s.NATS, s.Redis, s.Origin, s.Settled.Round(time.Millisecond), s.Report)
+	return fmt.Sprintf("chaos: %d events (%d duplicates) over %d URLs in %d batches\n  bus: %s\n  SIGKILLs: %v; NATS restarts: %d; Redis restarts: %d (down %s each, DRAIN_MAX_DELIVER=%d); origin fetches: %d (%d answered 503); settled %s after the last batch\n%s",
+		s.Plan.Events, s.Plan.Dups, len(s.Plan.URLs), len(s.Plan.Batches), s.Bus, s.Kills, s.NATS, s.Redis, s.RedisDown, s.MaxDeliver, s.Origin, s.Failed, s.Settled.Round(time.Millisecond), s.Report)
 }
 
 // Run starts the servers and services, delivers a plan while killing processes, waits for the
@@ -78,6 +91,12 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	}
 	if o.CacheMode == "" {
 		o.CacheMode = "warm"
+	}
+	if o.RedisOutage <= 0 {
+		o.RedisOutage = 500 * time.Millisecond
+	}
+	if o.MaxDeliver <= 0 {
+		o.MaxDeliver = 100
 	}
 	services := stack.Binaries
 	if o.CacheMode == "off" {
@@ -111,6 +130,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 
 	plan := NewPlan(o.Seed, o.Events, o.URLs, "") // base filled in once the origin listens
 	origin := NewOrigin(plan, o.OriginLatency)
+	origin.FailEvery = o.OriginFailEvery
 	srv := httptest.NewServer(origin)
 	defer srv.Close()
 	*plan = *NewPlan(o.Seed, o.Events, o.URLs, srv.URL)
@@ -128,7 +148,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		"DRAIN_ACK_WAIT=5s",
 		"DRAIN_RETRY_BACKOFF=100ms",
 		"DRAIN_RETRY_BACKOFF_MAX=2s",
-		"DRAIN_MAX_DELIVER=100",
+		"DRAIN_MAX_DELIVER=" + strconv.Itoa(o.MaxDeliver),
 		"DRAIN_CONCURRENCY=16",
 		"DRAIN_INGEST_PUBLISH_TIMEOUT=2s",
 		"DRAIN_INGEST_RETRY_AFTER=1",
@@ -186,13 +206,25 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	}
 	logf("%d service processes up; NATS %s, Redis %s (AOF, fsync always), origin %s", len(procs), ns.URL(), rs.Addr(), srv.URL)
 
-	sum := &Summary{Plan: plan, Kills: map[string]int{}}
+	sum := &Summary{Plan: plan, Kills: map[string]int{}, RedisDown: o.RedisOutage, MaxDeliver: o.MaxDeliver}
+	// redisOutage keeps redis-server down for o.RedisOutage (a shorter wait if the run's time
+	// is up) and starts it again from its AOF.
+	redisOutage := func() error {
+		rs.Kill()
+		select {
+		case <-ctx.Done():
+		case <-time.After(o.RedisOutage):
+		}
+		return rs.Start()
+	}
 	bus := &Bus{Targets: targets, Token: "chaos", InFlight: o.InFlight, Rate: o.Rate, Origin: origin}
 	busDone := make(chan BusStats, 1)
 	go func() { busDone <- bus.Deliver(ctx, plan.Batches) }()
 
-	// Chaos until the bus is done: random SIGKILLs, NATS restarted once a third of the way
-	// through, Redis once two thirds through.
+	// Chaos until the bus is done and Redis is back: random SIGKILLs, NATS restarted once a
+	// third of the way through, Redis killed two thirds through and started again
+	// o.RedisOutage later, the SIGKILLs going on meanwhile (so messages held through the
+	// outage move between processes).
 	rng := rand.New(rand.NewPCG(o.Seed, 7))
 	var stats BusStats
 	chaosCtx, stopChaos := context.WithCancel(ctx)
@@ -202,12 +234,29 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		defer chaosWG.Done()
 		total := len(plan.Batches)
 		kills := 0
-		for chaosCtx.Err() == nil {
+		var redisBack time.Time // while Redis is down: when it comes back
+		for {
 			wait := o.KillEvery/2 + time.Duration(rng.Int64N(int64(o.KillEvery)))
+			stop := chaosCtx.Done()
+			if !redisBack.IsZero() {
+				wait = max(0, min(wait, time.Until(redisBack)))
+				stop = ctx.Done()
+			}
 			select {
-			case <-chaosCtx.Done():
+			case <-stop:
+				if !redisBack.IsZero() { // the run's time is up
+					_ = rs.Start()
+				}
 				return
 			case <-time.After(wait):
+			}
+			if !redisBack.IsZero() && !time.Now().Before(redisBack) {
+				logf("starting redis-server again from its AOF after %s down", o.RedisOutage)
+				if err := rs.Start(); err != nil {
+					logf("Redis restart failed: %v", err)
+				}
+				redisBack = time.Time{}
+				continue
 			}
 			acked := bus.Acked()
 			switch {
@@ -220,12 +269,9 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 				}
 				sum.NATS++
 			case sum.Redis == 0 && acked >= 2*total/3:
-				logf("SIGKILL redis-server and restart it from its AOF (%d/%d batches acknowledged)", acked, total)
+				logf("SIGKILL redis-server for %s (%d/%d batches acknowledged)", o.RedisOutage, acked, total)
 				rs.Kill()
-				time.Sleep(500 * time.Millisecond)
-				if err := rs.Start(); err != nil {
-					logf("Redis restart failed: %v", err)
-				}
+				redisBack = time.Now().Add(o.RedisOutage)
 				sum.Redis++
 			default:
 				victim := o.KillOnly[kills%len(o.KillOnly)]
@@ -251,10 +297,10 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		}
 	}()
 	stats = <-busDone
+	logf("bus done: %s", stats)
 	stopChaos()
 	chaosWG.Wait()
 	sum.Bus = stats
-	logf("bus done: %s", stats)
 	// NATS and Redis restarts are promised even on a short run.
 	if sum.NATS == 0 {
 		logf("restarting NATS after the last batch")
@@ -265,9 +311,8 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		sum.NATS++
 	}
 	if sum.Redis == 0 {
-		logf("SIGKILL redis-server and restart it after the last batch")
-		rs.Kill()
-		if err := rs.Start(); err != nil {
+		logf("SIGKILL redis-server after the last batch, restart it in %s", o.RedisOutage)
+		if err := redisOutage(); err != nil {
 			return nil, err
 		}
 		sum.Redis++
@@ -322,6 +367,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	}
 	sum.Settled = time.Since(settleStart)
 	sum.Origin = origin.Requests.Load()
+	sum.Failed = origin.Failed.Load()
 	return sum, nil
 }
 

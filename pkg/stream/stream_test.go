@@ -27,8 +27,9 @@ func declare(t *testing.T, js jetstream.JetStream, n stream.Names) {
 	}
 }
 
-// TestDeclareIdempotent declares the streams twice, then with changed settings, against the
-// embedded server and against the nats-server 2.9 binary when it is installed.
+// TestDeclareIdempotent declares the streams twice, then with changed settings and
+// DRAIN_STREAM_MANAGE=update, against the current server and against the nats-server 2.9
+// binary when it is installed.
 func TestDeclareIdempotent(t *testing.T) {
 	servers := map[string]func(draintest.T) *draintest.NATS{
 		"current":    draintest.StartNATS,
@@ -41,7 +42,7 @@ func TestDeclareIdempotent(t *testing.T) {
 			n := stream.Names{Prefix: "rmtest"}
 			declare(t, js, n)
 			declare(t, js, n)
-			s := stream.StreamOptions{Prefix: n.Prefix, MaxAge: time.Hour}
+			s := stream.StreamOptions{Prefix: n.Prefix, MaxAge: time.Hour, Manage: stream.ManageUpdate}
 			if err := stream.Declare(context.Background(), js, s); err != nil {
 				t.Fatal(err)
 			}

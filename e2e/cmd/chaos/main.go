@@ -29,6 +29,9 @@ func main() {
 	flag.DurationVar(&o.KillEvery, "kill-every", 2*time.Second, "mean time between SIGKILLs")
 	flag.DurationVar(&o.OriginLatency, "origin-latency", time.Millisecond, "origin answer delay")
 	flag.DurationVar(&o.Timeout, "timeout", 10*time.Minute, "bound on the whole run")
+	flag.DurationVar(&o.RedisOutage, "redis-outage", 500*time.Millisecond, "how long Redis stays down when it is killed (filters and warmers pause meanwhile)")
+	flag.Int64Var(&o.OriginFailEvery, "origin-503-every", 0, "answer 503 to every n-th origin request (0: never): ordinary failures that spend warm requests' budgets")
+	flag.IntVar(&o.MaxDeliver, "max-deliver", 100, "the services' DRAIN_MAX_DELIVER: with the delivery budget spent only by a message's own failures, an outage of any length must leave no dead letter")
 	keep := flag.Bool("keep", false, "keep the work directory (stores and service logs)")
 	flag.Parse()
 	o.Seed = *seed
