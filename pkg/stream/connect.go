@@ -303,7 +303,8 @@ func declareStreamOnce(ctx context.Context, js jetstream.JetStream, mode Manage,
 // resolves: a timeout, or another process creating the same stream first.
 func retryableDeclare(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
-		errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) || errors.Is(err, jetstream.ErrStreamNotFound)
+		errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) || errors.Is(err, jetstream.ErrStreamNotFound) ||
+		errors.Is(err, jetstream.ErrBucketNotFound)
 }
 
 // notConnected is the error of a connection that is not connected: it names the servers it

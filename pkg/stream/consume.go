@@ -393,6 +393,7 @@ func (r *runner) handle(msg Msg, slot <-chan struct{}) {
 			failures = n
 		}
 		if f == fateTransient {
+			r.slots.release()
 			r.observe("transient", md, took)
 			r.gate.fail(err)
 			turn.finish()
@@ -407,15 +408,17 @@ func (r *runner) handle(msg Msg, slot <-chan struct{}) {
 		}
 		r.gate.pass()
 		turn.finish()
+		// The slot is held until the message is settled, so with Concurrency 1 messages are
+		// also settled (acked, dead-lettered) in stream order.
 		outcome, cause = r.settle(msg, md, f, delay, err, failures, took), err
+		r.slots.release()
 		return
 	}
 }
 
-// run runs the handler in the handler slot the caller was granted, and releases it; a panic
-// is a PermanentError.
+// run runs the handler in the handler slot the caller was granted (the caller releases it);
+// a panic is a PermanentError.
 func (r *runner) run(ctx context.Context, msg Msg) (err error) {
-	defer r.slots.release()
 	defer func() {
 		if p := recover(); p != nil {
 			err = Permanent(fmt.Errorf("handler panic: %v", p))

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -33,7 +35,32 @@ const (
 // not exist when Manage is ManageNone.
 var ErrNotDeclared = errors.New("does not exist, and DRAIN_STREAM_MANAGE=none lets the drain create nothing")
 
+// declareBucket declares the failures bucket of want as mode says, with declareStream's
+// bounded calls and retries (a bucket is a stream, and two processes creating it at once on
+// a cluster can hang the same way).
 func declareBucket(ctx context.Context, js jetstream.JetStream, mode Manage, want jetstream.KeyValueConfig, log *slog.Logger) error {
+	for {
+		cctx, cancel := context.WithTimeout(ctx, declareCallTimeout)
+		err := declareBucketOnce(cctx, js, mode, want, log)
+		cancel()
+		if errors.Is(err, ErrNotDeclared) {
+			return err
+		}
+		if err == nil || ctx.Err() != nil || !retryableDeclare(err) {
+			if err != nil {
+				return fmt.Errorf("declare bucket %s: %w", want.Bucket, err)
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("declare bucket %s: %w", want.Bucket, err)
+		case <-time.After(100*time.Millisecond + rand.N(400*time.Millisecond)):
+		}
+	}
+}
+
+func declareBucketOnce(ctx context.Context, js jetstream.JetStream, mode Manage, want jetstream.KeyValueConfig, log *slog.Logger) error {
 	if mode == ManageUpdate {
 		_, err := js.CreateOrUpdateKeyValue(ctx, want)
 		return err
