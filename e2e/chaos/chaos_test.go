@@ -20,29 +20,6 @@ func TestChaosShort(t *testing.T) {
 	})
 }
 
-// TestChaosClusterShort is the small cluster chaos run `make test` includes: 2,500 events over
-// 200 URLs on a 3-node NATS cluster (R3 streams) and a Redis Cluster of 3 masters with a
-// replica each, DRAIN_REDIS_WAIT_REPLICAS=1, while service processes are SIGKILLed, the
-// events stream's leader and another NATS node are SIGKILLed, and two Redis masters are
-// SIGKILLed (their replicas take over). Besides the usual checks, every stage resumes within
-// 15 s of each promotion.
-func TestChaosClusterShort(t *testing.T) {
-	sum := runChaos(t, Options{
-		Events: 2500, URLs: 200, Rate: 250, InFlight: 8, KillEvery: 1500 * time.Millisecond, Cluster: true,
-	})
-	if len(sum.ResumeFailed) > 0 {
-		t.Errorf("stages that did not resume within a minute of a promotion: %v", sum.ResumeFailed)
-	}
-	for stage, d := range sum.Resumed {
-		if d > 15*time.Second {
-			t.Errorf("%s resumed %v after a Redis promotion, want within 15 s", stage, d)
-		}
-	}
-	if len(sum.Promoted) != 2 {
-		t.Errorf("%d Redis promotions measured, want 2", len(sum.Promoted))
-	}
-}
-
 // TestMappingDrainUnderKills is issue 3's workload: the Mapping drain (ingest, two filters,
 // two sweepers, no cache) takes 10,000 events over 500 URLs with shuffled timestamps in
 // concurrent batches while filters and sweepers are SIGKILLed and restarted at random moments,

@@ -6,6 +6,11 @@
 // Redis once. At the end Verify checks what a user would look at: every batch acknowledged,
 // filter state, dirty map hand-off, cache contents, dead letters and consumer backlogs.
 //
+// Options.RedisOutage keeps Redis down for as long as asked (cmd/chaos -redis-outage): the
+// filters and warmers pause meanwhile, and with a small Options.MaxDeliver (-max-deliver 3)
+// the run proves that an outage of any length spends no message's delivery budget (the
+// dead-letter check stays at zero).
+//
 // `make chaos` runs the full size (cmd/chaos); TestChaosShort runs a smaller one in
 // `make test`.
 package chaos

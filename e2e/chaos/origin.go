@@ -19,6 +19,10 @@ type Origin struct {
 	current map[string]Change
 
 	Requests atomic.Int64
+	// FailEvery, when above 0, makes every FailEvery-th request answer 503: ordinary origin
+	// failures, each spending one delivery of a warm request's budget.
+	FailEvery int64
+	Failed    atomic.Int64
 }
 
 // NewOrigin returns an origin for plan that answers after latency.
@@ -57,9 +61,14 @@ func Representation(url string, v int) []byte {
 
 // ServeHTTP answers GET with the current representation.
 func (o *Origin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	o.Requests.Add(1)
+	n := o.Requests.Add(1)
 	if o.latency > 0 {
 		time.Sleep(o.latency)
+	}
+	if o.FailEvery > 0 && n%o.FailEvery == 0 {
+		o.Failed.Add(1)
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
 	}
 	if r.Method != http.MethodGet {
 		w.WriteHeader(http.StatusMethodNotAllowed)

@@ -16,9 +16,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/routemaster-drain/drain/e2e/devstack/stack"
-	"github.com/routemaster-drain/drain/pkg/dirty"
 	"github.com/routemaster-drain/drain/pkg/stream"
 )
 
@@ -43,13 +43,15 @@ type Options struct {
 	// "off" (the Mapping drain: no warmer, no cache check).
 	CacheMode     string
 	OriginLatency time.Duration
-	// Cluster runs the drain on a 3-node NATS cluster with R3 streams and a Redis Cluster of 3
-	// masters with one replica each, with DRAIN_REDIS_WAIT_REPLICAS=1. Instead of restarting
-	// NATS and Redis, the run SIGKILLs the events stream's leader and another NATS node, and
-	// two Redis masters (each restarted once its replica took over; it rejoins as a replica),
-	// and measures how soon each stage moves again after each promotion (Summary.Resumed).
-	Cluster bool
-	Log     io.Writer
+	// RedisOutage is how long redis-server stays down when it is SIGKILLed (default 500ms).
+	// Filters and warmers pause meanwhile; an outage of any length must cost no dead letter.
+	RedisOutage time.Duration
+	// MaxDeliver is the services' DRAIN_MAX_DELIVER (default 100).
+	MaxDeliver int
+	// OriginFailEvery, when above 0, makes every OriginFailEvery-th origin request answer 503
+	// (Origin.FailEvery).
+	OriginFailEvery int64
+	Log             io.Writer
 }
 
 // Summary is what a run did and found.
@@ -57,37 +59,27 @@ type Summary struct {
 	Plan  *Plan
 	Bus   BusStats
 	Kills map[string]int
-	NATS  int // NATS restarts (Cluster: NATS node SIGKILLs)
-	Redis int // Redis restarts (Cluster: Redis master SIGKILLs)
-	// Promoted is, per Redis master kill (Cluster), how long its replica took to be promoted.
-	Promoted []time.Duration
-	// Resumed is, per stage (filter, warmer, sweeper), the longest time between a promotion
-	// and the stage's next progress (Cluster); ResumeFailed names the stages that did not
-	// move within a minute of one.
-	Resumed      map[string]time.Duration
-	ResumeFailed []string
-	Settled      time.Duration
-	Report       Report
-	Origin       int64 // origin requests served
+	NATS  int // NATS restarts
+	Redis int // Redis restarts
+	// RedisDown is how long Redis stayed down at its restart, and MaxDeliver the services'
+	// DRAIN_MAX_DELIVER.
+	RedisDown  time.Duration
+	MaxDeliver int
+	Settled    time.Duration
+	Report     Report
+	Origin     int64 // origin requests served
+	Failed     int64 // of which answered 503 (Options.OriginFailEvery)
 }
 
 // String prints the summary.
 func (s Summary) String() string {
-	infra := fmt.Sprintf("NATS restarts: %d; Redis restarts: %d", s.NATS, s.Redis)
-	if s.Resumed != nil {
-		infra = fmt.Sprintf("NATS node SIGKILLs: %d; Redis master SIGKILLs: %d, replicas promoted after %v; longest stage resume after a promotion: %v",
-			s.NATS, s.Redis, s.Promoted, s.Resumed)
-		if len(s.ResumeFailed) > 0 {
-			infra += fmt.Sprintf(" (NOT resumed within a minute: %v)", s.ResumeFailed)
-		}
-	}
-	return fmt.Sprintf("chaos: %d events (%d duplicates) over %d URLs in %d batches\n  bus: %s\n  SIGKILLs: %v; %s; origin fetches: %d; settled %s after the last batch\n%s",
-		s.Plan.Events, s.Plan.Dups, len(s.Plan.URLs), len(s.Plan.Batches), s.Bus, s.Kills, infra, s.Origin, s.Settled.Round(time.Millisecond), s.Report)
+	return fmt.Sprintf("chaos: %d events (%d duplicates) over %d URLs in %d batches\n  bus: %s\n  SIGKILLs: %v; NATS restarts: %d; Redis restarts: %d (down %s each, DRAIN_MAX_DELIVER=%d); origin fetches: %d (%d answered 503); settled %s after the last batch\n%s",
+		s.Plan.Events, s.Plan.Dups, len(s.Plan.URLs), len(s.Plan.Batches), s.Bus, s.Kills, s.NATS, s.Redis, s.RedisDown, s.MaxDeliver, s.Origin, s.Failed, s.Settled.Round(time.Millisecond), s.Report)
 }
 
 // Run starts the servers and services, delivers a plan while killing processes, waits for the
 // drain to settle and verifies it.
-func Run(ctx context.Context, o Options) (_ *Summary, err error) {
+func Run(ctx context.Context, o Options) (*Summary, error) {
 	if o.Replicas <= 0 {
 		o.Replicas = 2
 	}
@@ -100,6 +92,12 @@ func Run(ctx context.Context, o Options) (_ *Summary, err error) {
 	if o.CacheMode == "" {
 		o.CacheMode = "warm"
 	}
+	if o.RedisOutage <= 0 {
+		o.RedisOutage = 500 * time.Millisecond
+	}
+	if o.MaxDeliver <= 0 {
+		o.MaxDeliver = 100
+	}
 	services := stack.Binaries
 	if o.CacheMode == "off" {
 		services = slices.DeleteFunc(slices.Clone(services), func(s string) bool { return s == "warmer" })
@@ -111,37 +109,46 @@ func Run(ctx context.Context, o Options) (_ *Summary, err error) {
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 
-	prefix, namespace := "chaos", "chaos"
-	var in infra
-	if o.Cluster {
-		in, err = startClusters(namespace, logf)
-	} else {
-		in, err = startSingle(o.Work, namespace, logf)
-	}
+	natsPort, err := stack.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	defer in.close()
+	redisPort, err := stack.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	ns, err := stack.StartNATS(natsPort, filepath.Join(o.Work, "nats"))
+	if err != nil {
+		return nil, err
+	}
+	defer ns.Stop()
+	rs, err := stack.StartRedis(redisPort, filepath.Join(o.Work, "redis"), "always")
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Kill()
 
 	plan := NewPlan(o.Seed, o.Events, o.URLs, "") // base filled in once the origin listens
 	origin := NewOrigin(plan, o.OriginLatency)
+	origin.FailEvery = o.OriginFailEvery
 	srv := httptest.NewServer(origin)
 	defer srv.Close()
 	*plan = *NewPlan(o.Seed, o.Events, o.URLs, srv.URL)
 
+	prefix, namespace := "chaos", "chaos"
 	common := []string{
-		"NATS_URL=" + in.natsURL(),
+		"NATS_URL=" + ns.URL(),
 		"DRAIN_PREFIX=" + prefix,
 		"DRAIN_LOG_LEVEL=warn",
 		"DRAIN_SHUTDOWN_TIMEOUT=5s",
-		"ROUTEMASTER_DRAIN_REDIS=" + in.redisURL(),
-		"ROUTEMASTER_CACHE_REDIS=" + in.redisURL(),
+		"ROUTEMASTER_DRAIN_REDIS=" + rs.URL(0, namespace),
+		"ROUTEMASTER_CACHE_REDIS=" + rs.URL(0, namespace),
 		"ROUTEMASTER_DRAIN_TOKENS=chaos",
 		"DRAIN_CACHE_MODE=" + o.CacheMode,
 		"DRAIN_ACK_WAIT=5s",
 		"DRAIN_RETRY_BACKOFF=100ms",
 		"DRAIN_RETRY_BACKOFF_MAX=2s",
-		"DRAIN_MAX_DELIVER=100",
+		"DRAIN_MAX_DELIVER=" + strconv.Itoa(o.MaxDeliver),
 		"DRAIN_CONCURRENCY=16",
 		"DRAIN_INGEST_PUBLISH_TIMEOUT=2s",
 		"DRAIN_INGEST_RETRY_AFTER=1",
@@ -150,7 +157,6 @@ func Run(ctx context.Context, o Options) (_ *Summary, err error) {
 		"DRAIN_SWEEP_LEASE=5s",
 		"DRAIN_SWEEP_PUBLISH=true",
 	}
-	common = append(common, in.env()...)
 	var procs []*stack.Proc
 	var targets []string
 	for _, name := range services {
@@ -198,65 +204,27 @@ func Run(ctx context.Context, o Options) (_ *Summary, err error) {
 			return nil, fmt.Errorf("%w (log: %s)", err, filepath.Join(o.Work, p.Name+".log"))
 		}
 	}
-	logf("%d service processes up; %s, origin %s", len(procs), in, srv.URL)
+	logf("%d service processes up; NATS %s, Redis %s (AOF, fsync always), origin %s", len(procs), ns.URL(), rs.Addr(), srv.URL)
 
-	sum := &Summary{Plan: plan, Kills: map[string]int{}}
-	if o.Cluster {
-		sum.Resumed = map[string]time.Duration{}
-	}
-	nc, err := nats.Connect(in.natsURL(), nats.MaxReconnects(-1))
-	if err != nil {
-		return nil, err
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, err
-	}
-	names := stream.Names{Prefix: prefix}
-	rdb := in.client()
-	defer rdb.Close()
-	dirtyMap, err := dirty.New(rdb, dirty.Options{Namespace: namespace})
-	if err != nil {
-		return nil, err
+	sum := &Summary{Plan: plan, Kills: map[string]int{}, RedisDown: o.RedisOutage, MaxDeliver: o.MaxDeliver}
+	// redisOutage keeps redis-server down for o.RedisOutage (a shorter wait if the run's time
+	// is up) and starts it again from its AOF.
+	redisOutage := func() error {
+		rs.Kill()
+		select {
+		case <-ctx.Done():
+		case <-time.After(o.RedisOutage):
+		}
+		return rs.Start()
 	}
 	bus := &Bus{Targets: targets, Token: "chaos", InFlight: o.InFlight, Rate: o.Rate, Origin: origin}
 	busDone := make(chan BusStats, 1)
 	go func() { busDone <- bus.Deliver(ctx, plan.Batches) }()
 
-	// The NATS and Redis failures, in order, each when the bus has delivered at/12 of the
-	// batches.
-	failures := []struct {
-		what string
-		at   int
-	}{{"NATS", 4}, {"Redis", 8}}
-	if o.Cluster {
-		failures = []struct {
-			what string
-			at   int
-		}{{"NATS", 3}, {"Redis", 6}, {"NATS", 8}, {"Redis", 10}}
-	}
-	next := 0
-	fail := func(what string) {
-		if what == "NATS" {
-			in.failNATS(sum.NATS, names.Stream(stream.Events))
-			sum.NATS++
-			return
-		}
-		sum.Redis++
-		promoted, at, err := in.failRedis(sum.Redis - 1)
-		if err != nil {
-			logf("Redis failure: %v", err)
-			return
-		}
-		if o.Cluster {
-			sum.Promoted = append(sum.Promoted, promoted.Round(time.Millisecond))
-			measureResume(ctx, js, names, dirtyMap, o.CacheMode != "off", at, sum, logf)
-		}
-	}
-	// Chaos until the bus is done: random SIGKILLs, NATS restarted once a third of the way
-	// through, Redis once two thirds through (Cluster: NATS nodes killed a quarter and two
-	// thirds through, Redis masters half and five sixths through).
+	// Chaos until the bus is done and Redis is back: random SIGKILLs, NATS restarted once a
+	// third of the way through, Redis killed two thirds through and started again
+	// o.RedisOutage later, the SIGKILLs going on meanwhile (so messages held through the
+	// outage move between processes).
 	rng := rand.New(rand.NewPCG(o.Seed, 7))
 	var stats BusStats
 	chaosCtx, stopChaos := context.WithCancel(ctx)
@@ -266,19 +234,45 @@ func Run(ctx context.Context, o Options) (_ *Summary, err error) {
 		defer chaosWG.Done()
 		total := len(plan.Batches)
 		kills := 0
-		for chaosCtx.Err() == nil {
+		var redisBack time.Time // while Redis is down: when it comes back
+		for {
 			wait := o.KillEvery/2 + time.Duration(rng.Int64N(int64(o.KillEvery)))
+			stop := chaosCtx.Done()
+			if !redisBack.IsZero() {
+				wait = max(0, min(wait, time.Until(redisBack)))
+				stop = ctx.Done()
+			}
 			select {
-			case <-chaosCtx.Done():
+			case <-stop:
+				if !redisBack.IsZero() { // the run's time is up
+					_ = rs.Start()
+				}
 				return
 			case <-time.After(wait):
 			}
+			if !redisBack.IsZero() && !time.Now().Before(redisBack) {
+				logf("starting redis-server again from its AOF after %s down", o.RedisOutage)
+				if err := rs.Start(); err != nil {
+					logf("Redis restart failed: %v", err)
+				}
+				redisBack = time.Time{}
+				continue
+			}
 			acked := bus.Acked()
 			switch {
-			case next < len(failures) && acked >= failures[next].at*total/12:
-				logf("%s failure (%d/%d batches acknowledged)", failures[next].what, acked, total)
-				fail(failures[next].what)
-				next++
+			case sum.NATS == 0 && acked >= total/3:
+				logf("restarting NATS (%d/%d batches acknowledged)", acked, total)
+				ns.Stop()
+				time.Sleep(500 * time.Millisecond)
+				if err := ns.Start(); err != nil {
+					logf("NATS restart failed: %v", err)
+				}
+				sum.NATS++
+			case sum.Redis == 0 && acked >= 2*total/3:
+				logf("SIGKILL redis-server for %s (%d/%d batches acknowledged)", o.RedisOutage, acked, total)
+				rs.Kill()
+				redisBack = time.Now().Add(o.RedisOutage)
+				sum.Redis++
 			default:
 				victim := o.KillOnly[kills%len(o.KillOnly)]
 				kills++
@@ -303,15 +297,25 @@ func Run(ctx context.Context, o Options) (_ *Summary, err error) {
 		}
 	}()
 	stats = <-busDone
+	logf("bus done: %s", stats)
 	stopChaos()
 	chaosWG.Wait()
 	sum.Bus = stats
-	logf("bus done: %s", stats)
-	// The NATS and Redis failures are promised even on a short run: those the bus did not
-	// live to see happen now.
-	for ; next < len(failures); next++ {
-		logf("%s failure after the last batch", failures[next].what)
-		fail(failures[next].what)
+	// NATS and Redis restarts are promised even on a short run.
+	if sum.NATS == 0 {
+		logf("restarting NATS after the last batch")
+		ns.Stop()
+		if err := ns.Start(); err != nil {
+			return nil, err
+		}
+		sum.NATS++
+	}
+	if sum.Redis == 0 {
+		logf("SIGKILL redis-server after the last batch, restart it in %s", o.RedisOutage)
+		if err := redisOutage(); err != nil {
+			return nil, err
+		}
+		sum.Redis++
 	}
 	for _, p := range procs {
 		if !p.Running() {
@@ -324,7 +328,18 @@ func Run(ctx context.Context, o Options) (_ *Summary, err error) {
 		}
 	}
 
-	target := Target{Redis: rdb, Namespace: namespace, JS: js, Names: names, Origin: origin, NoCache: o.CacheMode == "off",
+	nc, err := nats.Connect(ns.URL(), nats.MaxReconnects(-1))
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr()})
+	defer rdb.Close()
+	target := Target{Redis: rdb, Namespace: namespace, JS: js, Names: stream.Names{Prefix: prefix}, Origin: origin, NoCache: o.CacheMode == "off",
 		Interruptions: FilterInterruptions(sum)}
 
 	// Settle: poll until every check passes or the run's time is up.
@@ -352,6 +367,7 @@ func Run(ctx context.Context, o Options) (_ *Summary, err error) {
 	}
 	sum.Settled = time.Since(settleStart)
 	sum.Origin = origin.Requests.Load()
+	sum.Failed = origin.Failed.Load()
 	return sum, nil
 }
 

@@ -162,8 +162,12 @@ func (l *Lifecycle) awaitNeeds(ctx context.Context, needs []Need) bool {
 }
 
 // NATSNeeds are the needs of a service on the drain's streams: "nats" (nc is connected) and
-// "streams" (every drain stream under names exists; one JetStream request per stream).
-func NATSNeeds(nc *nats.Conn, js jetstream.JetStream, names stream.Names) []Need {
+// "streams" (every drain stream under names and the failures bucket exist, and so does each
+// of consumers whose Manage is stream.ManageNone: with DRAIN_STREAM_MANAGE=none an operator
+// creates it and the service waits for it; otherwise the work declares it, so it is not a
+// need).
+func NATSNeeds(nc *nats.Conn, js jetstream.JetStream, names stream.Names, consumers ...stream.ConsumerConfig) []Need {
+	consumers = slices.DeleteFunc(slices.Clone(consumers), func(c stream.ConsumerConfig) bool { return c.Manage != stream.ManageNone })
 	return []Need{
 		{Name: "nats", Check: func(context.Context) error {
 			if !nc.IsConnected() {
@@ -171,7 +175,7 @@ func NATSNeeds(nc *nats.Conn, js jetstream.JetStream, names stream.Names) []Need
 			}
 			return nil
 		}},
-		{Name: "streams", Check: func(ctx context.Context) error { return stream.Ready(ctx, nc, js, names) }},
+		{Name: "streams", Check: func(ctx context.Context) error { return stream.Ready(ctx, nc, js, names, consumers...) }},
 	}
 }
 

@@ -3,8 +3,8 @@ package config
 import (
 	"errors"
 	"fmt"
-	"net"
 	"io/fs"
+	"net"
 	"net/url"
 	"os"
 	"regexp"
@@ -104,7 +104,7 @@ type Console struct {
 type Config struct {
 	// NATS is how to reach NATS (NATS_*); the caller sets Name, Log and the publishing bounds.
 	NATS stream.ConnectOptions
-	// Streams are the settings of every stream (DRAIN_PREFIX, DRAIN_STREAM_*,
+	// Streams are the settings of every stream (DRAIN_PREFIX, DRAIN_STREAM_* (_MANAGE included),
 	// DRAIN_DUPLICATE_WINDOW, DRAIN_DLQ_*); Streams.Names() derives every subject.
 	Streams         stream.StreamOptions
 	LogLevel        string        // DRAIN_LOG_LEVEL: debug, info, warn or error
@@ -175,7 +175,11 @@ func Load(service Service, environ []string) (*Config, error) {
 	if !prefixRE.MatchString(c.Streams.Prefix) {
 		r.fail("DRAIN_PREFIX", fmt.Sprintf("%q must match [A-Za-z0-9_-]+", c.Streams.Prefix))
 	}
-	c.Streams.Replicas = r.intIn("DRAIN_STREAM_REPLICAS", 1, 5)
+	// JetStream accepts an even number of replicas but loses quorum as easily as with one
+	// fewer, and on a single server refuses every number but 1 at each declaration: only the
+	// odd counts the help names are taken, and anything else stops the service at start.
+	c.Streams.Replicas, _ = strconv.Atoi(r.oneOf("DRAIN_STREAM_REPLICAS", "1", "3", "5"))
+	c.Streams.Manage = stream.Manage(r.oneOf("DRAIN_STREAM_MANAGE", "create", "update", "none"))
 	c.Streams.MaxAge = r.duration("DRAIN_STREAM_MAX_AGE")
 	switch s := r.str("DRAIN_STREAM_STORAGE"); s {
 	case "file":

@@ -35,6 +35,9 @@ func TestDefaults(t *testing.T) {
 		{"queue name", c.Warm.QueueName, "routemaster"},
 		{"filter concurrency", c.Consumer.Concurrency, 32},
 		{"warmer concurrency", Default(Warmer).Consumer.Concurrency, 32},
+		{"stream replicas", c.Streams.Replicas, 1},
+		{"stream management", string(c.Streams.Manage), "create"},
+		{"three replicas", Default(Filter, "DRAIN_STREAM_REPLICAS=3").Streams.Replicas, 3},
 	}
 	for _, ch := range checks {
 		if ch.got != ch.want {
@@ -74,6 +77,9 @@ func TestLoadErrors(t *testing.T) {
 		{Ingest, []string{"ROUTEMASTER_DRAIN_TOKENS=a", "DRAIN_INGEST_TLS_CERT=/c.pem"}, "DRAIN_INGEST_TLS_CERT"},
 		{Filter, []string{"DRAIN_PREFIX=a.b"}, "DRAIN_PREFIX"},
 		{Filter, []string{"DRAIN_CACHE_MODE=warmish"}, "DRAIN_CACHE_MODE"},
+		{Filter, []string{"DRAIN_STREAM_REPLICAS=2"}, "DRAIN_STREAM_REPLICAS"},
+		{Ingest, []string{"ROUTEMASTER_DRAIN_TOKENS=a", "DRAIN_STREAM_REPLICAS=4"}, "DRAIN_STREAM_REPLICAS"},
+		{Warmer, []string{"DRAIN_STREAM_MANAGE=always"}, "DRAIN_STREAM_MANAGE"},
 		{Filter, []string{"ROUTEMASTER_DRAIN_REDIS=http://x"}, "ROUTEMASTER_DRAIN_REDIS"},
 		{Filter, []string{"ROUTEMASTER_CACHE_REDIS=redis://h/notadb"}, "ROUTEMASTER_CACHE_REDIS"},
 		{Filter, []string{"ROUTEMASTER_CACHE_EXPIRY=1e5"}, "ROUTEMASTER_CACHE_EXPIRY"},

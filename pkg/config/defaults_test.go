@@ -18,7 +18,7 @@ func TestLibraryDefaults(t *testing.T) {
 	for _, svc := range []Service{Filter, Warmer, Sweeper, Drainctl} {
 		c := Default(svc)
 		wantStreams := stream.StreamOptions{Prefix: stream.DefaultPrefix, Replicas: stream.DefaultReplicas, MaxAge: stream.DefaultMaxAge,
-			DuplicateWindow: stream.DefaultDuplicateWindow, DLQMaxBytes: stream.DefaultDLQMaxBytes}
+			DuplicateWindow: stream.DefaultDuplicateWindow, DLQMaxBytes: stream.DefaultDLQMaxBytes, Manage: stream.ManageCreate}
 		if c.Streams != wantStreams {
 			t.Errorf("%s: Streams = %+v, want the stream package's defaults %+v", svc, c.Streams, wantStreams)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -44,6 +45,42 @@ func StartNATSBinary(t T, path string) *NATS {
 		t.Skipf("no %s binary: %v", path, err)
 	}
 	n := &NATS{t: t, port: FreePort(t), dir: t.TempDir(), binary: path}
+	n.Start()
+	t.Cleanup(n.Stop)
+	return n
+}
+
+// NATSOption configures a server StartNATSWith starts.
+type NATSOption func(*natsOptions)
+
+type natsOptions struct {
+	maxPayload int
+}
+
+// WithMaxPayload sets the server's max_payload, the largest message (headers and body) a
+// client may publish, in bytes; the server's default is 1 MiB.
+func WithMaxPayload(bytes int) NATSOption {
+	return func(o *natsOptions) { o.maxPayload = bytes }
+}
+
+// StartNATSWith is StartNATS with server settings, written to a configuration file in the
+// server's directory; they hold across restarts.
+func StartNATSWith(t T, opts ...NATSOption) *NATS {
+	t.Helper()
+	var o natsOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	bin := NATSServerBinary(t)
+	n := &NATS{t: t, port: FreePort(t), dir: t.TempDir(), binary: bin}
+	body := fmt.Sprintf("listen: 127.0.0.1:%d\njetstream { store_dir: %q }\n", n.port, n.dir)
+	if o.maxPayload > 0 {
+		body += fmt.Sprintf("max_payload: %d\n", o.maxPayload)
+	}
+	n.conf = filepath.Join(n.dir, "server.conf")
+	if err := os.WriteFile(n.conf, []byte(body), 0o644); err != nil {
+		t.Fatalf("draintest: %v", err)
+	}
 	n.Start()
 	t.Cleanup(n.Stop)
 	return n

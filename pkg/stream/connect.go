@@ -6,9 +6,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
+	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -18,7 +21,8 @@ import (
 // Connect opens a NATS connection with the server, client name, credentials and TLS files
 // of o, and returns it with its JetStream context (bounded by o.PublishAsyncTimeout and
 // o.PublishAsyncMaxPending when set). The connection reconnects forever (a drain process
-// outlives NATS restarts); disconnections and reconnections are logged to o.Log. It fails on
+// outlives NATS restarts); disconnections and reconnections are logged to o.Log, and so is a
+// server that cannot be reached (its address and why, at most every 30 s). It fails on
 // invalid options or when a credentials or TLS file cannot be used; a server that is down is
 // retried in the background, not an error.
 func Connect(o ConnectOptions) (*nats.Conn, jetstream.JetStream, error) {
@@ -27,7 +31,14 @@ func Connect(o ConnectOptions) (*nats.Conn, jetstream.JetStream, error) {
 		return nil, nil, err
 	}
 	log := o.Log
+	var lastUnreachable atomic.Int64 // Unix ns of the last "cannot reach" line
 	natsOpts := []nats.Option{
+		nats.ReconnectErrHandler(func(c *nats.Conn, err error) {
+			if now := time.Now().UnixNano(); now-lastUnreachable.Load() >= int64(30*time.Second) {
+				lastUnreachable.Store(now)
+				log.Warn("nats unreachable; retrying", "err", notConnected(c), "cause", err)
+			}
+		}),
 		nats.Name(o.Name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
@@ -39,7 +50,12 @@ func Connect(o ConnectOptions) (*nats.Conn, jetstream.JetStream, error) {
 				log.Warn("nats disconnected", "err", err)
 			}
 		}),
+		nats.ConnectHandler(func(c *nats.Conn) { // the first connection, when it came late
+			lastUnreachable.Store(0)
+			log.Info("nats connected", "server", c.ConnectedUrlRedacted())
+		}),
 		nats.ReconnectHandler(func(c *nats.Conn) {
+			lastUnreachable.Store(0)
 			log.Info("nats reconnected", "server", c.ConnectedUrlRedacted())
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
@@ -120,23 +136,69 @@ func StreamConfig(o StreamOptions, k Kind) jetstream.StreamConfig {
 	}
 }
 
-// Declare creates every drain stream under o.Prefix (o.Names()), or updates it to the
-// settings of o. It is idempotent and safe to run from every replica of every service at
-// start. Invalid options are an error before anything is declared.
+// FailuresConfig returns the configuration of the key-value bucket that keeps the delivery
+// budget of every consumer (see the package documentation): one value per key, kept at most
+// as long as the streams keep messages.
+func FailuresConfig(o StreamOptions) jetstream.KeyValueConfig {
+	s := o.withDefaults()
+	storage := jetstream.FileStorage
+	if s.MemoryStorage {
+		storage = jetstream.MemoryStorage
+	}
+	return jetstream.KeyValueConfig{
+		Bucket:      s.Names().FailuresBucket(),
+		Description: failuresDescription,
+		History:     1,
+		TTL:         s.MaxAge,
+		Storage:     storage,
+		Replicas:    s.Replicas,
+	}
+}
+
+// Declare declares every drain stream under o.Prefix (o.Names()) and the failures bucket as
+// o.Manage says (DRAIN_STREAM_MANAGE; see Manage): by default it creates the missing ones and
+// leaves the others as they are, logging with slog.Default what differs from o; ManageUpdate
+// updates them to o. It is idempotent and safe to run from every replica of every service at
+// start. With ManageNone it only checks, and its error names everything missing (errors.Is
+// ErrNotDeclared). Invalid options are an error before anything is declared.
 func Declare(ctx context.Context, js jetstream.JetStream, o StreamOptions) error {
+	return declare(ctx, js, o, slog.Default())
+}
+
+// declare is Declare with a logger for the differences ManageCreate and ManageNone find.
+func declare(ctx context.Context, js jetstream.JetStream, o StreamOptions, log *slog.Logger) error {
 	o = o.withDefaults()
 	if err := o.validate(); err != nil {
 		return err
 	}
+	n := o.Names()
 	// All at once: on a cluster each stream's replicas are placed and elect a leader, which
 	// takes a moment per stream; one after another they add up.
-	errs := make([]error, len(Kinds))
+	errs := make([]error, len(Kinds)+1)
 	var wg sync.WaitGroup
 	for i, k := range Kinds {
-		wg.Go(func() { errs[i] = declareStream(ctx, js, StreamConfig(o, k)) })
+		wg.Go(func() { errs[i] = declareStream(ctx, js, o.Manage, StreamConfig(o, k), log) })
 	}
+	wg.Go(func() { errs[len(Kinds)] = declareBucket(ctx, js, o.Manage, FailuresConfig(o), log) })
 	wg.Wait()
-	return errors.Join(errs...)
+	var missing []string
+	var failed []error
+	for i, err := range errs {
+		what := "bucket " + n.FailuresBucket()
+		if i < len(Kinds) {
+			what = "stream " + n.Stream(Kinds[i])
+		}
+		switch {
+		case errors.Is(err, ErrNotDeclared):
+			missing = append(missing, what)
+		case err != nil:
+			failed = append(failed, err)
+		}
+	}
+	if len(missing) > 0 {
+		failed = append(failed, fmt.Errorf("%s %w", strings.Join(missing, ", "), ErrNotDeclared))
+	}
+	return errors.Join(failed...)
 }
 
 // declareCallTimeout bounds one JetStream API call of declareStream. Two processes creating
@@ -145,12 +207,16 @@ func Declare(ctx context.Context, js jetstream.JetStream, o StreamOptions) error
 // ends that in a second instead of a client timeout.
 const declareCallTimeout = 2 * time.Second
 
-// declareStream creates the stream of cfg, or updates it to cfg when it exists, looking it up
-// first and retrying a create that timed out or lost a race (with a random pause, so two
-// racing processes do not collide again) until ctx ends.
-func declareStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) error {
+// declareStream declares the stream of cfg as mode says, looking it up first and retrying a
+// call that timed out or a create that lost a race (with a random pause, so two racing
+// processes do not collide again) until ctx ends. ErrNotDeclared (ManageNone, missing) is
+// returned as it is.
+func declareStream(ctx context.Context, js jetstream.JetStream, mode Manage, cfg jetstream.StreamConfig, log *slog.Logger) error {
 	for {
-		err := declareStreamOnce(ctx, js, cfg)
+		err := declareStreamOnce(ctx, js, mode, cfg, log)
+		if errors.Is(err, ErrNotDeclared) {
+			return err
+		}
 		if err == nil || ctx.Err() != nil || !retryableDeclare(err) {
 			if err != nil {
 				return fmt.Errorf("declare stream %s: %w", cfg.Name, err)
@@ -165,16 +231,71 @@ func declareStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.St
 	}
 }
 
-func declareStreamOnce(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) error {
-	cctx, cancel := context.WithTimeout(ctx, declareCallTimeout)
-	defer cancel()
-	if _, err := js.Stream(cctx, cfg.Name); err == nil {
-		_, err = js.UpdateStream(cctx, cfg)
-		return err
-	} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
+// Ready reports nil when the connection is up and every drain stream, the failures bucket and
+// the given consumers exist. Otherwise its error names the servers it cannot reach, or
+// everything that is missing.
+func Ready(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, n Names, consumers ...ConsumerConfig) error {
+	if !nc.IsConnected() {
+		return notConnected(nc)
+	}
+	var missing []string
+	check := func(what string, err error, notFound error) error {
+		switch {
+		case errors.Is(err, notFound):
+			missing = append(missing, what)
+		case err != nil:
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		return nil
+	}
+	for _, k := range Kinds {
+		_, err := js.Stream(ctx, n.Stream(k))
+		if err := check("stream "+n.Stream(k), err, jetstream.ErrStreamNotFound); err != nil {
+			return err
+		}
+	}
+	_, err := js.KeyValue(ctx, n.FailuresBucket())
+	if err := check("bucket "+n.FailuresBucket(), err, jetstream.ErrBucketNotFound); err != nil {
 		return err
 	}
-	_, err := js.CreateStream(cctx, cfg)
+	for _, c := range consumers {
+		_, err := js.Consumer(ctx, c.Stream, c.Durable)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			continue // named above
+		}
+		if err := check("consumer "+c.Durable+" on "+c.Stream, err, jetstream.ErrConsumerNotFound); err != nil {
+			return err
+		}
+	}
+	if len(missing) > 0 {
+		return errors.New("missing: " + strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// declareStreamOnce is one look-up of the stream of cfg and what mode does then: ManageUpdate
+// updates it, ManageCreate and ManageNone log what differs and keep it; a missing stream is
+// created, or ErrNotDeclared with ManageNone.
+func declareStreamOnce(ctx context.Context, js jetstream.JetStream, mode Manage, cfg jetstream.StreamConfig, log *slog.Logger) error {
+	cctx, cancel := context.WithTimeout(ctx, declareCallTimeout)
+	defer cancel()
+	s, err := js.Stream(cctx, cfg.Name)
+	switch {
+	case err == nil && mode == ManageUpdate:
+		_, err = js.UpdateStream(cctx, cfg)
+		return err
+	case err == nil:
+		if diff := streamDiff(s.CachedInfo().Config, cfg); len(diff) > 0 {
+			log.Warn("stream differs from the configured settings; kept as it is (DRAIN_STREAM_MANAGE="+string(orCreate(mode))+")",
+				"stream", cfg.Name, "differences", strings.Join(diff, "; "))
+		}
+		return nil
+	case !errors.Is(err, jetstream.ErrStreamNotFound):
+		return err
+	case mode == ManageNone:
+		return ErrNotDeclared
+	}
+	_, err = js.CreateStream(cctx, cfg)
 	return err
 }
 
@@ -182,20 +303,21 @@ func declareStreamOnce(ctx context.Context, js jetstream.JetStream, cfg jetstrea
 // resolves: a timeout, or another process creating the same stream first.
 func retryableDeclare(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
-		errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) || errors.Is(err, jetstream.ErrStreamNotFound)
+		errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) || errors.Is(err, jetstream.ErrStreamNotFound) ||
+		errors.Is(err, jetstream.ErrBucketNotFound)
 }
 
-// Ready reports nil when the connection is up and every drain stream exists.
-func Ready(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, n Names) error {
-	if !nc.IsConnected() {
-		return errors.New("nats: not connected")
-	}
-	for _, k := range Kinds {
-		if _, err := js.Stream(ctx, n.Stream(k)); err != nil {
-			return fmt.Errorf("stream %s: %w", n.Stream(k), err)
+// notConnected is the error of a connection that is not connected: it names the servers it
+// tries to reach (without credentials).
+func notConnected(nc *nats.Conn) error {
+	servers := nc.Servers()
+	for i, s := range servers {
+		if u, err := url.Parse(s); err == nil {
+			u.User = nil
+			servers[i] = u.String()
 		}
 	}
-	return nil
+	return fmt.Errorf("nats: not connected: cannot reach %s", strings.Join(servers, ", "))
 }
 
 // MsgID returns the content-derived Nats-Msg-Id of a message: a hash of its subject and body.

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -22,7 +23,19 @@ const (
 	HeaderOrigSequence   = "Drain-Original-Sequence"
 	HeaderDeliveries     = "Drain-Deliveries"
 	HeaderDeadLetteredAt = "Drain-Dead-Lettered-At"
+	// HeaderBodyOmitted is set, to the original body's size in bytes, on a dead letter that
+	// could not carry the original body and headers within the server's max_payload: it
+	// names the original by Drain-Original-Stream and -Sequence instead, and a replay reads
+	// the body and headers from there (as long as that stream still keeps the message).
+	HeaderBodyOmitted = "Drain-Body-Omitted"
 )
+
+// maxDeadLetterError bounds Drain-Error; a dead letter that does not fit the server's
+// max_payload even so gets a shorter one.
+const maxDeadLetterError = 1024
+
+// truncatedNote ends a Drain-Error cut to fit the message; the consumer's log has the whole.
+const truncatedNote = " [truncated; the whole error is in the consumer's log]"
 
 // Headers of a dead letter's replay: the stream and sequence of the message that was
 // dead-lettered, which the replay stands in for. A consumer whose handler keys its effects on
@@ -36,15 +49,22 @@ const (
 )
 
 // DeadLetter stores msg on subject with its body, its headers and the reason, and waits for
-// JetStream to acknowledge it. Its Nats-Msg-Id derives from the original stream and sequence,
-// so dead-lettering the same message twice stores it once.
-func DeadLetter(ctx context.Context, js jetstream.JetStream, subject string, msg Msg, cause error, deliveries uint64) error {
+// JetStream to acknowledge it; failures is the number of its failed deliveries
+// (Drain-Deliveries). Its Nats-Msg-Id derives from the original stream and sequence, so
+// dead-lettering the same message twice stores it once.
+//
+// The dead letter always fits the server's max_payload: when the original body and headers
+// with the Drain-* ones are too large, Drain-Error is cut short first; if that is not enough,
+// the dead letter carries only the Drain-* headers and Drain-Body-Omitted, and names the
+// original (still in its stream until that stream's max age) by Drain-Original-Stream and
+// -Sequence.
+func DeadLetter(ctx context.Context, js jetstream.JetStream, subject string, msg Msg, cause error, failures uint64) error {
 	l := Letter{OrigSubject: msg.Subject(), Data: msg.Data(), Header: msg.Headers(), ID: MsgID(msg.Subject(), msg.Data())}
 	if md, err := msg.Metadata(); err == nil {
 		l.origStream, l.origSeq = md.Stream, md.Sequence.Stream
 		l.ID = fmt.Sprintf("%s-%d", md.Stream, md.Sequence.Stream)
 	}
-	return DeadLetterData(ctx, js, subject, l, cause, deliveries)
+	return DeadLetterData(ctx, js, subject, l, cause, failures)
 }
 
 // Letter is work that failed for good, for DeadLetterData: a message that never was a
@@ -70,18 +90,12 @@ type Letter struct {
 
 // DeadLetterData stores l on subject (<prefix>.dlq.<stage>) with the Drain-* headers of
 // every dead letter (the reason, the stage, the attempts made) and waits up to 10 s for
-// JetStream to acknowledge it; drainctl dlq and DeadLetters read it like any other.
+// JetStream to acknowledge it; drainctl dlq and DeadLetters read it like any other. Drain-Error
+// is cut short to fit the server's max_payload; a dead letter of a JetStream message
+// (DeadLetter) that does not fit even so names the original instead of carrying it.
 func DeadLetterData(ctx context.Context, js jetstream.JetStream, subject string, l Letter, cause error, attempts uint64) error {
 	out := nats.NewMsg(subject)
-	out.Data = l.Data
-	for k, vs := range l.Header {
-		if k == jetstream.MsgIDHeader {
-			continue
-		}
-		out.Header[k] = vs
-	}
 	stage := subject[strings.LastIndexByte(subject, '.')+1:]
-	out.Header.Set(HeaderError, truncate(cause.Error(), 1024))
 	out.Header.Set(HeaderStage, stage)
 	if l.OrigSubject != "" {
 		out.Header.Set(HeaderOrigSubject, l.OrigSubject)
@@ -96,17 +110,63 @@ func DeadLetterData(ctx context.Context, js jetstream.JetStream, subject string,
 	if id == "" {
 		id = MsgID(subject, l.Data)
 	}
+	reason := cause.Error()
+	limit := 0
+	if nc := js.Conn(); nc != nil {
+		limit = int(nc.MaxPayload())
+	}
+	// room is what the error may take once the rest is in: negative when even an empty one
+	// does not fit.
+	room := func() int {
+		if limit <= 0 {
+			return maxDeadLetterError
+		}
+		return limit - len(out.Data) - HeaderSize(out.Header) - len(HeaderError) - len(": \r\n")
+	}
+	whole := nats.NewMsg(subject)
+	whole.Data = l.Data
+	for k, vs := range out.Header {
+		whole.Header[k] = vs
+	}
+	for k, vs := range l.Header {
+		if k != jetstream.MsgIDHeader && whole.Header.Get(k) == "" {
+			whole.Header[k] = vs
+		}
+	}
+	if limit <= 0 || l.origStream == "" || fitError(reason, whole, limit) {
+		out = whole
+	} else {
+		// The original does not fit with the Drain-* headers: name it instead of carrying it.
+		out.Header.Set(HeaderBodyOmitted, strconv.Itoa(len(l.Data)))
+	}
+	out.Header.Set(HeaderError, shorten(reason, min(maxDeadLetterError, room())))
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	_, err := js.PublishMsg(ctx, out, jetstream.WithMsgID("dlq-"+stage+"-"+id))
 	return err
 }
 
-func truncate(s string, n int) string {
+// fitError reports whether m, with a Drain-Error of at least a few bytes of reason, fits a
+// server whose max_payload is limit.
+func fitError(reason string, m *nats.Msg, limit int) bool {
+	least := min(len(reason), 64) + len(truncatedNote)
+	return len(m.Data)+HeaderSize(m.Header)+len(HeaderError)+len(": \r\n")+least <= limit
+}
+
+// shorten returns s cut to at most n bytes (never inside a UTF-8 sequence), ending with
+// truncatedNote when it was cut; "" when n is too small for anything.
+func shorten(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	return s[:n]
+	n -= len(truncatedNote)
+	if n <= 0 {
+		return ""
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + truncatedNote
 }
 
 // DLQMsg is one dead letter, read from stream <prefix>_dlq without consuming it.
@@ -117,7 +177,7 @@ type DLQMsg struct {
 	OrigSubject    string      // Drain-Original-Subject: where a replay publishes it ("" if absent)
 	OrigStream     string      // Drain-Original-Stream ("" if absent)
 	OrigSeq        uint64      // Drain-Original-Sequence (0 if absent)
-	Deliveries     uint64      // Drain-Deliveries: deliveries before it was dead-lettered
+	Deliveries     uint64      // Drain-Deliveries: its failed deliveries (its own failures; outages not counted)
 	Error          string      // Drain-Error: the handler's last error, at most 1 KiB
 	DeadLetteredAt time.Time   // Drain-Dead-Lettered-At; if absent or unreadable, when JetStream stored it
 	Header         nats.Header // every header: the original message's own and the Drain-* ones
@@ -340,7 +400,8 @@ type Replayed struct {
 
 // ReplayMsg republishes one dead letter to its Drain-Original-Subject with its original
 // headers (the Drain-* headers and NATS control headers such as Nats-Msg-Id and
-// Nats-Expected-* removed) and Drain-Replay-Stream/-Sequence naming the message it stands for,
+// Nats-Expected-* removed) and Drain-Replay-Stream/-Sequence naming the message it stands for
+// (a Drain-Body-Omitted dead letter's body and headers are read from the original's stream),
 // waits for JetStream's acknowledgement, and only then deletes it from the DLQ. The replay's
 // Nats-Msg-Id is replay-<prefix>_dlq-<DLQ sequence>, so a replay whose delete failed, or two
 // operators replaying at once, stores the message once within the duplicate window.
@@ -352,7 +413,17 @@ func (d *DeadLetters) ReplayMsg(ctx context.Context, m DLQMsg) Replayed {
 	}
 	out := nats.NewMsg(m.OrigSubject)
 	out.Data = m.Data
-	for k, vs := range m.Header {
+	own := m.Header
+	if m.Header.Get(HeaderBodyOmitted) != "" {
+		// The dead letter names the original instead of carrying it: read it from its stream.
+		orig, err := d.original(ctx, m)
+		if err != nil {
+			r.Err = err
+			return r
+		}
+		out.Data, own = orig.Data, orig.Header
+	}
+	for k, vs := range own {
 		if replayedHeader(k) {
 			out.Header[k] = vs
 		}
@@ -369,6 +440,22 @@ func (d *DeadLetters) ReplayMsg(ctx context.Context, m DLQMsg) Replayed {
 			"a replay within DRAIN_DUPLICATE_WINDOW stores it once", m.OrigSubject, ack.Stream, ack.Sequence, d.Stream(), err)
 	}
 	return r
+}
+
+// original reads the message a Drain-Body-Omitted dead letter names.
+func (d *DeadLetters) original(ctx context.Context, m DLQMsg) (*jetstream.RawStreamMsg, error) {
+	if m.OrigStream == "" || m.OrigSeq == 0 {
+		return nil, fmt.Errorf("%s set but no %s and %s", HeaderBodyOmitted, HeaderOrigStream, HeaderOrigSequence)
+	}
+	s, err := d.js.Stream(ctx, m.OrigStream)
+	if err == nil {
+		var orig *jetstream.RawStreamMsg
+		if orig, err = s.GetMsg(ctx, m.OrigSeq); err == nil {
+			return orig, nil
+		}
+	}
+	return nil, fmt.Errorf("the dead letter does not carry the original body (%s) and %s sequence %d cannot be read: %w",
+		HeaderBodyOmitted, m.OrigStream, m.OrigSeq, err)
 }
 
 // Replay replays the selected dead letters, oldest first (ReplayMsg each), and calls fn with

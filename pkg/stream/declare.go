@@ -19,11 +19,13 @@ const (
 	declareAttemptMax = 20 * time.Second
 )
 
-// DeclareUntil declares the drain's streams (Declare), retrying with backoff (250ms doubling
-// to 5s, each attempt bounded to 20s) until it succeeds or ctx is cancelled, so a service
-// started while NATS is away waits for it instead of crash-looping. Each failure is logged at
-// warn level (log nil means slog.Default()). It returns nil once the streams are declared,
-// the validation error of invalid options at once, and ctx.Err() otherwise.
+// DeclareUntil declares the drain's streams and the failures bucket (Declare, its differences
+// logged on log), retrying with backoff (250ms doubling to 5s, each attempt bounded to 20s)
+// until it succeeds or ctx is cancelled, so a service started while NATS is away (or, with
+// ManageNone, before an operator created everything) waits instead of crash-looping. Each
+// failure is logged at warn level (log nil means slog.Default()), naming the servers when NATS
+// cannot be reached. It returns nil once the streams are declared, the validation error of
+// invalid options at once, and ctx.Err() otherwise.
 func DeclareUntil(ctx context.Context, js jetstream.JetStream, o StreamOptions, log *slog.Logger) error {
 	o = o.withDefaults()
 	if err := o.validate(); err != nil {
@@ -35,8 +37,11 @@ func DeclareUntil(ctx context.Context, js jetstream.JetStream, o StreamOptions, 
 	wait := declareFirstWait
 	for attempt := 1; ; attempt++ {
 		dctx, cancel := context.WithTimeout(ctx, declareAttemptMax)
-		err := Declare(dctx, js, o)
+		err := declare(dctx, js, o, log)
 		cancel()
+		if err != nil && !js.Conn().IsConnected() {
+			err = notConnected(js.Conn()) // not the publish's "outbound buffer limit exceeded"
+		}
 		if err == nil {
 			log.Info("streams declared", "prefix", o.Prefix, "attempts", attempt)
 			return nil

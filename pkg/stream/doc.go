@@ -51,16 +51,28 @@
 //   - nil: the message is acked.
 //   - *RetryError (Retry, RetryAfter), or any other error: the message is redelivered after
 //     RetryError.Delay, or after the consumer's exponential backoff when the Delay is 0
-//     (NakWithDelay). It spends one delivery of the budget: once MaxDeliver deliveries failed,
-//     the message is dead-lettered.
+//     (NakWithDelay). It is one failure of the message: the MaxDeliver-th dead-letters it.
 //   - *TransientError (Transient): for failures of the drain's own infrastructure (its Redis
-//     or JetStream down or failing over). The message is redelivered after the backoff, capped
-//     at OutageRetry (1 s) so the stage resumes soon after the outage ends, but it is never
-//     dead-lettered, and the delivery is not charged to the budget, so a message waits
-//     out an outage of any length and still has its budget when the outage ends.
+//     or JetStream down or failing over). The consumer pauses: it fetches nothing new, keeps
+//     every message it holds alive (InProgress), and runs one of them again every
+//     ProbeInterval (at most 1 s); the first result that is not a TransientError resumes it.
+//     Nothing of the budget is spent, so a message waits out an outage of any length and
+//     still has all MaxDeliver attempts when it ends.
 //   - *PermanentError (Permanent), and a handler panic: the message is dead-lettered at once.
 //
 // A message is terminated only after its dead letter is stored, so nothing is lost.
+//
+// # The delivery budget
+//
+// Only a message's own failures count toward MaxDeliver, never JetStream's delivery count: a
+// delivery that ended in a crash, an expired AckWait or an outage costs nothing. Consume
+// keeps the count in the key-value bucket <prefix>_failures (Declare creates it), one record
+// per consumer and stream sequence, written with compare-and-set before the message is
+// redelivered, so every replica and the process that takes over after a crash share it. A
+// record leaves when its message is acked or dead-lettered (a first delivery, which has
+// none, costs nothing); one left behind expires with the bucket's max age
+// (DRAIN_STREAM_MAX_AGE). When the count cannot be written (JetStream itself failing), the
+// failure is held like a TransientError until it can.
 //
 // # Redis failures
 //

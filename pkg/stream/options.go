@@ -118,6 +118,9 @@ type StreamOptions struct {
 	// refuses new dead letters, so consumers keep retrying instead of JetStream dropping old
 	// ones.
 	DLQMaxBytes int64
+	// Manage says what Declare and Consume may do to the streams, the failures bucket and the
+	// consumers they find (DRAIN_STREAM_MANAGE; the zero value is ManageCreate).
+	Manage Manage
 }
 
 // Names returns the subject and stream names under o's prefix.
@@ -139,6 +142,9 @@ func (o StreamOptions) withDefaults() StreamOptions {
 	if o.DLQMaxBytes == 0 {
 		o.DLQMaxBytes = DefaultDLQMaxBytes
 	}
+	if o.Manage == "" {
+		o.Manage = ManageCreate
+	}
 	return o
 }
 
@@ -149,6 +155,8 @@ func (o StreamOptions) validate() error {
 		return fmt.Errorf("stream: StreamOptions.Prefix %q must match [A-Za-z0-9_-]+", o.Prefix)
 	case o.Replicas < 1 || o.Replicas > 5:
 		return fmt.Errorf("stream: StreamOptions.Replicas %d must be from 1 to 5", o.Replicas)
+	case o.Manage != "" && o.Manage != ManageCreate && o.Manage != ManageUpdate && o.Manage != ManageNone:
+		return fmt.Errorf("stream: StreamOptions.Manage %q must be create, update or none", o.Manage)
 	case o.MaxAge < 0:
 		return fmt.Errorf("stream: StreamOptions.MaxAge %v must not be negative", o.MaxAge)
 	case o.DuplicateWindow < 0:
@@ -182,9 +190,6 @@ const (
 	DefaultBackoff = time.Second
 	// DefaultBackoffMax is the longest retry delay.
 	DefaultBackoffMax = 30 * time.Second
-	// DefaultOutageRetry is the longest delay before a message that met an outage
-	// (TransientError) is tried again.
-	DefaultOutageRetry = time.Second
 )
 
 // validate checks c after defaults: the stream and durable name are required.

@@ -6,9 +6,10 @@ import (
 )
 
 // RetryError is a handler result asking for the message to be redelivered later. It is a
-// failure of the message itself: each one spends a delivery of the budget, and a message still
-// failing at MaxDeliver deliveries is dead-lettered. Any error that is not one of the result
-// types of this file means the same as a RetryError with no Delay.
+// failure of the message itself: each one spends a delivery of the budget (counted in the
+// failures bucket, across replicas and restarts), and the message's MaxDeliver-th failure
+// dead-letters it. Any error that is not one of the result types of this file means the same
+// as a RetryError with no Delay.
 type RetryError struct {
 	Err error
 	// Delay is how long JetStream waits before the redelivery (NakWithDelay); 0 means the
@@ -22,9 +23,12 @@ func (e *RetryError) Unwrap() error { return e.Err }
 
 // TransientError is a handler result for a failure of the drain's own infrastructure (its
 // Redis or JetStream unreachable, failing over, out of memory), which says nothing about the
-// message and ends when the outage does. The message is redelivered after the consumer's
-// backoff like a RetryError, but is never dead-lettered however often it fails: it waits out
-// an outage of any length, holding a MaxAckPending slot meanwhile.
+// message and ends when the outage does. It spends nothing of the budget and is never
+// dead-lettered: the consumer pauses (it fetches no new messages), keeps the message and the
+// others it holds alive with InProgress, runs one held message again every ProbeInterval, and
+// resumes at the first result that is not a TransientError, however long the outage lasts.
+// A handler must not return it for a failure the message causes: a message that always fails
+// transiently pauses its consumer's process for as long.
 type TransientError struct {
 	Err error
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/routemaster-drain/drain/pkg/draintest"
-	"github.com/routemaster-drain/drain/pkg/replication"
 	"github.com/routemaster-drain/drain/pkg/stream"
 )
 
@@ -28,8 +27,9 @@ func declare(t *testing.T, js jetstream.JetStream, n stream.Names) {
 	}
 }
 
-// TestDeclareIdempotent declares the streams twice, then with changed settings, against the
-// embedded server and against the nats-server 2.9 binary when it is installed.
+// TestDeclareIdempotent declares the streams twice, then with changed settings and
+// DRAIN_STREAM_MANAGE=update, against the current server and against the nats-server 2.9
+// binary when it is installed.
 func TestDeclareIdempotent(t *testing.T) {
 	servers := map[string]func(draintest.T) *draintest.NATS{
 		"current":    draintest.StartNATS,
@@ -42,7 +42,7 @@ func TestDeclareIdempotent(t *testing.T) {
 			n := stream.Names{Prefix: "rmtest"}
 			declare(t, js, n)
 			declare(t, js, n)
-			s := stream.StreamOptions{Prefix: n.Prefix, MaxAge: time.Hour}
+			s := stream.StreamOptions{Prefix: n.Prefix, MaxAge: time.Hour, Manage: stream.ManageUpdate}
 			if err := stream.Declare(context.Background(), js, s); err != nil {
 				t.Fatal(err)
 			}
@@ -320,47 +320,6 @@ func TestResultPrecedenceAndRetryAfter(t *testing.T) {
 	info, _ := js.Stream(context.Background(), n.Stream(stream.DLQ))
 	if msgs := info.CachedInfo().State.Msgs; msgs != 0 {
 		t.Errorf("%d dead letters, want 0", msgs)
-	}
-}
-
-// TestOutageRetryProbesSoon: a message that met an outage is tried again within OutageRetry,
-// however long the backoff has grown, so a stage resumes soon after a failover.
-func TestOutageRetryProbesSoon(t *testing.T) {
-	srv := draintest.StartNATS(t)
-	_, js := srv.Connect(t)
-	n := stream.Names{Prefix: "or"}
-	declare(t, js, n)
-	if _, err := js.Publish(context.Background(), n.Subject(stream.Swept, ""), []byte(`[]`)); err != nil {
-		t.Fatal(err)
-	}
-	var calls []time.Time
-	var mu sync.Mutex
-	handled := make(chan struct{})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	cfg := stream.ConsumerConfig{Stream: n.Stream(stream.Swept), Durable: "or", Stage: "swept",
-		Backoff: 5 * time.Second, BackoffMax: 30 * time.Second, OutageRetry: 200 * time.Millisecond}
-	go stream.Consume(ctx, js, n.Subject(stream.DLQ, ""), cfg, func(context.Context, stream.Msg) error {
-		mu.Lock()
-		defer mu.Unlock()
-		calls = append(calls, time.Now())
-		if len(calls) <= 4 {
-			return stream.RedisFailure(&replication.Error{Addr: "127.0.0.1:1", Want: 1})
-		}
-		close(handled)
-		return nil
-	})
-	select {
-	case <-handled:
-	case <-time.After(10 * time.Second):
-		t.Fatal("message not handled within 10 s of four outage deliveries (backoff 5 s)")
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	for i := 1; i < len(calls); i++ {
-		if gap := calls[i].Sub(calls[i-1]); gap > time.Second {
-			t.Errorf("delivery %d came %v after the previous one, want about OutageRetry (200ms)", i+1, gap)
-		}
 	}
 }
 

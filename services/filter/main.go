@@ -54,7 +54,7 @@ func run(ctx context.Context, l *service.Lifecycle) error {
 		return err
 	}
 	names := cfg.Streams.Names()
-	needs := append(service.NATSNeeds(nc, js, names), service.RedisNeed("redis", drainRedis))
+	needs := append(service.NATSNeeds(nc, js, names, f.ConsumerConfig()), service.RedisNeed("redis", drainRedis))
 	if cacheRedis != drainRedis && cfg.CacheMode != config.CacheOff {
 		needs = append(needs, service.RedisNeed("cache_redis", cacheRedis))
 	}

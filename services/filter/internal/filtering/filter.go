@@ -47,10 +47,13 @@ type Filter struct {
 	js      jetstream.JetStream
 	names   stream.Names
 	reorder *reorder.Filter
-	cache   *cache.Cache // nil in cache mode off
+	drain   redis.UniversalClient // the reorder state's Redis
+	ns      string                // its namespace
+	cache   *cache.Cache          // nil in cache mode off
 	mode    config.CacheMode
 	dirty   bool
 	cons    config.Consumer
+	manage  stream.Manage
 	log     *slog.Logger
 	m       *metrics
 }
@@ -67,9 +70,12 @@ func New(cfg *config.Config, js jetstream.JetStream, drain, cacheRedis redis.Uni
 		js:      js,
 		names:   cfg.Streams.Names(),
 		reorder: rf,
+		drain:   drain,
+		ns:      cfg.DrainRedis.Namespace,
 		mode:    cfg.CacheMode,
 		dirty:   cfg.Dirty,
 		cons:    cfg.Consumer,
+		manage:  stream.Manage(cfg.Streams.Manage),
 		log:     log,
 	}
 	if f.mode != config.CacheOff {
@@ -100,6 +106,7 @@ func (f *Filter) ConsumerConfig() stream.ConsumerConfig {
 		AckWait:        f.cons.AckWait,
 		Backoff:        f.cons.RetryBackoff,
 		BackoffMax:     f.cons.RetryBackoffMax,
+		Manage:         f.manage,
 		Log:            f.log,
 		Observe:        f.m.observe,
 		ObserveBacklog: f.m.backlog.Observe,
@@ -175,20 +182,27 @@ func (f *Filter) Handle(ctx context.Context, msg stream.Msg) error {
 
 	var msgs []*nats.Msg
 	if f.mode == config.CacheWarm {
-		if msgs, err = f.warmRequests(bumped, index, res.Fresh); err != nil {
+		if msgs, err = f.warmRequests(ctx, bumped, index, res.Fresh); err != nil {
 			return err
 		}
 	}
 	bumps := len(bumped)
+	splits := 0
 	for _, g := range event.GroupByTopic(res.Fresh) {
-		out := nats.NewMsg(f.names.Subject(stream.Changed, g.Topic))
-		out.Data = g.JSON()
-		out.Header.Set(jetstream.MsgIDHeader, ChangedMsgID(md.Stream, seq, g.Topic))
-		out.Header.Set(HeaderSourceStream, md.Stream)
-		out.Header.Set(HeaderSourceSequence, strconv.FormatUint(seq, 10))
-		msgs = append(msgs, out)
+		changed, err := f.changed(md.Stream, seq, g)
+		if err != nil {
+			return err
+		}
+		if len(changed) > 1 {
+			splits += len(changed)
+		}
+		msgs = append(msgs, changed...)
 	}
 	if err := stream.PublishAll(ctx, f.js, PublishTimeout, msgs); err != nil {
+		if errors.Is(err, nats.ErrMaxPayload) {
+			// A warm request for a URL of nearly max_payload: no retry makes it fit.
+			return stream.Permanent(err)
+		}
 		return stream.Transient(err)
 	}
 	f.m.in.Add(float64(len(events)))
@@ -196,6 +210,7 @@ func (f *Filter) Handle(ctx context.Context, msg stream.Msg) error {
 	f.m.stale.Add(float64(res.Stale))
 	f.m.dirty.Add(float64(len(res.NewlyDirty)))
 	f.m.bumps.Add(float64(bumps))
+	f.m.splits.Add(float64(splits))
 	if f.mode == config.CacheWarm {
 		f.m.warms.Add(float64(bumps))
 	}
@@ -221,6 +236,41 @@ func (f *Filter) sourceSeq(msg stream.Msg, md *jetstream.MsgMetadata) uint64 {
 		return md.Sequence.Stream
 	}
 	return seq
+}
+
+// changed returns the changed message(s) of the fresh events of one topic: one message, or,
+// when they do not fit one NATS message (the server's max_payload), several, each a batch of
+// whole consecutive events that fits, with the Nats-Msg-Id ChangedMsgID-<its content's
+// stream.MsgID>. An event that cannot fit even alone is a stream.Permanent error.
+func (f *Filter) changed(sourceStream string, seq uint64, g event.TopicGroup) ([]*nats.Msg, error) {
+	subject := f.names.Subject(stream.Changed, g.Topic)
+	id := ChangedMsgID(sourceStream, seq, g.Topic)
+	msg := func(body []byte, id string) *nats.Msg {
+		out := nats.NewMsg(subject)
+		out.Data = body
+		out.Header.Set(jetstream.MsgIDHeader, id)
+		out.Header.Set(HeaderSourceStream, sourceStream)
+		out.Header.Set(HeaderSourceSequence, strconv.FormatUint(seq, 10))
+		return out
+	}
+	one := msg(g.JSON(), id)
+	// The limit of a part: the longest Nats-Msg-Id a part can have.
+	limit := stream.BodyLimit(f.js.Conn(), msg(nil, id+"-"+stream.MsgID(subject, nil)).Header)
+	if len(one.Data) <= limit {
+		return []*nats.Msg{one}, nil
+	}
+	parts, err := stream.SplitBatch(g.Events, limit)
+	if err != nil {
+		return nil, stream.Permanent(fmt.Errorf("changed events of topic %s: %w", g.Topic, err))
+	}
+	// Each part's id derives from its content: a redelivery that finds fewer events fresh
+	// (another batch moved a URL on meanwhile) splits them differently, and those parts must
+	// be stored, not taken for duplicates of the first delivery's.
+	out := make([]*nats.Msg, len(parts))
+	for i, p := range parts {
+		out[i] = msg(p, id+"-"+stream.MsgID(subject, p))
+	}
+	return out, nil
 }
 
 // ChangedMsgID is the Nats-Msg-Id of the changed message published for the events of topic
@@ -256,7 +306,7 @@ func (f *Filter) invalidate(ctx context.Context, events []event.Event) ([]*event
 // warmRequests builds one warm request per bump: with the event's type when the event is the
 // one kept for its URL (fresh), and cache.WarmRefresh otherwise, so a late delete never busts a
 // resource that was updated since.
-func (f *Filter) warmRequests(bumped []*event.Event, index []int64, fresh []event.Event) ([]*nats.Msg, error) {
+func (f *Filter) warmRequests(ctx context.Context, bumped []*event.Event, index []int64, fresh []event.Event) ([]*nats.Msg, error) {
 	if len(bumped) == 0 {
 		return nil, nil
 	}
@@ -264,13 +314,24 @@ func (f *Filter) warmRequests(bumped []*event.Event, index []int64, fresh []even
 	for i := range fresh {
 		kept[fresh[i].URL] = &fresh[i]
 	}
+	types := make([]string, len(bumped))
+	var deletes []int
+	for i, e := range bumped {
+		types[i] = cache.WarmRefresh
+		if k := kept[e.URL]; k != nil && k.T == e.T && k.Type == e.Type {
+			types[i] = string(e.Type)
+			if e.Type == event.Delete {
+				deletes = append(deletes, i)
+			}
+		}
+	}
+	if err := f.overtaken(ctx, bumped, deletes, types); err != nil {
+		return nil, err
+	}
 	subject := f.names.Subject(stream.Warm, "")
 	msgs := make([]*nats.Msg, 0, len(bumped)+3)
 	for i, e := range bumped {
-		typ := cache.WarmRefresh
-		if k := kept[e.URL]; k != nil && k.T == e.T && k.Type == e.Type {
-			typ = string(e.Type)
-		}
+		typ := types[i]
 		m, err := cache.WarmMsg(subject, cache.WarmRequest{URL: e.URL, Type: typ, T: e.T, Index: index[i]})
 		if err != nil {
 			return nil, stream.Retry(err)
@@ -278,4 +339,36 @@ func (f *Filter) warmRequests(bumped []*event.Event, index []int64, fresh []even
 		msgs = append(msgs, m)
 	}
 	return msgs, nil
+}
+
+// overtaken turns into refreshes the deletes (bumped[i], i in deletes) that a newer event of
+// their URL overtook after the reorder script found them fresh and before their bump. Another
+// batch may be filtered between the two steps, with its newer create bumping the index first:
+// the delete's warm request would then carry the higher index and bust what the create's
+// fetch stored. The state is read after the bump, so either it shows the newer event (the
+// delete asks for a refresh instead, and the origin decides), or that event's bump comes after
+// this one and its warm request outranks the delete. It costs one round trip for a batch with
+// fresh deletes, none otherwise.
+func (f *Filter) overtaken(ctx context.Context, bumped []*event.Event, deletes []int, types []string) error {
+	if len(deletes) == 0 {
+		return nil
+	}
+	pipe := f.drain.Pipeline()
+	cmds := make([]*redis.StringCmd, len(deletes))
+	for j, i := range deletes {
+		cmds[j] = pipe.Get(ctx, reorder.StateKey(f.ns, bumped[i].URL))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return stream.RedisFailure(fmt.Errorf("read the state of deleted URLs: %w", err))
+	}
+	for j, i := range deletes {
+		raw, err := cmds[j].Result()
+		if err != nil {
+			continue // no state (expired): nothing newer is known
+		}
+		if st, err := reorder.ParseState(raw); err == nil && st.T > bumped[i].T {
+			types[i] = cache.WarmRefresh
+		}
+	}
+	return nil
 }

@@ -41,7 +41,12 @@ type env struct {
 
 func newEnv(t *testing.T, overrides ...string) *env {
 	t.Helper()
-	n := draintest.StartNATS(t)
+	return newEnvOn(t, draintest.StartNATS(t), overrides...)
+}
+
+// newEnvOn is newEnv on a NATS server of the test's choice.
+func newEnvOn(t *testing.T, n *draintest.NATS, overrides ...string) *env {
+	t.Helper()
 	r := draintest.StartRedis(t, draintest.RedisOptions{AOF: true})
 	e := &env{t: t, nats: n, redis: r, names: stream.Names{Prefix: prefix}}
 	e.env = append([]string{

@@ -10,7 +10,7 @@ import (
 
 type metrics struct {
 	in, fresh, stale, dirty, bumps, warms prometheus.Counter
-	redeliveries, deadLetters             prometheus.Counter
+	redeliveries, deadLetters, splits     prometheus.Counter
 	messages                              *prometheus.CounterVec
 	latency                               prometheus.Histogram
 	backlog                               *service.BacklogMetrics
@@ -29,8 +29,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		warms:        counter("warm_requests_total", "Warm requests published to <prefix>.warm (cache mode warm)."),
 		redeliveries: counter("redeliveries_total", "Messages handled on their second or later delivery."),
 		deadLetters:  counter("dead_letters_total", "Messages dead-lettered to <prefix>.dlq.filter."),
+		splits:       counter("split_messages_total", "Changed messages published for topics whose fresh events did not fit one NATS message (max_payload), each such topic of a batch as several messages."),
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "drain_filter_messages_total", Help: "Messages handled, by outcome (ack, retry, dead_letter).",
+			Name: "drain_filter_messages_total", Help: "Handler runs by outcome: ack, retry, dead_letter, transient (the message is held until the outage ends).",
 		}, []string{"outcome"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "drain_filter_processing_duration_seconds",
@@ -38,7 +39,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.0002, 2, 16),
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.in, m.fresh, m.stale, m.dirty, m.bumps, m.warms, m.redeliveries, m.deadLetters, m.messages, m.latency} {
+	for _, c := range []prometheus.Collector{m.in, m.fresh, m.stale, m.dirty, m.bumps, m.warms, m.redeliveries, m.deadLetters, m.splits, m.messages, m.latency} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

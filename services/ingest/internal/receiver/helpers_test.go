@@ -42,7 +42,13 @@ type env struct {
 // undeclared is set, the drain's streams declared.
 func start(t testing.TB, overrides ...string) *env {
 	t.Helper()
-	e := &env{nats: draintest.StartNATS(t), logs: &draintest.Buffer{}}
+	return startOn(t, draintest.StartNATS(t), overrides...)
+}
+
+// startOn is start in front of a server of the test's choice.
+func startOn(t testing.TB, srv *draintest.NATS, overrides ...string) *env {
+	t.Helper()
+	e := &env{nats: srv, logs: &draintest.Buffer{}}
 	vars := append([]string{"ROUTEMASTER_DRAIN_TOKENS=demo, other ,", "DRAIN_PREFIX=" + prefix, "NATS_URL=" + e.nats.URL(), "DRAIN_LOG_LEVEL=debug"}, overrides...)
 	e.cfg = config.Default(config.Ingest, vars...)
 	e.names = e.cfg.Streams.Names()

@@ -22,6 +22,7 @@ type metrics struct {
 	inflight     prometheus.Gauge
 	batchEvents  prometheus.Histogram
 	topics       topicLabels
+	splits       prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, maxTopics int, siphoned []string) (*metrics, error) {
@@ -57,8 +58,12 @@ func newMetrics(reg prometheus.Registerer, maxTopics int, siphoned []string) (*m
 			Help:    "Events per accepted batch (compare with the subscription's max).",
 			Buckets: []float64{0, 1, 5, 10, 25, 50, 100, 250, 1000, 10000},
 		}),
+		splits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "drain_ingest_split_messages_total",
+			Help: "Messages stored for topics whose events did not fit one NATS message (max_payload): each such topic of a batch is stored as several messages.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.events, m.authFailures, m.publish, m.publishFail, m.inflight, m.batchEvents} {
+	for _, c := range []prometheus.Collector{m.requests, m.events, m.authFailures, m.publish, m.publishFail, m.inflight, m.batchEvents, m.splits} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -259,11 +259,25 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("%d events: more than %d in one batch", len(events), s.cfg.MaxEvents))
 		return
 	}
+	// A topic's message is never larger than the body; when the body is larger than one NATS
+	// message may be, the topic is split (publish), and an event that cannot fit even alone
+	// can never be stored: 413, as for a body over DRAIN_INGEST_MAX_BODY.
+	limit := stream.BatchLimit(s.nc.MaxPayload())
+	if len(body) > limit {
+		for i := range events {
+			if n := len(events[i].Raw) + 2; n > limit {
+				s.refuse(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf(
+					"event %d is %d bytes, more than the %d bytes one NATS message can carry (the server's max_payload, %d, less room for headers): the drain can never store it",
+					i, n, limit, s.nc.MaxPayload()))
+				return
+			}
+		}
+	}
 	if len(events) > 0 {
 		b.group()
 		start := time.Now()
 		ctx, span := startPublish(r, len(events), len(b.groups))
-		settled, err := s.publish(ctx, b.groups)
+		settled, err := s.publish(ctx, b.groups, events, limit)
 		endPublish(span, err)
 		if !settled {
 			b.keep = true // nats.go may still resend these buffers; let the GC have them
@@ -326,21 +340,44 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, buf []byte) ([
 }
 
 // publish stores every group and returns after the last PubAck, or with an error when one
-// failed or DRAIN_INGEST_PUBLISH_TIMEOUT passed (stream.PublishAll). It reports whether every
-// publish resolved, which tells the caller that nats.go no longer holds the group buffers.
-func (s *Server) publish(ctx context.Context, groups []group) (settled bool, err error) {
+// failed or DRAIN_INGEST_PUBLISH_TIMEOUT passed (stream.PublishAll). A group whose body is
+// larger than limit (stream.BatchLimit) is stored as several messages, each a batch of whole
+// consecutive events of the topic within limit, with a Nats-Msg-Id of its own content; every
+// event fits alone (receive checked). It reports whether every publish resolved, which tells
+// the caller that nats.go no longer holds the group buffers.
+func (s *Server) publish(ctx context.Context, groups []group, events []event.Event, limit int) (settled bool, err error) {
 	if !s.nc.IsConnected() {
 		return true, ErrNATSDown
 	}
-	msgs := make([]*nats.Msg, len(groups))
+	msgs := make([]*nats.Msg, 0, len(groups))
+	add := func(subject string, body []byte) {
+		msgs = append(msgs, &nats.Msg{
+			Subject: subject,
+			Data:    body,
+			Header:  nats.Header{jetstream.MsgIDHeader: []string{stream.MsgID(subject, body)}},
+		})
+	}
 	for i := range groups {
 		g := &groups[i]
 		subject := s.Subject(g.topic)
-		msgs[i] = &nats.Msg{
-			Subject: subject,
-			Data:    g.body,
-			Header:  nats.Header{jetstream.MsgIDHeader: []string{stream.MsgID(subject, g.body)}},
+		if len(g.body) <= limit {
+			add(subject, g.body)
+			continue
 		}
+		var topic []event.Event
+		for j := range events {
+			if events[j].Topic == g.topic {
+				topic = append(topic, events[j])
+			}
+		}
+		parts, err := stream.SplitBatch(topic, limit)
+		if err != nil {
+			return true, fmt.Errorf("split topic %s: %w", g.topic, err)
+		}
+		for _, p := range parts {
+			add(subject, p)
+		}
+		s.m.splits.Add(float64(len(parts)))
 	}
 	err = stream.PublishAll(ctx, s.ajs, s.cfg.PublishTimeout, msgs)
 	var perr *stream.PublishError

@@ -48,13 +48,14 @@ func Main(ctx context.Context, l *service.Lifecycle) error {
 	}
 	w, err := New(Options{
 		JS: js, Names: names, Cache: c, QueueName: cfg.Warm.QueueName, Consumer: cfg.Consumer,
-		HostConcurrency: cfg.Warm.HostConcurrency, Coalesce: cfg.Warm.Coalesce, Log: log, Registerer: reg,
+		HostConcurrency: cfg.Warm.HostConcurrency, Coalesce: cfg.Warm.Coalesce, Manage: stream.Manage(cfg.Streams.Manage),
+		Log: log, Registerer: reg,
 	})
 	if err != nil {
 		return err
 	}
 	return l.Run(ctx, service.Spec{
-		Needs:   append(service.NATSNeeds(nc, js, names), service.RedisNeed("cache_redis", rdb)),
+		Needs:   append(service.NATSNeeds(nc, js, names, w.ConsumerConfig()), service.RedisNeed("cache_redis", rdb)),
 		Prepare: func(ctx context.Context) error { return stream.DeclareUntil(ctx, js, cfg.Streams, log) },
 		Work: func(ctx context.Context) error {
 			log.Info("warmer running", "consumer", w.Durable(), "concurrency", cfg.Consumer.Concurrency,

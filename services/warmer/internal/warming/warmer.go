@@ -50,7 +50,9 @@ type Options struct {
 	// HostConcurrency bounds fetches at once per origin host (DRAIN_WARM_HOST_CONCURRENCY).
 	HostConcurrency int
 	// Coalesce is the least time between two fetches of one URL (DRAIN_WARM_COALESCE).
-	Coalesce   time.Duration
+	Coalesce time.Duration
+	// Manage says whether the consumer may be created or updated (DRAIN_STREAM_MANAGE).
+	Manage     stream.Manage
 	Log        *slog.Logger
 	Registerer prometheus.Registerer
 }
@@ -126,6 +128,7 @@ func (w *Warmer) ConsumerConfig() stream.ConsumerConfig {
 		AckWait:       c.AckWait,
 		Backoff:       c.RetryBackoff,
 		BackoffMax:    c.RetryBackoffMax,
+		Manage:        w.o.Manage,
 		Log:           w.o.Log,
 		Observe: func(outcome string, _ uint64, _ time.Duration) {
 			w.metrics.messages.WithLabelValues(outcome).Inc()
@@ -582,7 +585,7 @@ func newMetrics(r prometheus.Registerer) (*metrics, error) {
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "drain_warmer_requests_total",
 			Help: "Warm requests acknowledged, by how: fetched (covered by a fetch), covered (already stored, no fetch), delete (busted)."}, []string{"via"}),
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "drain_warmer_messages_total",
-			Help: "Warm messages by consumer outcome: ack, retry, dead_letter."}, []string{"outcome"}),
+			Help: "Warm handler runs by consumer outcome: ack, retry, dead_letter, transient (the message is held until the outage ends)."}, []string{"outcome"}),
 		coalesced: prometheus.NewCounter(prometheus.CounterOpts{Name: "drain_warmer_coalesced_total",
 			Help: "Warm requests satisfied by a fetch that another request started."}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "drain_warmer_fetch_duration_seconds",
