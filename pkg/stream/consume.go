@@ -149,7 +149,8 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, c ConsumerConfi
 // finishes the messages it already holds and returns nil. dlq is the subject prefix of dead
 // letters (Names.Subject(DLQ, "")). If the server closes the consumer (deleted by an operator,
 // stream recreated), Consume declares it again and goes on; it returns an error only when it
-// cannot declare the consumer, or open the failures bucket, at start.
+// cannot declare the consumer, or open the failures bucket, at start (with ManageNone it waits
+// for a missing one instead).
 //
 // Consume pulls only as many messages as it can hold (twice Concurrency) and keeps each one
 // alive with InProgress, every AckWait/2, from the moment it arrives until it is settled, so a

@@ -428,7 +428,13 @@ func (d *DeadLetters) ReplayMsg(ctx context.Context, m DLQMsg) Replayed {
 			out.Header[k] = vs
 		}
 	}
-	setReplayOrigin(out.Header, m.Header)
+	origin := m.Header
+	if m.Header.Get(HeaderBodyOmitted) != "" && own.Get(HeaderReplayStream) != "" {
+		// The original was itself a replay: the first message it stands for is named in its
+		// own headers, which this dead letter does not carry.
+		origin = nats.Header{HeaderReplayStream: own[HeaderReplayStream], HeaderReplaySequence: own[HeaderReplaySequence]}
+	}
+	setReplayOrigin(out.Header, origin)
 	ack, err := d.js.PublishMsg(ctx, out, jetstream.WithMsgID(fmt.Sprintf("replay-%s-%d", d.Stream(), m.Seq)))
 	if err != nil {
 		r.Err = fmt.Errorf("publish to %s: %w", m.OrigSubject, err)

@@ -93,6 +93,23 @@
 // *PublishError names the messages that were not acknowledged, so the caller publishes them
 // again under the same Nats-Msg-Id.
 //
+// # Sizes
+//
+// A NATS server refuses a message over its max_payload, and no retry changes that, so nothing
+// is published larger. BatchLimit is the largest batch body for a connection's max_payload,
+// keeping 4 KiB for headers (a dead letter's among them); SplitBatch packs a topic's events
+// into valid batches within a limit; BodyLimit is what a message with given headers may
+// carry. DeadLetter always fits: it cuts Drain-Error short, or names an original published at
+// the limit instead of carrying it (Drain-Body-Omitted; a replay reads it back).
+//
+// # Declaring
+//
+// Declare and EnsureConsumer do what DRAIN_STREAM_MANAGE says (Manage): ManageCreate, the
+// default, creates what is missing and never changes what exists, logging what differs, so an
+// operator's nats stream edit survives restarts; ManageUpdate applies the settings at every
+// start; ManageNone creates nothing, Declare and Ready name everything missing
+// (ErrNotDeclared), and Consume waits for it.
+//
 // # Dead letters
 //
 // A dead letter is the original message (body and headers) on <prefix>.dlq.<stage> with the

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/routemaster-drain/drain/pkg/draintest"
+	"github.com/routemaster-drain/drain/pkg/event"
 	"github.com/routemaster-drain/drain/pkg/stream"
 )
 
@@ -139,4 +140,24 @@ func ExampleDeadLetters() {
 	// 1 audit routemaster.events.orders routemaster_events 1 orders.example.com is not allowed
 	// replayed 1 to routemaster_events seq 2 <nil>
 	// 0 left
+}
+
+// A topic's events too large for one NATS message are split into valid batches that fit.
+func ExampleSplitBatch() {
+	events, _ := event.Parse([]byte(`[` +
+		`{"topic":"orders","type":"create","url":"https://orders.example.com/1","t":1},` +
+		`{"topic":"orders","type":"create","url":"https://orders.example.com/2","t":2},` +
+		`{"topic":"orders","type":"create","url":"https://orders.example.com/3","t":3}]`))
+	parts, err := stream.SplitBatch(events, 160)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, p := range parts {
+		batch, _ := event.Parse(p)
+		fmt.Println(len(p), "bytes,", len(batch), "events")
+	}
+	// Output:
+	// 157 bytes, 2 events
+	// 79 bytes, 1 events
 }

@@ -93,6 +93,10 @@ func TestDeadLetterFitsMaxPayload(t *testing.T) {
 		m := nats.NewMsg(subject)
 		m.Data = body
 		m.Header.Set("X-Case", name)
+		if name == "at-limit" { // itself a replay of the message at sequence 1
+			m.Header.Set(stream.HeaderReplayStream, n.Stream(stream.Swept))
+			m.Header.Set(stream.HeaderReplaySequence, "1")
+		}
 		if _, err := js.PublishMsg(context.Background(), m); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -152,6 +156,9 @@ func TestDeadLetterFitsMaxPayload(t *testing.T) {
 		name := m.Header.Get("X-Case")
 		if string(m.Data) != string(bodies[name]) {
 			t.Errorf("replay %d (%q): %d bytes, want the original's %d", r.StreamSeq, name, len(m.Data), len(bodies[name]))
+		}
+		if name == "at-limit" && m.Header.Get(stream.HeaderReplaySequence) != "1" {
+			t.Errorf("replay of a replay names sequence %q, want the first message's 1", m.Header.Get(stream.HeaderReplaySequence))
 		}
 	}
 	if deadLetterCount(t, js, n) != 0 {
