@@ -80,6 +80,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/routemaster-drain/drain/e2e/bench/svc"
 	"github.com/routemaster-drain/drain/e2e/bench/table"
 	"github.com/routemaster-drain/drain/e2e/devstack/stack"
 	"github.com/routemaster-drain/drain/pkg/cache"
@@ -436,7 +437,7 @@ func runOnce(ctx context.Context, o options, bin, work string) (*result, error) 
 	busy0, all0 := machineCPU()
 	cpu0 := map[string]float64{}
 	for name, pid := range pids {
-		cpu0[name] = cpuSeconds(pid)
+		cpu0[name] = svc.CPUSeconds(pid)
 	}
 	gen := &generator{o: o, url: ingestURL, base: origin.URL, tl: tl, postLat: make([]int64, batches)}
 	loadStart := time.Now()
@@ -485,7 +486,7 @@ func runOnce(ctx context.Context, o options, bin, work string) (*result, error) 
 	slices.Sort(cpuNames)
 	var cpuLine []string
 	for _, name := range cpuNames {
-		cpuLine = append(cpuLine, fmt.Sprintf("%s %.2f", name, (cpuSeconds(pids[name])-cpu0[name])/cpuWall.Seconds()))
+		cpuLine = append(cpuLine, fmt.Sprintf("%s %.2f", name, (svc.CPUSeconds(pids[name])-cpu0[name])/cpuWall.Seconds()))
 	}
 	busy1, all1 := machineCPU()
 	if all1 > all0 {
@@ -653,25 +654,7 @@ func startServices(ctx context.Context, o options, bin, work, natsURL, redisURL 
 // profile saves the body of GET path on p's admin address in file; a failure is logged.
 func profile(p *stack.Proc, path, file string) {
 	url := strings.TrimSuffix(p.Health, "/readyz") + path
-	err := func() error {
-		resp, err := http.Get(url)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("GET %s: %s", url, resp.Status)
-		}
-		f, err := os.Create(file)
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(f, resp.Body); err != nil {
-			f.Close()
-			return err
-		}
-		return f.Close()
-	}()
+	err := svc.Download(url, file)
 	if err != nil {
 		logf("profile of %s: %v", p.Name, err)
 	}
@@ -690,22 +673,6 @@ func appendEnv(env []string, flagName, list string) ([]string, error) {
 		env = append(env, kv)
 	}
 	return env, nil
-}
-
-// cpuSeconds is the user+system CPU time a process has used so far, from /proc/<pid>/stat.
-func cpuSeconds(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the command name (which may hold spaces) start after the last ')'.
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	u, _ := strconv.ParseFloat(f[11], 64)
-	s, _ := strconv.ParseFloat(f[12], 64)
-	return (u + s) / 100 // USER_HZ
 }
 
 // machineCPU returns the busy and total jiffies of all CPUs, from /proc/stat.

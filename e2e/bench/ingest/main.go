@@ -129,7 +129,7 @@ func run(duration, warmup time.Duration, concFlag string, nEvents int, storage s
 			go func() {
 				time.Sleep(warmup)
 				secs := max(1, int(duration.Seconds()))
-				profiled <- download("http://"+ing.Admin+fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs), filepath.Join(profile, fmt.Sprintf("ingest-c%d-cpu.pprof", c)))
+				profiled <- svc.Download("http://"+ing.Admin+fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs), filepath.Join(profile, fmt.Sprintf("ingest-c%d-cpu.pprof", c)))
 			}()
 		} else {
 			profiled <- nil
@@ -162,7 +162,7 @@ func run(duration, warmup time.Duration, concFlag string, nEvents int, storage s
 		}
 	}
 	if profile != "" {
-		if err := download("http://"+ing.Admin+"/debug/pprof/allocs", filepath.Join(profile, "ingest-allocs.pprof")); err != nil {
+		if err := svc.Download("http://"+ing.Admin+"/debug/pprof/allocs", filepath.Join(profile, "ingest-allocs.pprof")); err != nil {
 			return fmt.Errorf("ingest allocation profile: %w", err)
 		}
 	}
@@ -170,27 +170,6 @@ func run(duration, warmup time.Duration, concFlag string, nEvents int, storage s
 	table.Row("ingest", fmt.Sprintf("ingest process peak RSS (VmHWM), c up to %d", slices.Max(concs)), hwm, "target", "64 MiB", parseMiB(hwm)/64)
 	fmt.Fprintf(os.Stderr, "peak RSS of the benchmark process (nats-server + load generator): %s\n", vmHWM("self"))
 	return nil
-}
-
-// download saves the body of GET url in path.
-func download(url, path string) error {
-	resp, err := http.Get(url)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 // vmHWM returns the peak resident set size of a process ("self" or a pid), e.g. "31.2 MiB".

@@ -2,10 +2,8 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -164,7 +162,7 @@ func (cc cpuCase) runWarmer(ctx context.Context, sc *stack.Scratch, bin, prefix 
 		return cost{}, err
 	}
 	defer w.Close()
-	cpu0 := cpuSeconds(w.PID())
+	cpu0 := svc.CPUSeconds(w.PID())
 	m0, err := scrapeCounters(w.URL("/metrics"))
 	if err != nil {
 		return cost{}, err
@@ -172,7 +170,7 @@ func (cc cpuCase) runWarmer(ctx context.Context, sc *stack.Scratch, bin, prefix 
 	profDone := make(chan error, 1)
 	if cc.profile != "" {
 		go func() {
-			profDone <- download(w.URL(fmt.Sprintf("/debug/pprof/profile?seconds=%d", cc.profileSeconds)), filepath.Join(cc.profile, "warmer-cpu.pprof"))
+			profDone <- svc.Download(w.URL(fmt.Sprintf("/debug/pprof/profile?seconds=%d", cc.profileSeconds)), filepath.Join(cc.profile, "warmer-cpu.pprof"))
 		}()
 	}
 	nc, err := nats.Connect(sc.NATS.URL())
@@ -197,7 +195,7 @@ func (cc cpuCase) runWarmer(ctx context.Context, sc *stack.Scratch, bin, prefix 
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	cpu1 := cpuSeconds(w.PID())
+	cpu1 := svc.CPUSeconds(w.PID())
 	m1, err := scrapeCounters(w.URL("/metrics"))
 	if err != nil {
 		return cost{}, err
@@ -206,7 +204,7 @@ func (cc cpuCase) runWarmer(ctx context.Context, sc *stack.Scratch, bin, prefix 
 		if err := <-profDone; err != nil {
 			return cost{}, fmt.Errorf("warmer CPU profile: %w", err)
 		}
-		if err := download(w.URL("/debug/pprof/allocs"), filepath.Join(cc.profile, "warmer-allocs.pprof")); err != nil {
+		if err := svc.Download(w.URL("/debug/pprof/allocs"), filepath.Join(cc.profile, "warmer-allocs.pprof")); err != nil {
 			return cost{}, fmt.Errorf("warmer allocation profile: %w", err)
 		}
 	}
@@ -263,34 +261,18 @@ func (cc cpuCase) runLoop(sc *stack.Scratch, lua, prefix string, profile bool) (
 	if _, err := next("ready"); err != nil {
 		return cost{}, err
 	}
-	cpu0 := cpuSeconds(cmd.Process.Pid)
+	cpu0 := svc.CPUSeconds(cmd.Process.Pid)
 	rest, err := next("done ")
 	if err != nil {
 		return cost{}, err
 	}
-	cpu1 := cpuSeconds(cmd.Process.Pid)
+	cpu1 := svc.CPUSeconds(cmd.Process.Pid)
 	var alloc float64
 	var stored int
 	if _, err := fmt.Sscanf(rest, "stored=%d alloc=%g", &stored, &alloc); err != nil {
 		return cost{}, fmt.Errorf("loop: %q: %w", rest, err)
 	}
 	return cost{cpu: cpu1 - cpu0, alloc: alloc, stored: stored}, nil
-}
-
-// cpuSeconds is the user+system CPU time a process has used so far, from /proc/<pid>/stat.
-func cpuSeconds(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the command name (which may hold spaces) start after the last ')'.
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	u, _ := strconv.ParseFloat(f[11], 64)
-	s, _ := strconv.ParseFloat(f[12], 64)
-	return (u + s) / 100 // USER_HZ
 }
 
 // scrapeCounters reads every sample of a Prometheus text exposition, by its name with labels.
@@ -317,25 +299,4 @@ func scrapeCounters(url string) (map[string]float64, error) {
 		}
 	}
 	return out, sc.Err()
-}
-
-// download saves the body of GET url in path.
-func download(url, path string) error {
-	resp, err := http.Get(url)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
