@@ -71,7 +71,7 @@ func (b *breakers) get(host string) *gobreaker.CircuitBreaker[*Response] {
 	defer b.mu.Unlock()
 	if e, ok := b.hosts[host]; ok {
 		e.lastUse = now
-		if e.label == OtherHost && !b.metrics.hosts.full.Load() {
+		if e.label == OtherHost && !b.metrics.hosts.Full() {
 			b.promote(e)
 		}
 		return e.cb
@@ -88,7 +88,7 @@ func (b *breakers) get(host string) *gobreaker.CircuitBreaker[*Response] {
 		b.other.lastUse = now
 		return b.other.cb
 	}
-	e := b.newEntry(host, b.metrics.hosts.existing(host), configured)
+	e := b.newEntry(host, b.metrics.hosts.Existing(host), configured)
 	e.lastUse = now
 	b.hosts[host] = e
 	if !configured {
@@ -109,7 +109,7 @@ func (b *breakers) count() int {
 // (a breaker is made before its first request, which may never be sent: a host refused at
 // dial time keeps no series of its own).
 func (b *breakers) promote(e *breakerEntry) {
-	label := b.metrics.hosts.existing(e.host)
+	label := b.metrics.hosts.Existing(e.host)
 	if label == OtherHost {
 		return
 	}

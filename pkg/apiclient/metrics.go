@@ -4,12 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
+
+	"github.com/routemaster-drain/drain/pkg/labels"
 )
 
 type metrics struct {
@@ -18,10 +18,10 @@ type metrics struct {
 	rejected *prometheus.CounterVec
 	state    *prometheus.GaugeVec
 	breakers prometheus.Gauge
-	hosts    *hostLabels
+	hosts    *labels.Bounded
 }
 
-func newMetrics(reg prometheus.Registerer, hosts *hostLabels) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, hosts *labels.Bounded) (*metrics, error) {
 	m := &metrics{
 		hosts: hosts,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -83,7 +83,7 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 
 // observe counts one request sent to host: host gets a label of its own if there is room.
 func (m *metrics) observe(host, method, class string, d time.Duration) {
-	label := m.hosts.admit(host)
+	label := m.hosts.Admit(host)
 	m.requests.WithLabelValues(label, method, class).Inc()
 	m.duration.WithLabelValues(label, class).Observe(d.Seconds())
 }
@@ -91,7 +91,7 @@ func (m *metrics) observe(host, method, class string, d time.Duration) {
 // reject counts a request refused before it was sent. It never gives host a label of its
 // own: a host that only ever gets refused stays under OtherHost.
 func (m *metrics) reject(host, reason string) {
-	m.rejected.WithLabelValues(m.hosts.existing(host), reason).Inc()
+	m.rejected.WithLabelValues(m.hosts.Existing(host), reason).Inc()
 }
 
 // breakerState sets the state gauge of a label (a host's own, or OtherHost).
@@ -109,52 +109,13 @@ func stateValue(s gobreaker.State) int {
 	return StateClosed
 }
 
-// hostLabels bounds the values of the host label. The host names of the configuration
+// newHostLabels bounds the values of the host label. The host names of the configuration
 // (exact AllowHosts entries, breaker overrides) always have their own; of the others, the
-// first max that a request is sent to get one, and every later one shares OtherHost. An
-// admitted host keeps its label for the client's life, so series never churn.
-type hostLabels struct {
-	max  int
-	own  sync.Map    // host -> struct{}: hosts with a label of their own
-	full atomic.Bool // max hosts admitted: admit gives OtherHost without locking
-	mu   sync.Mutex  // serialises admissions
-	n    int         // hosts admitted beyond the configured ones, under mu
-}
-
-func newHostLabels(max int, configured []string) *hostLabels {
-	l := &hostLabels{max: max}
-	for _, h := range configured {
-		l.own.Store(strings.ToLower(h), struct{}{})
+// first max that a request is sent to get one, and every later one shares OtherHost.
+func newHostLabels(max int, configured []string) *labels.Bounded {
+	preset := make([]string, len(configured))
+	for i, h := range configured {
+		preset[i] = strings.ToLower(h)
 	}
-	return l
-}
-
-// admit returns host's label, giving host one of its own while fewer than max were given.
-func (l *hostLabels) admit(host string) string {
-	if _, ok := l.own.Load(host); ok {
-		return host
-	}
-	if l.full.Load() {
-		return OtherHost
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if _, ok := l.own.Load(host); ok {
-		return host
-	}
-	if l.n >= l.max {
-		l.full.Store(true)
-		return OtherHost
-	}
-	l.own.Store(host, struct{}{})
-	l.n++
-	return host
-}
-
-// existing returns host's label without admitting it: host if it has one, else OtherHost.
-func (l *hostLabels) existing(host string) string {
-	if _, ok := l.own.Load(host); ok {
-		return host
-	}
-	return OtherHost
+	return labels.NewBounded(max, OtherHost, preset...)
 }

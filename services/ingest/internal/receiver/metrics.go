@@ -2,10 +2,10 @@ package receiver
 
 import (
 	"strconv"
-	"sync"
-	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/routemaster-drain/drain/pkg/labels"
 )
 
 // OtherTopic is the topic label value shared by the topics beyond DRAIN_METRICS_MAX_TOPICS:
@@ -21,13 +21,12 @@ type metrics struct {
 	publishFail  *prometheus.CounterVec
 	inflight     prometheus.Gauge
 	batchEvents  prometheus.Histogram
-	topics       topicLabels
+	topics       *labels.Bounded // the topic label: the siphoned topics and the first max seen, the rest OtherTopic
 	splits       prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, maxTopics int, siphoned []string) (*metrics, error) {
 	m := &metrics{
-		topics: topicLabels{max: maxTopics},
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "drain_ingest_requests_total",
 			Help: "HTTP requests to the ingest path, by response status code.",
@@ -74,41 +73,8 @@ func newMetrics(reg prometheus.Registerer, maxTopics int, siphoned []string) (*m
 	for _, r := range []string{"overload", "timeout", "error"} {
 		m.publishFail.WithLabelValues(r)
 	}
-	for _, t := range siphoned { // configured: not counted against the bound
-		m.topics.own.Store(t, struct{}{})
-	}
+	m.topics = labels.NewBounded(maxTopics, OtherTopic, siphoned...) // configured: not counted against the bound
 	return m, nil
 }
 
 func (m *metrics) request(code int) { m.requests.WithLabelValues(strconv.Itoa(code)).Inc() }
-
-// topicLabels bounds the topic label: the siphoned topics and the first max topics seen
-// have their own value, later ones share OtherTopic.
-type topicLabels struct {
-	max  int
-	own  sync.Map // topic -> struct{}
-	full atomic.Bool
-	mu   sync.Mutex
-	n    int // under mu
-}
-
-func (l *topicLabels) label(topic string) string {
-	if _, ok := l.own.Load(topic); ok {
-		return topic
-	}
-	if l.full.Load() {
-		return OtherTopic
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if _, ok := l.own.Load(topic); ok {
-		return topic
-	}
-	if l.n >= l.max {
-		l.full.Store(true)
-		return OtherTopic
-	}
-	l.own.Store(topic, struct{}{})
-	l.n++
-	return topic
-}

@@ -306,7 +306,7 @@ func (s *Server) count(groups []group) {
 		g := &groups[i]
 		for t, n := range g.types {
 			if n > 0 {
-				s.m.events.WithLabelValues(s.m.topics.label(g.topic), string(eventTypes[t])).Add(float64(n))
+				s.m.events.WithLabelValues(s.m.topics.Admit(g.topic), string(eventTypes[t])).Add(float64(n))
 			}
 		}
 	}
