@@ -299,21 +299,27 @@ func (l *outageLedger) forget(seq uint64) {
 }
 
 // runKeepingAlive runs handler, telling the server the message is in progress every half
-// AckWait so a slow handler is not redelivered to another replica meanwhile.
+// AckWait so a slow handler is not redelivered to another replica meanwhile. The keep-alive is
+// a timer that re-arms itself: no goroutine of its own until it fires, which the many quick
+// handlers of a busy consumer never reach (a goroutine and a ticker per message cost the
+// warmer about 10% of its CPU).
 func (c *ConsumerConfig) runKeepingAlive(ctx context.Context, msg Msg, handler Handler) (err error) {
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		t := time.NewTicker(c.AckWait / 2)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				_ = msg.InProgress()
-			}
+	var mu sync.Mutex
+	stopped := false
+	var t *time.Timer
+	t = time.AfterFunc(c.AckWait/2, func() {
+		_ = msg.InProgress()
+		mu.Lock()
+		defer mu.Unlock()
+		if !stopped {
+			t.Reset(c.AckWait / 2)
 		}
+	})
+	defer func() {
+		mu.Lock()
+		stopped = true
+		mu.Unlock()
+		t.Stop()
 	}()
 	defer func() {
 		if p := recover(); p != nil {
