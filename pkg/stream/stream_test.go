@@ -357,3 +357,44 @@ func TestConsumeWaitsForItsStream(t *testing.T) {
 		t.Fatalf("Consume returned %v at cancellation", err)
 	}
 }
+
+// A handler running several times AckWait keeps its message: the server is told it is in
+// progress, so the message is delivered once, to this handler, and acked when it returns.
+func TestSlowHandlerIsKeptAlive(t *testing.T) {
+	srv := draintest.StartNATS(t)
+	_, js := srv.Connect(t)
+	n := stream.Names{Prefix: "rmtest"}
+	declare(t, js, n)
+	if _, err := js.Publish(context.Background(), n.Subject(stream.Swept, ""), []byte("slow")); err != nil {
+		t.Fatal(err)
+	}
+	cfg := stream.ConsumerConfig{Stream: n.Stream(stream.Swept), Durable: "slow", Stage: "swept", AckWait: time.Second, Concurrency: 4}
+	var calls atomic.Int32
+	done := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go stream.Consume(ctx, js, n.Subject(stream.DLQ, ""), cfg, func(context.Context, stream.Msg) error {
+		if calls.Add(1) == 1 {
+			time.Sleep(3500 * time.Millisecond)
+			close(done)
+		}
+		return nil
+	})
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the handler never finished")
+	}
+	cons, err := js.Consumer(context.Background(), n.Stream(stream.Swept), "slow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	draintest.Eventually(t, 5*time.Second, "the ack", func() bool {
+		info, err := cons.Info(context.Background())
+		return err == nil && info.NumAckPending == 0 && info.AckFloor.Stream == 1
+	})
+	time.Sleep(1500 * time.Millisecond) // past another AckWait: nothing comes back
+	if c := calls.Load(); c != 1 {
+		t.Fatalf("the handler ran %d times; a message kept alive is delivered once", c)
+	}
+}
