@@ -52,7 +52,6 @@ func TestNewOptions(t *testing.T) {
 	}
 }
 
-
 // bucket is the bucket of every URL u returns. Most tests pin down what one bucket does (a
 // lease holds URLs of one bucket); TestBuckets and the cluster tests spread URLs over all.
 const bucket = 5
