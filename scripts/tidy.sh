@@ -5,7 +5,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 base=github.com/routemaster-drain/drain
-mods=(pkg internal services/ingest services/filter services/warmer services/sweeper cmd/drainctl e2e)
+mods=(pkg pkg/containers internal services/ingest services/filter services/warmer services/sweeper cmd/drainctl e2e)
 for m in "${mods[@]}"; do
   [ -f "$root/$m/go.mod" ] || continue
   (
