@@ -1,7 +1,7 @@
 # routemaster-drain for Go. `make help` lists the targets.
 SHELL := /bin/bash
 GO ?= go
-MODULES := $(sort $(dir $(wildcard pkg/go.mod internal/go.mod services/*/go.mod cmd/*/go.mod e2e/go.mod)))
+MODULES := $(sort $(dir $(wildcard pkg/go.mod pkg/*/go.mod internal/go.mod services/*/go.mod cmd/*/go.mod e2e/go.mod)))
 BINARIES := ingest filter warmer sweeper
 TEST_FLAGS ?= -count=1 -timeout 30m
 
