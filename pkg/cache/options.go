@@ -2,7 +2,6 @@ package cache
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -77,9 +76,10 @@ func (o Options) withDefaults() Options {
 
 // validate checks o after withDefaults.
 func (o Options) validate() error {
+	if err := gem.CheckNamespace("cache", o.Namespace); err != nil {
+		return err
+	}
 	switch {
-	case strings.ContainsAny(o.Namespace, "{}"):
-		return fmt.Errorf("cache: Options.Namespace %q must not contain braces", o.Namespace)
 	case o.Expiry < time.Millisecond:
 		return fmt.Errorf("cache: Options.Expiry %v must be at least 1ms", o.Expiry)
 	case o.Parallel < 1:

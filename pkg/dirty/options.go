@@ -2,7 +2,6 @@ package dirty
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/routemaster-drain/drain/pkg/internal/gem"
@@ -48,9 +47,10 @@ func (o Options) withDefaults() Options {
 
 // validate checks o after withDefaults.
 func (o Options) validate() error {
+	if err := gem.CheckNamespace("dirty", o.Namespace); err != nil {
+		return err
+	}
 	switch {
-	case strings.ContainsAny(o.Namespace, "{}"):
-		return fmt.Errorf("dirty: Options.Namespace %q must not contain braces", o.Namespace)
 	case o.LeaseTTL < time.Millisecond:
 		return fmt.Errorf("dirty: Options.LeaseTTL %v must be at least 1ms", o.LeaseTTL)
 	}

@@ -4,8 +4,8 @@
 // them and can kill them (a crash) and start them again mid-test, on the same port and store.
 //
 // StartNATS runs nats-server NATSServerVersion, built once per machine from the Go module
-// proxy (NATSServerBinary); StartNATSWith runs it with settings (WithMaxPayload: a small
-// max_payload, to test what happens at the limit); StartNATSBinary runs another executable,
+// proxy (NATSServerBinary); StartNATSWith runs it with NATSOptions (MaxPayload: a
+// small max_payload, to test what happens at the limit); StartNATSBinary runs another executable,
 // such as the release a Linux distribution ships. StartRedis runs redis-server from PATH;
 // StartRedisCluster runs a Redis Cluster of several of them, joined with redis-cli
 // (LaunchRedisCluster does the same for programs such as benchmarks, returning errors instead

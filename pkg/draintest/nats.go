@@ -50,32 +50,22 @@ func StartNATSBinary(t T, path string) *NATS {
 	return n
 }
 
-// NATSOption configures a server StartNATSWith starts.
-type NATSOption func(*natsOptions)
-
-type natsOptions struct {
-	maxPayload int
-}
-
-// WithMaxPayload sets the server's max_payload, the largest message (headers and body) a
-// client may publish, in bytes; the server's default is 1 MiB.
-func WithMaxPayload(bytes int) NATSOption {
-	return func(o *natsOptions) { o.maxPayload = bytes }
+// NATSOptions are server settings for StartNATSWith; the zero value is the server's defaults.
+type NATSOptions struct {
+	// MaxPayload is the server's max_payload, the largest message (headers and body) a client
+	// may publish, in bytes (0: the server's default, 1 MiB).
+	MaxPayload int
 }
 
 // StartNATSWith is StartNATS with server settings, written to a configuration file in the
 // server's directory; they hold across restarts.
-func StartNATSWith(t T, opts ...NATSOption) *NATS {
+func StartNATSWith(t T, o NATSOptions) *NATS {
 	t.Helper()
-	var o natsOptions
-	for _, opt := range opts {
-		opt(&o)
-	}
 	bin := NATSServerBinary(t)
 	n := &NATS{t: t, port: FreePort(t), dir: t.TempDir(), binary: bin}
 	body := fmt.Sprintf("listen: 127.0.0.1:%d\njetstream { store_dir: %q }\n", n.port, n.dir)
-	if o.maxPayload > 0 {
-		body += fmt.Sprintf("max_payload: %d\n", o.maxPayload)
+	if o.MaxPayload > 0 {
+		body += fmt.Sprintf("max_payload: %d\n", o.MaxPayload)
 	}
 	n.conf = filepath.Join(n.dir, "server.conf")
 	if err := os.WriteFile(n.conf, []byte(body), 0o644); err != nil {

@@ -11,10 +11,10 @@ import (
 	"github.com/routemaster-drain/drain/pkg/draintest"
 )
 
-// A server started WithMaxPayload announces the limit, refuses a larger message and keeps the
+// A server started with a MaxPayload announces the limit, refuses a larger message and keeps the
 // setting and its streams across a restart.
 func TestStartNATSWithMaxPayload(t *testing.T) {
-	srv := draintest.StartNATSWith(t, draintest.WithMaxPayload(4096))
+	srv := draintest.StartNATSWith(t, draintest.NATSOptions{MaxPayload: 4096})
 	for round := range 2 {
 		nc, js := srv.Connect(t)
 		if got := nc.MaxPayload(); got != 4096 {

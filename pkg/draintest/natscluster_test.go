@@ -27,7 +27,12 @@ func TestNATSClusterSurvivesLeaderKill(t *testing.T) {
 	publish := func(n int) {
 		for i := range n {
 			for {
-				if _, err := js.Publish(ctx, "s.x", []byte{byte(i)}); err == nil {
+				// A request that reached the killed leader is never answered: bound each
+				// attempt, so that the next one goes to the new leader.
+				attempt, cancelAttempt := context.WithTimeout(ctx, 2*time.Second)
+				_, err := js.Publish(attempt, "s.x", []byte{byte(i)})
+				cancelAttempt()
+				if err == nil {
 					break
 				} else if ctx.Err() != nil {
 					t.Fatalf("publish: %v", err)

@@ -2,7 +2,6 @@ package reorder
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/routemaster-drain/drain/pkg/internal/gem"
@@ -41,9 +40,10 @@ func (o Options) withDefaults() Options {
 
 // validate checks o after withDefaults.
 func (o Options) validate() error {
+	if err := gem.CheckNamespace("reorder", o.Namespace); err != nil {
+		return err
+	}
 	switch {
-	case strings.ContainsAny(o.Namespace, "{}"):
-		return fmt.Errorf("reorder: Options.Namespace %q must not contain braces", o.Namespace)
 	case o.TTL < time.Millisecond:
 		return fmt.Errorf("reorder: Options.TTL %v must be at least 1ms", o.TTL)
 	}

@@ -27,10 +27,13 @@ func startPair(t testing.TB) (master, replica *draintest.Redis) {
 	master = draintest.StartRedis(t, draintest.RedisOptions{Args: []string{"--repl-diskless-sync-delay", "0"}})
 	_, port, _ := net.SplitHostPort(master.Addr())
 	replica = draintest.StartRedis(t, draintest.RedisOptions{Args: []string{"--replicaof", "127.0.0.1", port}})
-	rc := replica.Client(t, 0)
+	rc, mc := replica.Client(t, 0), master.Client(t, 0)
+	// Both sides: the replica's link is up, and the master counts it online (only then does a
+	// WAIT reach it; the replica's view alone can come first).
 	draintest.Eventually(t, 10*time.Second, "replica synced", func() bool {
 		info, err := rc.Info(context.Background(), "replication").Result()
-		return err == nil && strings.Contains(info, "master_link_status:up")
+		minfo, merr := mc.Info(context.Background(), "replication").Result()
+		return err == nil && merr == nil && strings.Contains(info, "master_link_status:up") && strings.Contains(minfo, "state=online")
 	})
 	return master, replica
 }

@@ -20,7 +20,7 @@ import (
 // SplitBatch packs events into valid batches within the limit, in order, every event in one of
 // them, and each part is stored by a server whose max_payload is that small.
 func TestSplitBatchFitsMaxPayload(t *testing.T) {
-	srv := draintest.StartNATSWith(t, draintest.WithMaxPayload(8192))
+	srv := draintest.StartNATSWith(t, draintest.NATSOptions{MaxPayload: 8192})
 	nc, js := srv.Connect(t)
 	n := stream.Names{Prefix: "split"}
 	declare(t, js, n)
@@ -80,7 +80,7 @@ func TestSplitBatchFitsMaxPayload(t *testing.T) {
 // carrying it, and a replay reads the original from its stream. Neither message is retried
 // for its size.
 func TestDeadLetterFitsMaxPayload(t *testing.T) {
-	srv := draintest.StartNATSWith(t, draintest.WithMaxPayload(8192))
+	srv := draintest.StartNATSWith(t, draintest.NATSOptions{MaxPayload: 8192})
 	_, js := srv.Connect(t)
 	n := stream.Names{Prefix: "dlsize"}
 	declare(t, js, n)

@@ -20,7 +20,7 @@ import (
 // retried for ever.
 func TestChangedEventsSplitToFitMaxPayload(t *testing.T) {
 	const maxPayload = 8192
-	e := newEnvOn(t, draintest.StartNATSWith(t, draintest.WithMaxPayload(maxPayload)), "DRAIN_CONCURRENCY=1")
+	e := newEnvOn(t, draintest.StartNATSWith(t, draintest.NATSOptions{MaxPayload: maxPayload}), "DRAIN_CONCURRENCY=1")
 	inst := e.startFilter()
 	var evs []ev
 	for i := 0; len(body("stuff", evs...)) < maxPayload-150; i++ {

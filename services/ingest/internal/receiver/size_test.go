@@ -27,7 +27,7 @@ func sizedBatch(n, size int, topics ...string) string {
 // bus's resend of the same bytes stores nothing new. An event that cannot fit a message even
 // alone is refused with 413 naming it.
 func TestBatchLargerThanMaxPayload(t *testing.T) {
-	e := startOn(t, draintest.StartNATSWith(t, draintest.WithMaxPayload(16<<10)), "DRAIN_INGEST_MAX_BODY=262144")
+	e := startOn(t, draintest.StartNATSWith(t, draintest.NATSOptions{MaxPayload: 16 << 10}), "DRAIN_INGEST_MAX_BODY=262144")
 	e.declare(t)
 	limit := stream.BatchLimit(16 << 10)
 	batch := sizedBatch(300, 600, "alpha", "beta")
