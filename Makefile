@@ -46,9 +46,9 @@ down: ## stop the docker compose stack, every profile (volumes are kept; add -v 
 run: ## run the whole pipeline locally without Docker: NATS, Redis, the four services and a demo origin
 	cd e2e && $(GO) run ./devstack
 
-chaos: ## kill services, NATS and Redis under a simulated bus (50,000 events, at most 10 minutes)
+chaos: ## kill services, NATS and Redis under a simulated bus (50,000 events, at most 10 minutes; CLUSTER=1: on a NATS cluster and a Redis Cluster, killing nodes)
 	@$(MAKE) --no-print-directory build
-	cd e2e && $(GO) run ./cmd/chaos -bin ../bin -events 50000 -urls 2000 -kill-every 700ms -timeout 10m
+	cd e2e && $(GO) run ./cmd/chaos -bin ../bin -events 50000 -urls 2000 -kill-every 700ms -timeout 10m $(if $(CLUSTER),-cluster)
 
 bench: ## run every e2e/bench/<stage> program; write the table and docs/benchmarks-notes.md to docs/benchmarks.md
 	@mkdir -p docs tmp

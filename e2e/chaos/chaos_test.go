@@ -20,6 +20,20 @@ func TestChaosShort(t *testing.T) {
 	})
 }
 
+// TestChaosClusterShort is the short cluster chaos run `make test` includes: 4,000 events over
+// 200 URLs through two processes of each service on a 3-node NATS cluster with R3 streams and
+// a Redis Cluster of 3 masters with a replica each (DRAIN_REDIS_WAIT_REPLICAS=1), with
+// SIGKILLs of services, of the events stream's leader and another NATS node, and of two
+// Redis masters.
+func TestChaosClusterShort(t *testing.T) {
+	sum := runChaos(t, Options{
+		Events: 4000, URLs: 200, Rate: 200, InFlight: 8, KillEvery: 1500 * time.Millisecond, Cluster: true,
+	})
+	if sum.NATS < 2 || sum.Redis < 2 {
+		t.Errorf("faults: %d NATS, %d Redis, want 2 of each: %v", sum.NATS, sum.Redis, sum.Faults)
+	}
+}
+
 // TestMappingDrainUnderKills is issue 3's workload: the Mapping drain (ingest, two filters,
 // two sweepers, no cache) takes 10,000 events over 500 URLs with shuffled timestamps in
 // concurrent batches while filters and sweepers are SIGKILLed and restarted at random moments,

@@ -228,10 +228,10 @@ func FilterInterruptions(s *Summary) []string {
 		out = append(out, fmt.Sprintf("%d filter SIGKILLs", n))
 	}
 	if s.NATS > 0 {
-		out = append(out, fmt.Sprintf("%d NATS restarts", s.NATS))
+		out = append(out, fmt.Sprintf("%d NATS faults", s.NATS))
 	}
 	if s.Redis > 0 {
-		out = append(out, fmt.Sprintf("%d Redis restarts", s.Redis))
+		out = append(out, fmt.Sprintf("%d Redis faults", s.Redis))
 	}
 	return out
 }

@@ -16,7 +16,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/routemaster-drain/drain/e2e/devstack/stack"
 	"github.com/routemaster-drain/drain/pkg/stream"
@@ -51,7 +50,11 @@ type Options struct {
 	// OriginFailEvery, when above 0, makes every OriginFailEvery-th origin request answer 503
 	// (Origin.FailEvery).
 	OriginFailEvery int64
-	Log             io.Writer
+	// Cluster runs on a 3-node NATS cluster with R3 streams and a Redis Cluster of 3 masters
+	// with a replica each (DRAIN_REDIS_WAIT_REPLICAS=1); its faults SIGKILL NATS nodes (the
+	// events stream's leader first) and Redis masters instead of restarting single servers.
+	Cluster bool
+	Log     io.Writer
 }
 
 // Summary is what a run did and found.
@@ -59,12 +62,15 @@ type Summary struct {
 	Plan  *Plan
 	Bus   BusStats
 	Kills map[string]int
-	NATS  int // NATS restarts
-	Redis int // Redis restarts
-	// RedisDown is how long Redis stayed down at its restart, and MaxDeliver the services'
+	NATS  int // NATS faults (restarts, or node kills on a cluster)
+	Redis int // Redis faults (restarts, or master kills on a cluster)
+	// Faults says what each NATS and Redis fault was, in order.
+	Faults []string
+	// RedisDown is how long Redis stayed down at each fault, and MaxDeliver the services'
 	// DRAIN_MAX_DELIVER.
 	RedisDown  time.Duration
 	MaxDeliver int
+	Servers    string // what ran NATS and Redis
 	Settled    time.Duration
 	Report     Report
 	Origin     int64 // origin requests served
@@ -73,8 +79,9 @@ type Summary struct {
 
 // String prints the summary.
 func (s Summary) String() string {
-	return fmt.Sprintf("chaos: %d events (%d duplicates) over %d URLs in %d batches\n  bus: %s\n  SIGKILLs: %v; NATS restarts: %d; Redis restarts: %d (down %s each, DRAIN_MAX_DELIVER=%d); origin fetches: %d (%d answered 503); settled %s after the last batch\n%s",
-		s.Plan.Events, s.Plan.Dups, len(s.Plan.URLs), len(s.Plan.Batches), s.Bus, s.Kills, s.NATS, s.Redis, s.RedisDown, s.MaxDeliver, s.Origin, s.Failed, s.Settled.Round(time.Millisecond), s.Report)
+	return fmt.Sprintf("chaos: %d events (%d duplicates) over %d URLs in %d batches\n  servers: %s\n  bus: %s\n  SIGKILLs: %v; NATS faults: %d; Redis faults: %d (down %s each, DRAIN_MAX_DELIVER=%d): %s\n  origin fetches: %d (%d answered 503); settled %s after the last batch\n%s",
+		s.Plan.Events, s.Plan.Dups, len(s.Plan.URLs), len(s.Plan.Batches), s.Servers, s.Bus, s.Kills, s.NATS, s.Redis, s.RedisDown, s.MaxDeliver,
+		strings.Join(s.Faults, "; "), s.Origin, s.Failed, s.Settled.Round(time.Millisecond), s.Report)
 }
 
 // Run starts the servers and services, delivers a plan while killing processes, waits for the
@@ -109,24 +116,18 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 
-	natsPort, err := stack.FreePort()
+	prefix, namespace := "chaos", "chaos"
+	var srvs servers
+	var err error
+	if o.Cluster {
+		srvs, err = startClustered(o, stream.Names{Prefix: prefix}, logf)
+	} else {
+		srvs, err = startSingle(o)
+	}
 	if err != nil {
 		return nil, err
 	}
-	redisPort, err := stack.FreePort()
-	if err != nil {
-		return nil, err
-	}
-	ns, err := stack.StartNATS(natsPort, filepath.Join(o.Work, "nats"))
-	if err != nil {
-		return nil, err
-	}
-	defer ns.Stop()
-	rs, err := stack.StartRedis(redisPort, filepath.Join(o.Work, "redis"), "always")
-	if err != nil {
-		return nil, err
-	}
-	defer rs.Kill()
+	defer srvs.close()
 
 	plan := NewPlan(o.Seed, o.Events, o.URLs, "") // base filled in once the origin listens
 	origin := NewOrigin(plan, o.OriginLatency)
@@ -135,14 +136,13 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	defer srv.Close()
 	*plan = *NewPlan(o.Seed, o.Events, o.URLs, srv.URL)
 
-	prefix, namespace := "chaos", "chaos"
 	common := []string{
-		"NATS_URL=" + ns.URL(),
+		"NATS_URL=" + srvs.natsURL(),
 		"DRAIN_PREFIX=" + prefix,
 		"DRAIN_LOG_LEVEL=warn",
 		"DRAIN_SHUTDOWN_TIMEOUT=5s",
-		"ROUTEMASTER_DRAIN_REDIS=" + rs.URL(0, namespace),
-		"ROUTEMASTER_CACHE_REDIS=" + rs.URL(0, namespace),
+		"ROUTEMASTER_DRAIN_REDIS=" + srvs.redisURL(namespace),
+		"ROUTEMASTER_CACHE_REDIS=" + srvs.redisURL(namespace),
 		"ROUTEMASTER_DRAIN_TOKENS=chaos",
 		"DRAIN_CACHE_MODE=" + o.CacheMode,
 		"DRAIN_ACK_WAIT=5s",
@@ -157,6 +157,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		"DRAIN_SWEEP_LEASE=5s",
 		"DRAIN_SWEEP_PUBLISH=true",
 	}
+	common = append(common, srvs.env()...)
 	var procs []*stack.Proc
 	var targets []string
 	for _, name := range services {
@@ -204,27 +205,35 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 			return nil, fmt.Errorf("%w (log: %s)", err, filepath.Join(o.Work, p.Name+".log"))
 		}
 	}
-	logf("%d service processes up; NATS %s, Redis %s (AOF, fsync always), origin %s", len(procs), ns.URL(), rs.Addr(), srv.URL)
+	logf("%d service processes up; %s; origin %s", len(procs), srvs, srv.URL)
 
-	sum := &Summary{Plan: plan, Kills: map[string]int{}, RedisDown: o.RedisOutage, MaxDeliver: o.MaxDeliver}
-	// redisOutage keeps redis-server down for o.RedisOutage (a shorter wait if the run's time
-	// is up) and starts it again from its AOF.
-	redisOutage := func() error {
-		rs.Kill()
-		select {
-		case <-ctx.Done():
-		case <-time.After(o.RedisOutage):
-		}
-		return rs.Start()
-	}
+	sum := &Summary{Plan: plan, Kills: map[string]int{}, RedisDown: o.RedisOutage, MaxDeliver: o.MaxDeliver, Servers: srvs.String()}
 	bus := &Bus{Targets: targets, Token: "chaos", InFlight: o.InFlight, Rate: o.Rate, Origin: origin}
 	busDone := make(chan BusStats, 1)
 	go func() { busDone <- bus.Deliver(ctx, plan.Batches) }()
 
-	// Chaos until the bus is done and Redis is back: random SIGKILLs, NATS restarted once a
-	// third of the way through, Redis killed two thirds through and started again
-	// o.RedisOutage later, the SIGKILLs going on meanwhile (so messages held through the
-	// outage move between processes).
+	faults := srvs.faults()
+	// breakServer begins fault f, counts it and returns its repair.
+	breakServer := func(f fault) func() error {
+		what, repair, err := f.begin()
+		if err != nil {
+			logf("fault: %v", err)
+			return nil
+		}
+		logf("%s (%d/%d batches acknowledged); repair in %s", what, bus.Acked(), len(plan.Batches), f.down)
+		sum.Faults = append(sum.Faults, what)
+		if f.nats {
+			sum.NATS++
+		} else {
+			sum.Redis++
+		}
+		return repair
+	}
+
+	// Chaos until the bus is done and the last server is repaired: random SIGKILLs of
+	// services, and the servers' faults when their share of batches is acknowledged, the
+	// SIGKILLs going on while a server is down (so messages held through an outage move
+	// between processes).
 	rng := rand.New(rand.NewPCG(o.Seed, 7))
 	var stats BusStats
 	chaosCtx, stopChaos := context.WithCancel(ctx)
@@ -234,65 +243,57 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		defer chaosWG.Done()
 		total := len(plan.Batches)
 		kills := 0
-		var redisBack time.Time // while Redis is down: when it comes back
+		var repair func() error // the broken server's repair, while one is broken
+		var repairAt time.Time
+		repairNow := func() {
+			if repair != nil {
+				if err := repair(); err != nil {
+					logf("repair failed: %v", err)
+				}
+				repair = nil
+			}
+		}
 		for {
 			wait := o.KillEvery/2 + time.Duration(rng.Int64N(int64(o.KillEvery)))
 			stop := chaosCtx.Done()
-			if !redisBack.IsZero() {
-				wait = max(0, min(wait, time.Until(redisBack)))
+			if repair != nil {
+				wait = max(0, min(wait, time.Until(repairAt)))
 				stop = ctx.Done()
 			}
 			select {
 			case <-stop:
-				if !redisBack.IsZero() { // the run's time is up
-					_ = rs.Start()
-				}
+				repairNow() // the run's time is up
 				return
 			case <-time.After(wait):
 			}
-			if !redisBack.IsZero() && !time.Now().Before(redisBack) {
-				logf("starting redis-server again from its AOF after %s down", o.RedisOutage)
-				if err := rs.Start(); err != nil {
-					logf("Redis restart failed: %v", err)
-				}
-				redisBack = time.Time{}
+			if repair != nil && !time.Now().Before(repairAt) {
+				repairNow()
 				continue
 			}
-			acked := bus.Acked()
-			switch {
-			case sum.NATS == 0 && acked >= total/3:
-				logf("restarting NATS (%d/%d batches acknowledged)", acked, total)
-				ns.Stop()
-				time.Sleep(500 * time.Millisecond)
-				if err := ns.Start(); err != nil {
-					logf("NATS restart failed: %v", err)
+			if repair == nil && len(faults) > 0 && float64(bus.Acked()) >= faults[0].at*float64(total) {
+				f := faults[0]
+				faults = faults[1:]
+				repair, repairAt = breakServer(f), time.Now().Add(f.down)
+				continue
+			}
+			victim := o.KillOnly[kills%len(o.KillOnly)]
+			kills++
+			var pool []*stack.Proc
+			for _, p := range procs {
+				if strings.HasPrefix(p.Name, victim+"-") {
+					pool = append(pool, p)
 				}
-				sum.NATS++
-			case sum.Redis == 0 && acked >= 2*total/3:
-				logf("SIGKILL redis-server for %s (%d/%d batches acknowledged)", o.RedisOutage, acked, total)
-				rs.Kill()
-				redisBack = time.Now().Add(o.RedisOutage)
-				sum.Redis++
-			default:
-				victim := o.KillOnly[kills%len(o.KillOnly)]
-				kills++
-				var pool []*stack.Proc
-				for _, p := range procs {
-					if strings.HasPrefix(p.Name, victim+"-") {
-						pool = append(pool, p)
-					}
-				}
-				if len(pool) == 0 {
-					continue
-				}
-				p := pool[rng.IntN(len(pool))]
-				logf("SIGKILL %s (pid %d)", p.Name, p.PID())
-				p.Kill()
-				sum.Kills[p.Name[:len(p.Name)-2]]++
-				time.Sleep(time.Duration(100+rng.IntN(900)) * time.Millisecond)
-				if err := p.Start(); err != nil {
-					logf("restart %s: %v", p.Name, err)
-				}
+			}
+			if len(pool) == 0 {
+				continue
+			}
+			p := pool[rng.IntN(len(pool))]
+			logf("SIGKILL %s (pid %d)", p.Name, p.PID())
+			p.Kill()
+			sum.Kills[p.Name[:len(p.Name)-2]]++
+			time.Sleep(time.Duration(100+rng.IntN(900)) * time.Millisecond)
+			if err := p.Start(); err != nil {
+				logf("restart %s: %v", p.Name, err)
 			}
 		}
 	}()
@@ -301,21 +302,19 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	stopChaos()
 	chaosWG.Wait()
 	sum.Bus = stats
-	// NATS and Redis restarts are promised even on a short run.
-	if sum.NATS == 0 {
-		logf("restarting NATS after the last batch")
-		ns.Stop()
-		if err := ns.Start(); err != nil {
-			return nil, err
+	// Every fault is promised, even on a short run: those still due happen after the last
+	// batch, one after the other.
+	for _, f := range faults {
+		repair := breakServer(f)
+		select {
+		case <-ctx.Done():
+		case <-time.After(f.down):
 		}
-		sum.NATS++
-	}
-	if sum.Redis == 0 {
-		logf("SIGKILL redis-server after the last batch, restart it in %s", o.RedisOutage)
-		if err := redisOutage(); err != nil {
-			return nil, err
+		if repair != nil {
+			if err := repair(); err != nil {
+				return nil, err
+			}
 		}
-		sum.Redis++
 	}
 	for _, p := range procs {
 		if !p.Running() {
@@ -328,7 +327,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		}
 	}
 
-	nc, err := nats.Connect(ns.URL(), nats.MaxReconnects(-1))
+	nc, err := nats.Connect(srvs.natsURL(), nats.MaxReconnects(-1))
 	if err != nil {
 		return nil, err
 	}
@@ -337,7 +336,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr()})
+	rdb := srvs.redisClient()
 	defer rdb.Close()
 	target := Target{Redis: rdb, Namespace: namespace, JS: js, Names: stream.Names{Prefix: prefix}, Origin: origin, NoCache: o.CacheMode == "off",
 		Interruptions: FilterInterruptions(sum)}

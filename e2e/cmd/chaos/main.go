@@ -32,6 +32,7 @@ func main() {
 	flag.DurationVar(&o.RedisOutage, "redis-outage", 500*time.Millisecond, "how long Redis stays down when it is killed (filters and warmers pause meanwhile)")
 	flag.Int64Var(&o.OriginFailEvery, "origin-503-every", 0, "answer 503 to every n-th origin request (0: never): ordinary failures that spend warm requests' budgets")
 	flag.IntVar(&o.MaxDeliver, "max-deliver", 100, "the services' DRAIN_MAX_DELIVER: with the delivery budget spent only by a message's own failures, an outage of any length must leave no dead letter")
+	flag.BoolVar(&o.Cluster, "cluster", false, "run on a 3-node NATS cluster (R3 streams) and a Redis Cluster of 3 masters with a replica each (WAIT 1), killing NATS nodes and Redis masters")
 	keep := flag.Bool("keep", false, "keep the work directory (stores and service logs)")
 	flag.Parse()
 	o.Seed = *seed
