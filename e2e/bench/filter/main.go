@@ -7,7 +7,7 @@
 // writes. It prints rows of the shared benchmark table:
 //
 //	cd e2e && go run ./bench/filter            # or: make bench
-//	go run ./bench/filter -batches 3000 -events 100 -conc 0,32 -cluster 3 -storage memory
+//	go run ./bench/filter -batches 3000 -events 100 -conc 0,8 -cluster 3 -storage memory
 //
 // It starts a private embedded JetStream server, a private redis-server (from PATH) and, with
 // -cluster N, a Redis Cluster of N masters (stack.Scratch.StartRedisCluster) on random ports,
@@ -79,7 +79,7 @@ func main() {
 	batches := flag.Int("batches", 3000, "batches pre-loaded in the events stream")
 	events := flag.Int("events", 100, "events per batch")
 	urls := flag.Int("urls", 50000, "distinct URLs the events cycle over")
-	concs := flag.String("conc", "0,32", "comma-separated filter concurrencies (DRAIN_CONCURRENCY; 0 = its default), one row each")
+	concs := flag.String("conc", "0", "comma-separated filter concurrencies (DRAIN_CONCURRENCY; 0 = its default), one row each")
 	masters := flag.Int("cluster", 3, "masters of the Redis Cluster of the cluster rows (0: no cluster rows)")
 	storage := flag.String("storage", "file", "stream storage: file or memory")
 	bin := flag.String("bin", "", "directory holding a built filter binary to run (default: build ../services/filter)")
