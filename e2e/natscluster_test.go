@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,26 +18,44 @@ import (
 	"github.com/routemaster-drain/drain/pkg/draintest"
 )
 
-// On a freshly formed 3-node NATS cluster with R3 streams, ingest and the filter are ready
-// within 10 s of their start; then, under concurrent batches resent like the bus resends
-// them, a SIGKILL of the events stream's leader loses no acknowledged batch and stores none
-// twice.
+// On a freshly formed 3-node NATS cluster with R3 streams, all four services are ready within
+// 10 s of their start; then, under concurrent batches resent like the bus resends them, a
+// SIGKILL of the events stream's leader loses no acknowledged batch and stores none twice.
 func TestNATSClusterLeaderLoss(t *testing.T) {
 	cluster := draintest.StartNATSCluster(t, 3)
 	rs := draintest.StartRedis(t)
-	ingestBin := draintest.BuildBinary(t, "../services/ingest")
-	filterBin := draintest.BuildBinary(t, "../services/filter")
-	bus, ingestAdmin, filterAdmin := draintest.FreeAddr(t), draintest.FreeAddr(t), draintest.FreeAddr(t)
-	common := []string{"NATS_URL=" + cluster.URLs(), "DRAIN_PREFIX=cl", "DRAIN_STREAM_REPLICAS=3", "DRAIN_LOG_LEVEL=warn"}
-
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{}`))
+	}))
+	defer origin.Close()
+	bus := draintest.FreeAddr(t)
+	common := []string{"NATS_URL=" + cluster.URLs(), "DRAIN_PREFIX=cl", "DRAIN_STREAM_REPLICAS=3", "DRAIN_LOG_LEVEL=warn",
+		"ROUTEMASTER_DRAIN_REDIS=" + rs.URL(0, "cl")}
+	services := []struct {
+		name string
+		env  []string
+	}{
+		{"ingest", []string{"ROUTEMASTER_DRAIN_TOKENS=demo", "DRAIN_INGEST_ADDR=" + bus}},
+		{"filter", nil},
+		{"warmer", nil},
+		{"sweeper", []string{"DRAIN_SWEEP_PUBLISH=true", "DRAIN_SWEEP_INTERVAL=1s"}},
+	}
+	bins := make([]string, len(services))
+	for i, svc := range services {
+		bins[i] = draintest.BuildBinary(t, "../services/"+svc.name)
+	}
 	start := time.Now()
-	ingest := draintest.StartProcess(t, ingestBin, append([]string{"ROUTEMASTER_DRAIN_TOKENS=demo",
-		"DRAIN_INGEST_ADDR=" + bus, "DRAIN_ADMIN_ADDR=" + ingestAdmin}, common...))
-	filter := draintest.StartProcess(t, filterBin, append([]string{"ROUTEMASTER_DRAIN_REDIS=" + rs.URL(0, "cl"),
-		"DRAIN_ADMIN_ADDR=" + filterAdmin}, common...))
-	ingest.WaitHTTP("http://"+ingestAdmin+"/readyz", http.StatusOK, 10*time.Second)
-	filter.WaitHTTP("http://"+filterAdmin+"/readyz", http.StatusOK, 10*time.Second-time.Since(start))
-	t.Logf("ingest and filter ready %v after start on a fresh 3-node cluster", time.Since(start).Round(time.Millisecond))
+	admins := make([]string, len(services))
+	procs := make([]*draintest.Process, len(services))
+	for i, svc := range services {
+		admins[i] = draintest.FreeAddr(t)
+		procs[i] = draintest.StartProcess(t, bins[i], append(append([]string{"DRAIN_ADMIN_ADDR=" + admins[i]}, svc.env...), common...))
+	}
+	for i, p := range procs {
+		p.WaitHTTP("http://"+admins[i]+"/readyz", http.StatusOK, 10*time.Second-time.Since(start))
+	}
+	t.Logf("ingest, filter, warmer and sweeper ready %v after start on a fresh 3-node cluster", time.Since(start).Round(time.Millisecond))
 
 	// Eight bus connections, each sending its own batches and resending each until it is
 	// answered 2xx, as the bus does.
@@ -59,7 +78,7 @@ func TestNATSClusterLeaderLoss(t *testing.T) {
 				default:
 				}
 				n := int(sent.Add(1))
-				body, urls := clusterBatch(c, i)
+				body, urls := clusterBatch(origin.URL, c, i)
 				for attempt := 0; ; attempt++ {
 					if attempt > 0 {
 						resends.Add(1)
@@ -148,11 +167,12 @@ func TestNATSClusterLeaderLoss(t *testing.T) {
 	t.Logf("%d batches acknowledged (%d resends), %d messages stored", batches, resends.Load(), info.State.Msgs)
 }
 
-// clusterBatch is batch i of connection c: ten events of one topic with URLs of their own.
-func clusterBatch(c, i int) (string, []string) {
+// clusterBatch is batch i of connection c: ten events of one topic with URLs of their own on
+// the origin at base.
+func clusterBatch(base string, c, i int) (string, []string) {
 	var events, urls []string
 	for e := range 10 {
-		u := fmt.Sprintf("https://cluster.example.com/c%d/b%d/e%d", c, i, e)
+		u := fmt.Sprintf("%s/c%d/b%d/e%d", base, c, i, e)
 		urls = append(urls, u)
 		events = append(events, fmt.Sprintf(`{"topic":"orders","type":"update","url":%q,"t":%d}`, u, 1+e))
 	}
