@@ -31,7 +31,7 @@ func TestFilterInterruptions(t *testing.T) {
 		t.Errorf("sweeper kills only: %v", got)
 	}
 	got := FilterInterruptions(&Summary{Kills: map[string]int{"filter": 2}, NATS: 1})
-	if strings.Join(got, ", ") != "2 filter SIGKILLs, 1 NATS restarts" {
+	if strings.Join(got, ", ") != "2 filter SIGKILLs, 1 NATS faults" {
 		t.Errorf("got %v", got)
 	}
 }
