@@ -66,8 +66,9 @@ type Summary struct {
 	Redis int // Redis faults (restarts, or master kills on a cluster)
 	// Faults says what each NATS and Redis fault was, in order.
 	Faults []string
-	// RedisDown is how long Redis stayed down at each fault, and MaxDeliver the services'
-	// DRAIN_MAX_DELIVER.
+	// RedisDown is Options.RedisOutage: how long a Redis fault lasts at least (a cluster's
+	// killed master is started again only once its replica took over), and MaxDeliver the
+	// services' DRAIN_MAX_DELIVER.
 	RedisDown  time.Duration
 	MaxDeliver int
 	Servers    string // what ran NATS and Redis

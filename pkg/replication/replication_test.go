@@ -28,13 +28,20 @@ func startPair(t testing.TB) (master, replica *draintest.Redis) {
 	_, port, _ := net.SplitHostPort(master.Addr())
 	replica = draintest.StartRedis(t, draintest.RedisOptions{Args: []string{"--replicaof", "127.0.0.1", port}})
 	rc, mc := replica.Client(t, 0), master.Client(t, 0)
-	// Both sides: the replica's link is up, and the master counts it online (only then does a
-	// WAIT reach it; the replica's view alone can come first).
-	draintest.Eventually(t, 10*time.Second, "replica synced", func() bool {
-		info, err := rc.Info(context.Background(), "replication").Result()
-		minfo, merr := mc.Info(context.Background(), "replication").Result()
-		return err == nil && merr == nil && strings.Contains(info, "master_link_status:up") && strings.Contains(minfo, "state=online")
+	// Synced means what the tests rely on: the replica's link is up and it acknowledges a WAIT
+	// (the master can count it online before it answers one, the replica's view can come first).
+	ctx := context.Background()
+	draintest.Eventually(t, 10*time.Second, "replica synced and answering WAIT", func() bool {
+		info, err := rc.Info(ctx, "replication").Result()
+		if err != nil || !strings.Contains(info, "master_link_status:up") || mc.Set(ctx, "startPair:probe", 1, 0).Err() != nil {
+			return false
+		}
+		n, err := mc.Do(ctx, "WAIT", 1, 200).Int()
+		return err == nil && n >= 1
 	})
+	if err := mc.Del(ctx, "startPair:probe").Err(); err != nil {
+		t.Fatal(err)
+	}
 	return master, replica
 }
 
