@@ -53,14 +53,15 @@ func main() {
 	storage := flag.String("storage", "file", "stream storage: file or memory")
 	noRaw := flag.Bool("noraw", false, "skip the raw publish reference (its columns then read \"skipped\")")
 	profile := flag.String("profile", "", "directory for the ingest process's CPU profile of each case (DRAIN_PPROF=true) and its allocation profile at the end")
+	bin := flag.String("bin", "", "directory holding the ingest binary to measure (default: build it from this repository)")
 	flag.Parse()
-	if err := run(*duration, *warmup, *concFlag, *events, *storage, *noRaw, *profile); err != nil {
+	if err := run(*duration, *warmup, *concFlag, *events, *storage, *noRaw, *profile, *bin); err != nil {
 		fmt.Fprintln(os.Stderr, "bench ingest:", err)
 		os.Exit(1)
 	}
 }
 
-func run(duration, warmup time.Duration, concFlag string, nEvents int, storage string, noRaw bool, profile string) error {
+func run(duration, warmup time.Duration, concFlag string, nEvents int, storage string, noRaw bool, profile, bin string) error {
 	var concs []int
 	for _, s := range strings.Split(concFlag, ",") {
 		c, err := strconv.Atoi(strings.TrimSpace(s))
@@ -78,8 +79,12 @@ func run(duration, warmup time.Duration, concFlag string, nEvents int, storage s
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	if err := svc.Build(ctx, sc.Dir, "ingest"); err != nil {
-		return err
+	dir := bin
+	if dir == "" {
+		dir = sc.Dir
+		if err := svc.Build(ctx, dir, "ingest"); err != nil {
+			return err
+		}
 	}
 	// ingest declares the streams at start-up and answers /readyz once they exist.
 	env := []string{"ROUTEMASTER_DRAIN_TOKENS=" + token, "NATS_URL=" + natsURL,
@@ -90,7 +95,7 @@ func run(duration, warmup time.Duration, concFlag string, nEvents int, storage s
 		}
 		env = append(env, "DRAIN_PPROF=true")
 	}
-	ing, err := svc.Start(ctx, sc.Dir, "ingest", env)
+	ing, err := svc.Start(ctx, dir, "ingest", env)
 	if err != nil {
 		return err
 	}
