@@ -634,7 +634,9 @@ func startServices(ctx context.Context, o options, bin, work, natsURL, redisURL 
 			if o.verbose {
 				w = io.MultiWriter(f, &stack.PrefixWriter{W: os.Stderr, Prefix: pname + " ", Mu: &mu})
 			}
-			p := &stack.Proc{Name: pname, Path: filepath.Join(bin, name), Env: env, Health: "http://" + admin + "/readyz", Log: w}
+			// Ingest answers /readyz on its bus port too (so does the previous round's binary,
+			// which had no admin port): the bench waits there.
+			p := &stack.Proc{Name: pname, Path: filepath.Join(bin, name), Env: env, Health: "http://" + addr + "/readyz", Log: w}
 			if err := p.Start(); err != nil {
 				return procs, "", err
 			}
