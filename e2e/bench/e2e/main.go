@@ -95,6 +95,10 @@ const (
 
 var topics = []string{"orders", "riders", "restaurants"}
 
+// previousRound is the last commit of the previous round of work (2026-11-30), whose binaries
+// run the same sweep as the reference of the highest-rate row.
+const previousRound = "0d85844"
+
 type options struct {
 	rate, batch, inflight, warmers int
 	warmup, duration, drain, ref   time.Duration
@@ -105,6 +109,7 @@ type options struct {
 	rates          string        // the sweep's rates
 	sweepDuration  time.Duration // measured load of each sweep run
 	bisect         int           // runs refining the highest rate within target
+	refRev         string        // the reference sweep's git revision
 	target         time.Duration // the p99 the sweep looks for
 	profile        string        // directory for the services' profiles
 	profileSeconds int
@@ -129,6 +134,7 @@ func main() {
 	flag.StringVar(&o.rates, "rates", "1000,2000,4000,8000", "comma-separated rates of the sweep, events/s (empty: no sweep)")
 	flag.DurationVar(&o.sweepDuration, "sweep-duration", 10*time.Second, "measured load of each sweep run")
 	flag.IntVar(&o.bisect, "bisect", 2, "sweep runs refining the highest rate whose p99 is within -target")
+	flag.StringVar(&o.refRev, "ref-rev", previousRound, "git revision whose binaries run the same sweep as the reference ('': none)")
 	flag.DurationVar(&o.target, "target", 50*time.Millisecond, "the POST → warm cache p99 the sweep looks for")
 	flag.StringVar(&o.profile, "profile", "", "directory for the filter's and warmers' CPU and allocation profiles (DRAIN_PPROF=true)")
 	flag.IntVar(&o.profileSeconds, "profile-seconds", 10, "longest CPU profile, from the start of the measured load")
@@ -214,7 +220,7 @@ func run(ctx context.Context, o options) error {
 			return err
 		}
 	}
-	once := func(rate int, duration, ref time.Duration) (*result, error) {
+	once := func(bin string, rate int, duration, ref time.Duration) (*result, error) {
 		ro := o
 		ro.rate, ro.duration, ro.ref = rate, duration, ref
 		dir, err := os.MkdirTemp(work, fmt.Sprintf("rate-%d-", rate))
@@ -226,69 +232,82 @@ func run(ctx context.Context, o options) error {
 	}
 
 	// The sweep, then the bisection between the highest rate within the target and the
-	// lowest beyond it.
-	var pass, fail int
-	var swept []*result
-	for rs := range strings.SplitSeq(o.rates, ",") {
-		if rs = strings.TrimSpace(rs); rs == "" {
-			continue
+	// lowest beyond it; then the same with the previous round's binaries, the reference.
+	// sweep returns the highest rate within the target (0: none) and the lowest beyond it
+	// (0: none), and whether it ran at all.
+	sweep := func(bin, who string) (pass, fail int, ran bool, err error) {
+		for rs := range strings.SplitSeq(o.rates, ",") {
+			if rs = strings.TrimSpace(rs); rs == "" {
+				continue
+			}
+			rate, err := strconv.Atoi(rs)
+			if err != nil || rate <= 0 {
+				return 0, 0, false, fmt.Errorf("-rates: bad rate %q", rs)
+			}
+			r, err := once(bin, rate, o.sweepDuration, 0)
+			if err != nil {
+				return 0, 0, false, err
+			}
+			printRun(o, who, r)
+			ran = true
+			switch {
+			case r.within(o.target):
+				pass = max(pass, rate)
+			case fail == 0 || rate < fail:
+				fail = rate
+			}
 		}
-		rate, err := strconv.Atoi(rs)
-		if err != nil || rate <= 0 {
-			return fmt.Errorf("-rates: bad rate %q", rs)
-		}
-		r, err := once(rate, o.sweepDuration, 0)
-		if err != nil {
-			return err
-		}
-		printRun(o, r)
-		swept = append(swept, r)
-		switch {
-		case r.within(o.target):
-			pass = max(pass, rate)
-		case fail == 0 || rate < fail:
-			fail = rate
-		}
-	}
-	if len(swept) > 0 {
 		for range o.bisect {
-			if pass == 0 || fail == 0 || fail <= pass {
+			if !ran || pass == 0 || fail == 0 || fail <= pass {
 				break
 			}
 			mid := (pass + fail) / 2 / 250 * 250 // a round rate
 			if mid <= pass || mid >= fail {
 				break
 			}
-			r, err := once(mid, o.sweepDuration, 0)
+			r, err := once(bin, mid, o.sweepDuration, 0)
 			if err != nil {
-				return err
+				return 0, 0, false, err
 			}
-			printRun(o, r)
+			printRun(o, who, r)
 			if r.within(o.target) {
 				pass = mid
 			} else {
 				fail = mid
 			}
 		}
-		highest := table.Commas(pass) + " events/s"
-		switch {
-		case pass == 0:
-			highest = "none of the rates swept"
-		case fail == 0:
-			highest = "≥ " + highest + " (every rate swept)"
-		case fail > 0:
-			highest += fmt.Sprintf(" (%s events/s: beyond)", table.Commas(fail))
+		return pass, fail, ran, nil
+	}
+	pass, fail, ran, err := sweep(bin, "")
+	if err != nil {
+		return err
+	}
+	if ran {
+		reference, refRatio := "previous round: not measured (-ref-rev '')", "-"
+		if o.refRev != "" {
+			refBin := filepath.Join(work, "ref-bin")
+			if err := svc.BuildRevision(ctx, o.root, o.refRev, refBin, stack.Binaries...); err != nil {
+				return fmt.Errorf("-ref-rev %s: %w", o.refRev, err)
+			}
+			refPass, refFail, _, err := sweep(refBin, "previous round ("+o.refRev+"): ")
+			if err != nil {
+				return err
+			}
+			reference = "previous round (" + o.refRev + "), same sweep: " + highest(refPass, refFail)
+			if refPass > 0 && pass > 0 {
+				refRatio = fmt.Sprintf("%.2f", float64(pass)/float64(refPass))
+			}
 		}
-		fmt.Printf("| pipeline | highest rate with POST → warm cache p99 ≤ %s (swept %s events/s, then %d halvings), origin %s, %d warmer(s) | %s | before this round: between 1,000 and 2,500 events/s | %s |\n",
-			spaced(o.target), o.rates, o.bisect, spaced(o.originDelay), o.warmers, highest, ratioOr(float64(pass)/2500))
+		fmt.Printf("| pipeline | highest rate with POST → warm cache p99 ≤ %s (swept %s events/s, then up to %d halvings), origin %s, %d warmer(s) | %s | %s | %s |\n",
+			spaced(o.target), o.rates, o.bisect, spaced(o.originDelay), o.warmers, highest(pass, fail), reference, refRatio)
 	}
 
 	if o.rate > 0 {
-		r, err := once(o.rate, o.duration, o.ref)
+		r, err := once(bin, o.rate, o.duration, o.ref)
 		if err != nil {
 			return err
 		}
-		printRun(o, r)
+		printRun(o, "", r)
 		if r.refP99 > 0 {
 			fmt.Printf("| pipeline | POST → warm cache p99 (as above) vs raw JetStream, %s events/s as %d-event batches × 3 topics | p99 %s | raw JetStream publish → consumer receive: p50 %s, p99 %s | %.1f (e2e p99 / JetStream p99) |\n",
 				table.Commas(o.rate), o.batch, fmtMS(r.p99), fmtMS(r.refP50), fmtMS(r.refP99), r.p99/r.refP99)
@@ -299,9 +318,22 @@ func run(ctx context.Context, o options) error {
 	return nil
 }
 
-// printRun prints the row of one run.
-func printRun(o options, r *result) {
-	label := fmt.Sprintf("POST → warm cache, %s events/s (achieved %s), origin %s, %d warmer(s)", table.Commas(int(r.rate)), table.Commas(int(r.achieved)), spaced(o.originDelay), o.warmers)
+// highest describes a sweep's outcome: the highest rate within the target and the lowest
+// beyond it (0: none).
+func highest(pass, fail int) string {
+	h := table.Commas(pass) + " events/s"
+	switch {
+	case pass == 0:
+		return "none of the rates swept"
+	case fail == 0:
+		return "≥ " + h + " (every rate swept)"
+	}
+	return h + fmt.Sprintf(" (%s events/s: beyond)", table.Commas(fail))
+}
+
+// printRun prints the row of one run; who prefixes the case (the reference's binaries).
+func printRun(o options, who string, r *result) {
+	label := fmt.Sprintf(who+"POST → warm cache, %s events/s (achieved %s), origin %s, %d warmer(s)", table.Commas(int(r.rate)), table.Commas(int(r.achieved)), spaced(o.originDelay), o.warmers)
 	if r.lost > 0 {
 		label += fmt.Sprintf(", %d of %d events not stored within %s of the last POST", r.lost, r.measured, spaced(o.drain))
 	} else if r.storedRate < 0.95*r.rate {
@@ -313,13 +345,6 @@ func printRun(o options, r *result) {
 	result := fmt.Sprintf("p50 %s, p99 %s, max %s", fmtMS(r.p50), fmtMS(r.p99), fmtMS(r.max))
 	fmt.Printf("| pipeline | %s | %s | POST → 204 (same requests): p50 %s, p99 %s | %.1f (e2e p99 / POST p99) |\n",
 		label, result, fmtMS(r.postP50), fmtMS(r.postP99), r.p99/r.postP99)
-}
-
-func ratioOr(v float64) string {
-	if v <= 0 {
-		return "-"
-	}
-	return fmt.Sprintf("%.2f (vs 2,500)", v)
 }
 
 // runOnce runs the pipeline once at o.rate for o.duration, in work, from the binaries in bin.

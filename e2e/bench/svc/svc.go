@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -31,6 +32,37 @@ func Build(ctx context.Context, dir string, names ...string) error {
 		return err
 	}
 	return stack.Build(ctx, root, dir, os.Stderr, names...)
+}
+
+// BuildRevision compiles the named services as they were at the git revision rev of the
+// repository at root (`git archive` of rev, built in a temporary directory with that tree's
+// own go.work) into dir: the binaries of an earlier round, measured beside today's.
+func BuildRevision(ctx context.Context, root, rev, dir string, names ...string) error {
+	tree, err := os.MkdirTemp("", "bench-rev-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tree)
+	archive := exec.CommandContext(ctx, "git", "-C", root, "archive", "--format=tar", rev)
+	extract := exec.CommandContext(ctx, "tar", "-x", "-C", tree)
+	pipe, err := archive.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	extract.Stdin = pipe
+	var stderr bytes.Buffer
+	archive.Stderr, extract.Stderr = &stderr, &stderr
+	if err := extract.Start(); err != nil {
+		return err
+	}
+	if err := archive.Run(); err != nil {
+		_ = extract.Wait()
+		return fmt.Errorf("git archive %s: %w: %s", rev, err, bytes.TrimSpace(stderr.Bytes()))
+	}
+	if err := extract.Wait(); err != nil {
+		return fmt.Errorf("extract %s: %w: %s", rev, err, bytes.TrimSpace(stderr.Bytes()))
+	}
+	return stack.Build(ctx, tree, dir, os.Stderr, names...)
 }
 
 // Service is one running service binary.
