@@ -38,6 +38,17 @@ func BenchmarkParse(b *testing.B) {
 			}
 		}
 	})
+	b.Run("event.ScanAppend", func(b *testing.B) { // what ingest calls, reusing one slice
+		b.SetBytes(int64(len(body)))
+		b.ReportAllocs()
+		var events []Event
+		for b.Loop() {
+			var err error
+			if events, err = ScanAppend(events[:0], body); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("encoding-json", func(b *testing.B) {
 		b.SetBytes(int64(len(body)))
 		b.ReportAllocs()

@@ -54,7 +54,19 @@ func Parse(body []byte) ([]Event, error) {
 // reuse one slice (ingest keeps them in a pool). On error it returns nil; dst's spare
 // capacity may have been written.
 func ParseAppend(dst []Event, body []byte) ([]Event, error) {
-	s := scanner{b: body}
+	return parseAppend(dst, body, true)
+}
+
+// ScanAppend is ParseAppend for a caller that forwards the events' Raw bytes rather than
+// reading their URLs (ingest): it applies every rule Parse applies, the URL check included, and
+// fills every field but URL, which it leaves empty, so that a batch costs no allocation per
+// event. It accepts and rejects exactly the batches Parse does, with the same errors.
+func ScanAppend(dst []Event, body []byte) ([]Event, error) {
+	return parseAppend(dst, body, false)
+}
+
+func parseAppend(dst []Event, body []byte, urls bool) ([]Event, error) {
+	s := scanner{b: body, urls: urls}
 	s.ws()
 	if !s.eat('[') {
 		if s.i >= len(s.b) {
@@ -103,7 +115,7 @@ func ParseAppend(dst []Event, body []byte) ([]Event, error) {
 
 // parseEvent parses a single event object (used by Event.UnmarshalJSON).
 func parseEvent(b []byte, idx int) (Event, error) {
-	s := scanner{b: b}
+	s := scanner{b: b, urls: true}
 	if s.peek() != '{' {
 		return Event{}, &ParseError{Index: idx, Msg: "must be a JSON object"}
 	}
@@ -123,6 +135,7 @@ type span struct{ start, end int }
 type scanner struct {
 	b       []byte
 	i       int
+	urls    bool // fill Event.URL
 	nTopics int
 	topics  [maxInterned]string // interned topics of this batch
 }
@@ -329,7 +342,11 @@ func (s *scanner) object(idx int, ev *Event) error {
 			return &ParseError{Index: idx, Field: "data", Msg: "must be a JSON object"}
 		}
 	}
-	*ev = Event{Topic: topic, Type: typ, URL: string(urlBytes), T: ms, Data: data}
+	var u string
+	if s.urls {
+		u = string(urlBytes)
+	}
+	*ev = Event{Topic: topic, Type: typ, URL: u, T: ms, Data: data}
 	return nil
 }
 
