@@ -217,12 +217,65 @@ func knownKey(key []byte) int {
 	return -1
 }
 
+// quickKey matches the start of b against the five keys as the bus writes them, quoted,
+// lower case and without escapes: it returns the key's index and length with its quotes, or
+// a length of 0 when b does not start with one of them (the key is then scanned by str).
+func quickKey(b []byte) (int, int) {
+	if len(b) < 8 {
+		return -1, 0
+	}
+	w := binary.LittleEndian.Uint64(b)
+	switch {
+	case w&0xff_ffff == qT:
+		return keyT, 3
+	case w&0xff_ffff_ffff_ffff == qTopic:
+		return keyTopic, 7
+	case w&0xffff_ffff_ffff == qType:
+		return keyType, 6
+	case w&0xff_ffff_ffff == qURL:
+		return keyURL, 5
+	case w&0xffff_ffff_ffff == qData:
+		return keyData, 6
+	}
+	return -1, 0
+}
+
+// The five quoted keys as little-endian words, for quickKey.
+var qT, qTopic, qType, qURL, qData = le(`"t"`), le(`"topic"`), le(`"type"`), le(`"url"`), le(`"data"`)
+
+func le(s string) uint64 {
+	var b [8]byte
+	copy(b[:], s)
+	return binary.LittleEndian.Uint64(b[:])
+}
+
+// quickMillis reads t when it is a plain integer from 1 and of at most 18 digits (what the
+// bus sends), scanning it: the value parseMillis would return. It reports false, having
+// consumed nothing, for any other number.
+func (s *scanner) quickMillis() (int64, bool) {
+	b := s.b
+	var n int64
+	j := s.i
+	for ; j < len(b) && isDigit(b[j]); j++ {
+		if j-s.i == 18 {
+			return 0, false
+		}
+		n = n*10 + int64(b[j]-'0')
+	}
+	if j < len(b) && (b[j] == '.' || b[j] == 'e' || b[j] == 'E') {
+		return 0, false
+	}
+	s.i = j
+	return n, true
+}
+
 // field is where one of the five keys' value is in the body.
 type field struct {
 	key  []byte // the key as it was written (unescaped), for the duplicate-key error
 	v    span   // the value, quotes included for a string
 	esc  bool   // the value is a string with escapes
 	have bool
+	ms   int64 // t read while scanning it (quickMillis), 0 when it was not
 }
 
 // object parses one event object starting at '{', validates its fields and stores them in
@@ -239,16 +292,24 @@ func (s *scanner) object(idx int, ev *Event) error {
 			if s.peek() != '"' {
 				return s.syntax("expected a string key")
 			}
-			ks, esc, err := s.str()
-			if err != nil {
-				return err
-			}
-			key := s.b[ks.start:ks.end]
-			if esc {
-				var k string
-				if json.Unmarshal(s.b[ks.start-1:ks.end+1], &k) == nil {
-					key = []byte(k)
+			var key []byte
+			k := -1
+			if qk, n := quickKey(s.b[s.i:]); n > 0 {
+				key, k = s.b[s.i+1:s.i+n-1], qk
+				s.i += n
+			} else {
+				ks, esc, err := s.str()
+				if err != nil {
+					return err
 				}
+				key = s.b[ks.start:ks.end]
+				if esc {
+					var k string
+					if json.Unmarshal(s.b[ks.start-1:ks.end+1], &k) == nil {
+						key = []byte(k)
+					}
+				}
+				k = knownKey(key)
 			}
 			s.ws()
 			if !s.eat(':') {
@@ -256,11 +317,18 @@ func (s *scanner) object(idx int, ev *Event) error {
 			}
 			s.ws()
 			vs := s.i
-			k := knownKey(key)
 			vesc := false
-			if k >= 0 && s.peek() == '"' {
+			var ms int64
+			var err error
+			switch c := s.peek(); {
+			case k >= 0 && c == '"':
 				_, vesc, err = s.str()
-			} else {
+			case k == keyT && '1' <= c && c <= '9':
+				var ok bool
+				if ms, ok = s.quickMillis(); !ok {
+					err = s.skipValue(0)
+				}
+			default:
 				err = s.skipValue(0)
 			}
 			if err != nil {
@@ -272,7 +340,7 @@ func (s *scanner) object(idx int, ev *Event) error {
 				if f := &fields[k]; f.have {
 					return duplicateKey(idx, key, f.key)
 				}
-				fields[k] = field{key: key, v: span{vs, s.i}, esc: vesc, have: true}
+				fields[k] = field{key: key, v: span{vs, s.i}, esc: vesc, have: true, ms: ms}
 			} else {
 				for _, o := range others {
 					if bytes.EqualFold(o, key) {
@@ -328,9 +396,11 @@ func (s *scanner) object(idx int, ev *Event) error {
 	if !t.have || s.b[t.v.start] == 'n' {
 		return &ParseError{Index: idx, Field: "t", Msg: "is required"}
 	}
-	ms, err := parseMillis(s.b[t.v.start:t.v.end])
-	if err != nil {
-		return &ParseError{Index: idx, Field: "t", Msg: err.Error()}
+	ms := t.ms
+	if ms == 0 {
+		if ms, err = parseMillis(s.b[t.v.start:t.v.end]); err != nil {
+			return &ParseError{Index: idx, Field: "t", Msg: err.Error()}
+		}
 	}
 	var data []byte
 	if d := &fields[keyData]; d.have {
@@ -675,26 +745,42 @@ var topicChar = func() (t [256]bool) {
 }()
 
 func validURL(s []byte) bool {
-	if len(s) < len("http://x") || !(hasPrefixFold(s, "http://") || hasPrefixFold(s, "https://")) {
+	if len(s) < len("http://x") {
 		return false
 	}
-	if plainURL(s) {
+	n := schemeLen(s)
+	if n == 0 {
+		return false
+	}
+	if plainURL(s, n) {
 		return true
 	}
 	u, err := url.Parse(string(s))
 	return err == nil && u.Host != "" && (u.Scheme == "http" || u.Scheme == "https")
 }
 
+// schemeLen returns the length of the http:// or https:// (in any case) that s, at least 8
+// bytes long, starts with, or 0.
+func schemeLen(s []byte) int {
+	// c|0x20 folds exactly the two cases of a letter: no other byte maps to it.
+	if s[0]|0x20 != 'h' || s[1]|0x20 != 't' || s[2]|0x20 != 't' || s[3]|0x20 != 'p' {
+		return 0
+	}
+	switch {
+	case s[4] == ':' && s[5] == '/' && s[6] == '/':
+		return len("http://")
+	case s[4]|0x20 == 's' && s[5] == ':' && s[6] == '/' && s[7] == '/':
+		return len("https://")
+	}
+	return 0
+}
+
 // plainURL is validURL's fast path for the URLs the bus carries: a non-empty host name of
 // letters, digits, '.', '-', '_' or '~', an optional numeric port, and a path, query and
 // fragment of unreserved and sub-delimiter characters without escapes. Every URL it accepts
-// url.Parse accepts with that host; anything else goes to url.Parse. s starts with http:// or
-// https:// (any case).
-func plainURL(s []byte) bool {
-	i := len("https://")
-	if s[4] == ':' {
-		i = len("http://")
-	}
+// url.Parse accepts with that host; anything else goes to url.Parse. The scheme, http:// or
+// https://, is s[:i].
+func plainURL(s []byte, i int) bool {
 	hostStart := i
 	for i < len(s) && hostChar[s[i]] {
 		i++
@@ -711,38 +797,32 @@ func plainURL(s []byte) bool {
 	if i < len(s) && s[i] != '/' && s[i] != '?' && s[i] != '#' {
 		return false
 	}
-	for _, c := range s[i:] {
-		if !pathChar[c] {
+	p := s[i:]
+	for len(p) >= 8 {
+		if pathChar[p[0]]&pathChar[p[1]]&pathChar[p[2]]&pathChar[p[3]]&
+			pathChar[p[4]]&pathChar[p[5]]&pathChar[p[6]]&pathChar[p[7]] == 0 {
+			return false
+		}
+		p = p[8:]
+	}
+	for _, c := range p {
+		if pathChar[c] == 0 {
 			return false
 		}
 	}
 	return true
 }
 
-// hostChar and pathChar are the bytes plainURL accepts in a host name and after it.
-var hostChar, pathChar = func() (host, path [256]bool) {
+// hostChar and pathChar are the bytes plainURL accepts in a host name (true) and after it (1).
+var hostChar, pathChar = func() (host [256]bool, path [256]uint8) {
 	for c := range 256 {
 		b := byte(c)
 		host[c] = isAlnum(b) || strings.IndexByte(".-_~", b) >= 0
-		path[c] = isAlnum(b) || strings.IndexByte("-._~:/?#[]@!$&'()*+,;=", b) >= 0
+		if isAlnum(b) || strings.IndexByte("-._~:/?#[]@!$&'()*+,;=", b) >= 0 {
+			path[c] = 1
+		}
 	}
 	return host, path
 }()
 
 func isAlnum(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || isDigit(c) }
-
-func hasPrefixFold(s []byte, prefix string) bool {
-	if len(s) < len(prefix) {
-		return false
-	}
-	for i := 0; i < len(prefix); i++ {
-		c := s[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != prefix[i] {
-			return false
-		}
-	}
-	return true
-}
