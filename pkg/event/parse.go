@@ -337,10 +337,12 @@ func (s *scanner) object(idx int, ev *Event) error {
 			// A duplicate (or case variant) of one of the five keys is found in its slot;
 			// any other key can only repeat another key that is not one of the five.
 			if k >= 0 {
-				if f := &fields[k]; f.have {
+				f := &fields[k]
+				if f.have {
 					return duplicateKey(idx, key, f.key)
 				}
-				fields[k] = field{key: key, v: span{vs, s.i}, esc: vesc, have: true, ms: ms}
+				// Field by field: a composite literal is built on the stack and copied.
+				f.key, f.v, f.esc, f.have, f.ms = key, span{vs, s.i}, vesc, true, ms
 			} else {
 				for _, o := range others {
 					if bytes.EqualFold(o, key) {
@@ -416,7 +418,8 @@ func (s *scanner) object(idx int, ev *Event) error {
 	if s.urls {
 		u = string(urlBytes)
 	}
-	*ev = Event{Topic: topic, Type: typ, URL: u, T: ms, Data: data}
+	// Every field but Raw (the caller's), one by one (see above).
+	ev.Topic, ev.Type, ev.URL, ev.T, ev.Data = topic, typ, u, ms, data
 	return nil
 }
 
