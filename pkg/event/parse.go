@@ -160,6 +160,13 @@ func (s *scanner) eat(c byte) bool {
 }
 
 func (s *scanner) ws() {
+	if s.i < len(s.b) && s.b[s.i] > ' ' { // the usual case: compact JSON
+		return
+	}
+	s.skipWS()
+}
+
+func (s *scanner) skipWS() {
 	for s.i < len(s.b) {
 		switch s.b[s.i] {
 		case ' ', '\t', '\n', '\r':
@@ -218,30 +225,31 @@ func knownKey(key []byte) int {
 }
 
 // quickKey matches the start of b against the five keys as the bus writes them, quoted,
-// lower case and without escapes: it returns the key's index and length with its quotes, or
-// a length of 0 when b does not start with one of them (the key is then scanned by str).
+// lower case, without escapes and followed by ':': it returns the key's index and length with
+// its quotes and colon, or a length of 0 when b does not start with one of them (the key is
+// then scanned by str).
 func quickKey(b []byte) (int, int) {
 	if len(b) < 8 {
 		return -1, 0
 	}
 	w := binary.LittleEndian.Uint64(b)
 	switch {
-	case w&0xff_ffff == qT:
-		return keyT, 3
-	case w&0xff_ffff_ffff_ffff == qTopic:
-		return keyTopic, 7
-	case w&0xffff_ffff_ffff == qType:
-		return keyType, 6
-	case w&0xff_ffff_ffff == qURL:
-		return keyURL, 5
-	case w&0xffff_ffff_ffff == qData:
-		return keyData, 6
+	case w&0xffff_ffff == qT:
+		return keyT, 4
+	case w == qTopic:
+		return keyTopic, 8
+	case w&0xff_ffff_ffff_ffff == qType:
+		return keyType, 7
+	case w&0xffff_ffff_ffff == qURL:
+		return keyURL, 6
+	case w&0xff_ffff_ffff_ffff == qData:
+		return keyData, 7
 	}
 	return -1, 0
 }
 
-// The five quoted keys as little-endian words, for quickKey.
-var qT, qTopic, qType, qURL, qData = le(`"t"`), le(`"topic"`), le(`"type"`), le(`"url"`), le(`"data"`)
+// The five quoted keys and their colon as little-endian words, for quickKey.
+var qT, qTopic, qType, qURL, qData = le(`"t":`), le(`"topic":`), le(`"type":`), le(`"url":`), le(`"data":`)
 
 func le(s string) uint64 {
 	var b [8]byte
@@ -295,8 +303,8 @@ func (s *scanner) object(idx int, ev *Event) error {
 			var key []byte
 			k := -1
 			if qk, n := quickKey(s.b[s.i:]); n > 0 {
-				key, k = s.b[s.i+1:s.i+n-1], qk
-				s.i += n
+				key, k = s.b[s.i+1:s.i+n-2], qk
+				s.i += n // past the ':'
 			} else {
 				ks, esc, err := s.str()
 				if err != nil {
@@ -310,10 +318,10 @@ func (s *scanner) object(idx int, ev *Event) error {
 					}
 				}
 				k = knownKey(key)
-			}
-			s.ws()
-			if !s.eat(':') {
-				return s.syntax("expected ':' after a key")
+				s.ws()
+				if !s.eat(':') {
+					return s.syntax("expected ':' after a key")
+				}
 			}
 			s.ws()
 			vs := s.i
@@ -785,7 +793,11 @@ func schemeLen(s []byte) int {
 // https://, is s[:i].
 func plainURL(s []byte, i int) bool {
 	hostStart := i
-	for i < len(s) && hostChar[s[i]] {
+	for i+8 <= len(s) && hostChar[s[i]]&hostChar[s[i+1]]&hostChar[s[i+2]]&hostChar[s[i+3]]&
+		hostChar[s[i+4]]&hostChar[s[i+5]]&hostChar[s[i+6]]&hostChar[s[i+7]] != 0 {
+		i += 8
+	}
+	for i < len(s) && hostChar[s[i]] != 0 {
 		i++
 	}
 	if i == hostStart {
@@ -816,11 +828,13 @@ func plainURL(s []byte, i int) bool {
 	return true
 }
 
-// hostChar and pathChar are the bytes plainURL accepts in a host name (true) and after it (1).
-var hostChar, pathChar = func() (host [256]bool, path [256]uint8) {
+// hostChar and pathChar are 1 for the bytes plainURL accepts in a host name and after it.
+var hostChar, pathChar = func() (host, path [256]uint8) {
 	for c := range 256 {
 		b := byte(c)
-		host[c] = isAlnum(b) || strings.IndexByte(".-_~", b) >= 0
+		if isAlnum(b) || strings.IndexByte(".-_~", b) >= 0 {
+			host[c] = 1
+		}
 		if isAlnum(b) || strings.IndexByte("-._~:/?#[]@!$&'()*+,;=", b) >= 0 {
 			path[c] = 1
 		}
