@@ -51,8 +51,7 @@ func Parse(body []byte) ([]Event, error) {
 }
 
 // ParseAppend is Parse appending the events to dst, so a caller that parses many batches can
-// reuse one slice (ingest keeps them in a pool). On error it returns nil; dst's spare
-// capacity may have been written.
+// reuse one slice. On error it returns nil; dst's spare capacity may have been written.
 func ParseAppend(dst []Event, body []byte) ([]Event, error) {
 	return parseAppend(dst, body, true)
 }
