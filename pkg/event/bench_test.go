@@ -1,6 +1,7 @@
 package event
 
 import (
+	"encoding/json"
 	"strconv"
 	"testing"
 )
@@ -23,16 +24,41 @@ func benchBatch() []byte {
 	return append(b, ']')
 }
 
-// BenchmarkParse measures Parse on a 100-event batch; b.SetBytes makes it report MB/s.
+// BenchmarkParse measures Parse on a 100-event batch beside encoding/json decoding the same
+// batch into the event fields (the reference: compare the two ns/op of one run, never numbers
+// of different runs); b.SetBytes makes both report MB/s.
 func BenchmarkParse(b *testing.B) {
 	body := benchBatch()
-	b.SetBytes(int64(len(body)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := Parse(body); err != nil {
-			b.Fatal(err)
+	b.Run("event.Parse", func(b *testing.B) {
+		b.SetBytes(int64(len(body)))
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := Parse(body); err != nil {
+				b.Fatal(err)
+			}
 		}
-	}
+	})
+	b.Run("event.ScanAppend", func(b *testing.B) { // what ingest calls, reusing one slice
+		b.SetBytes(int64(len(body)))
+		b.ReportAllocs()
+		var events []Event
+		for b.Loop() {
+			var err error
+			if events, err = ScanAppend(events[:0], body); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encoding-json", func(b *testing.B) {
+		b.SetBytes(int64(len(body)))
+		b.ReportAllocs()
+		for b.Loop() {
+			var events []wireFields
+			if err := json.Unmarshal(body, &events); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 // BenchmarkParseGroupJSON is what ingest does per batch: parse, split by topic, build each

@@ -13,6 +13,10 @@
 //		publish(group.Topic, group.JSON()) // "[raw,raw,...]"
 //	}
 //
+// ParseAppend reuses a caller's slice; ScanAppend also leaves Event.URL empty (the URL is still
+// checked), for a caller that forwards Raw and never reads it, so a batch allocates nothing per
+// event.
+//
 // Parse is tolerant where the bus is (fractional t, absent data, unknown fields, an empty
 // array) and strict where the Ruby gem crashed or let nonsense through: a JSON object, a scalar
 // or a non-object element, a t that is not a number, an unknown type, a URL that is not an

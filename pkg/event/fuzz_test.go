@@ -28,7 +28,8 @@ func millis(n json.Number) (int64, bool) {
 // FuzzParse checks Parse against encoding/json: Parse never accepts invalid JSON or invalid
 // UTF-8; every event it accepts has the topic, type, url and t that encoding/json reads from
 // the same bytes into a struct (so an app decoding Raw sees what the drain acted on); every
-// event re-parses from its Raw bytes to the same fields; and it never panics.
+// event re-parses from its Raw bytes to the same fields; ScanAppend decides and reports
+// exactly as Parse does, with every field but URL the same; and it never panics.
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{
 		`[]`, `{}`, `[1]`, `[null]`, `""`,
@@ -46,6 +47,16 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		events, err := Parse(body)
+		scanned, serr := ScanAppend(nil, body)
+		if (err == nil) != (serr == nil) || err != nil && err.Error() != serr.Error() || len(scanned) != len(events) {
+			t.Fatalf("ScanAppend disagrees with Parse on %q: %v, %v (%d vs %d events)", body, serr, err, len(scanned), len(events))
+		}
+		for i, e := range scanned {
+			p := events[i]
+			if e.URL != "" || e.Topic != p.Topic || e.Type != p.Type || e.T != p.T || string(e.Data) != string(p.Data) || string(e.Raw) != string(p.Raw) {
+				t.Fatalf("ScanAppend event %d %+v, Parse's %+v in %q", i, e, p, body)
+			}
+		}
 		if err != nil {
 			return
 		}

@@ -1,16 +1,20 @@
 package receiver
 
 import (
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/routemaster-drain/drain/pkg/event"
 )
 
 // batch is the per-request working memory of the receiver, pooled so that a steady stream of
 // batches allocates almost nothing: the body, the parsed events (whose Raw bytes alias the
-// body) and one message buffer per topic.
+// body), one message buffer per topic and the messages published.
 type batch struct {
 	body   []byte
 	events []event.Event
 	groups []group
+	msgs   []*nats.Msg    // the messages of the last publish, reused with their headers
 	index  map[string]int // topic → group, used once a batch has many topics
 	keep   bool           // buffers may still be referenced: do not pool
 }
@@ -19,6 +23,7 @@ type batch struct {
 // order (the bytes event.TopicGroup.JSON returns), and its event count per type.
 type group struct {
 	topic string
+	state *topicState // set by publish
 	body  []byte
 	types [4]int // counts by eventTypes index
 }
@@ -37,7 +42,7 @@ func (s *Server) getBatch() *batch {
 
 // putBatch returns b to the pool unless it grew past the configured limits.
 func (s *Server) putBatch(b *batch) {
-	if b.keep || cap(b.body) > int(s.cfg.MaxBody)+1 || len(b.groups) > linearTopics {
+	if b.keep || cap(b.body) > int(s.cfg.MaxBody)+1 || len(b.groups) > linearTopics || len(b.msgs) > 2*linearTopics {
 		return
 	}
 	clear(b.events[:cap(b.events)]) // drop references to strings of this batch
@@ -48,7 +53,33 @@ func (s *Server) putBatch(b *batch) {
 	}
 	b.groups = b.groups[:0]
 	b.index = nil
+	for _, m := range b.msgs {
+		m.Data = nil
+	}
 	s.batches.Put(b)
+}
+
+// msg sets b.msgs[i], the i-th message of this publish (messages are set in order from 0),
+// reusing the message and header map a previous batch published from that slot: it has a
+// Nats-Msg-Id header and nothing left of the last publish (such as its traceparent).
+func (b *batch) msg(i int, subject string, body []byte, id string) {
+	if i == len(b.msgs) {
+		b.msgs = append(b.msgs, &nats.Msg{Header: nats.Header{jetstream.MsgIDHeader: make([]string, 1)}})
+	}
+	m := b.msgs[i]
+	h := m.Header
+	for k := range h {
+		if k != jetstream.MsgIDHeader {
+			delete(h, k)
+		}
+	}
+	ids := h[jetstream.MsgIDHeader]
+	if len(ids) != 1 {
+		ids = make([]string, 1)
+		h[jetstream.MsgIDHeader] = ids
+	}
+	ids[0] = id
+	*m = nats.Msg{Subject: subject, Data: body, Header: h}
 }
 
 // group splits b.events by topic into b.groups, in the order of each topic's first event.

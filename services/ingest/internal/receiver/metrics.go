@@ -2,6 +2,7 @@ package receiver
 
 import (
 	"strconv"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -23,6 +24,7 @@ type metrics struct {
 	batchEvents  prometheus.Histogram
 	topics       *labels.Bounded // the topic label: the siphoned topics and the first max seen, the rest OtherTopic
 	splits       prometheus.Counter
+	byCode       [600]atomic.Pointer[counter] // requests' counter of each status, once used
 }
 
 func newMetrics(reg prometheus.Registerer, maxTopics int, siphoned []string) (*metrics, error) {
@@ -77,4 +79,16 @@ func newMetrics(reg prometheus.Registerer, maxTopics int, siphoned []string) (*m
 	return m, nil
 }
 
-func (m *metrics) request(code int) { m.requests.WithLabelValues(strconv.Itoa(code)).Inc() }
+// request counts one request answered code; the counter of each status is looked up once.
+func (m *metrics) request(code int) {
+	if code < 0 || code >= len(m.byCode) {
+		m.requests.WithLabelValues(strconv.Itoa(code)).Inc()
+		return
+	}
+	c := m.byCode[code].Load()
+	if c == nil {
+		c = &counter{m.requests.WithLabelValues(strconv.Itoa(code))}
+		m.byCode[code].Store(c)
+	}
+	c.Inc()
+}

@@ -55,14 +55,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	errc := make(chan error, 1)
+	tlsOn := hs.TLSConfig != nil // read before Serve, which writes hs.TLSConfig (HTTP/2 set-up)
 	go func() {
-		if hs.TLSConfig != nil {
+		if tlsOn {
 			errc <- hs.ServeTLS(ln, "", "")
 		} else {
 			errc <- hs.Serve(ln)
 		}
 	}()
-	s.log.Info("ingest listening", "addr", ln.Addr().String(), "path", s.path, "tls", hs.TLSConfig != nil)
+	s.log.Info("ingest listening", "addr", ln.Addr().String(), "path", s.path, "tls", tlsOn)
 	select {
 	case err := <-errc:
 		return err

@@ -49,9 +49,18 @@ type Server struct {
 	inflight atomic.Int64
 	stopping atomic.Bool
 	batches  sync.Pool // *batch: request body, events and message buffers
-	subjects sync.Map  // topic → subject, for the first maxSubjects topics
-	nSubj    atomic.Int64
+	topics   sync.Map  // topic → *topicState, for the first maxSubjects topics
+	nTopics  atomic.Int64
 }
+
+// topicState is what the receiver keeps of a topic between batches: its subject and its
+// drain_ingest_events_total counters, looked up on the first batch that counts each type.
+type topicState struct {
+	subject string
+	events  [len(eventTypes)]atomic.Pointer[counter]
+}
+
+type counter struct{ prometheus.Counter }
 
 // New builds a Server from the ingest configuration (cfg.Ingest, cfg.Streams), the NATS
 // connection and its JetStream context. Its metrics are registered on reg (the service serves
@@ -105,21 +114,27 @@ func New(cfg *config.Config, js jetstream.JetStream, nc *nats.Conn, reg promethe
 
 // Subject returns the subject the events of topic are published to: <prefix>.siphon.<topic>
 // for a siphoned topic, <prefix>.events.<topic> otherwise.
-func (s *Server) Subject(topic string) string {
-	if v, ok := s.subjects.Load(topic); ok {
-		return v.(string)
+func (s *Server) Subject(topic string) string { return s.topic(topic).subject }
+
+// topic returns the state of topic: cached for the first maxSubjects topics, fresh (and
+// dropped after the batch) beyond them.
+func (s *Server) topic(topic string) *topicState {
+	if v, ok := s.topics.Load(topic); ok {
+		return v.(*topicState)
 	}
-	subject := s.names.Subject(stream.Events, topic)
+	t := &topicState{subject: s.names.Subject(stream.Events, topic)}
 	if s.siphon[topic] {
-		subject = s.names.Subject(stream.Siphon, topic)
+		t.subject = s.names.Subject(stream.Siphon, topic)
 	}
-	if s.nSubj.Add(1) <= maxSubjects {
-		s.subjects.Store(topic, subject)
+	if s.nTopics.Add(1) <= maxSubjects {
+		if v, loaded := s.topics.LoadOrStore(topic, t); loaded {
+			return v.(*topicState)
+		}
 	}
-	return subject
+	return t
 }
 
-// maxSubjects bounds the subject cache; topics beyond it are still served, uncached.
+// maxSubjects bounds the topic cache; topics beyond it are still served, uncached.
 const maxSubjects = 4096
 
 // ServeHTTP routes the ingest path (with or without a trailing slash) to the receiver, GET
@@ -249,7 +264,7 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, http.StatusBadRequest, "reading body: "+err.Error())
 		return
 	}
-	events, err := event.ParseAppend(b.events[:0], body)
+	events, err := event.ScanAppend(b.events[:0], body) // Raw is stored, URL is not read
 	if err != nil {
 		s.refuse(w, r, http.StatusBadRequest, err.Error())
 		return
@@ -277,7 +292,7 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request) {
 		b.group()
 		start := time.Now()
 		ctx, span := startPublish(r, len(events), len(b.groups))
-		settled, err := s.publish(ctx, b.groups, events, limit)
+		settled, err := s.publish(ctx, b, limit)
 		endPublish(span, err)
 		if !settled {
 			b.keep = true // nats.go may still resend these buffers; let the GC have them
@@ -301,13 +316,21 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request) {
 }
 
 // count adds the events of accepted groups to the events metric, one Add per (topic, type).
+// A topic's counter of a type is looked up (and its topic label admitted) the first time it
+// counts, then kept with the topic.
 func (s *Server) count(groups []group) {
 	for i := range groups {
 		g := &groups[i]
 		for t, n := range g.types {
-			if n > 0 {
-				s.m.events.WithLabelValues(s.m.topics.Admit(g.topic), string(eventTypes[t])).Add(float64(n))
+			if n == 0 {
+				continue
 			}
+			c := g.state.events[t].Load()
+			if c == nil {
+				c = &counter{s.m.events.WithLabelValues(s.m.topics.Admit(g.topic), string(eventTypes[t]))}
+				g.state.events[t].Store(c)
+			}
+			c.Add(float64(n))
 		}
 	}
 }
@@ -339,35 +362,33 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, buf []byte) ([
 	}
 }
 
-// publish stores every group and returns after the last PubAck, or with an error when one
-// failed or DRAIN_INGEST_PUBLISH_TIMEOUT passed (stream.PublishAll). A group whose body is
+// publish stores every group of b and returns after the last PubAck, or with an error when
+// one failed or DRAIN_INGEST_PUBLISH_TIMEOUT passed (stream.PublishAll). A group whose body is
 // larger than limit (stream.BatchLimit) is stored as several messages, each a batch of whole
 // consecutive events of the topic within limit, with a Nats-Msg-Id of its own content; every
 // event fits alone (receive checked). It reports whether every publish resolved, which tells
-// the caller that nats.go no longer holds the group buffers.
-func (s *Server) publish(ctx context.Context, groups []group, events []event.Event, limit int) (settled bool, err error) {
+// the caller that nats.go no longer holds the group buffers and messages.
+func (s *Server) publish(ctx context.Context, b *batch, limit int) (settled bool, err error) {
 	if !s.nc.IsConnected() {
 		return true, ErrNATSDown
 	}
-	msgs := make([]*nats.Msg, 0, len(groups))
+	n := 0
 	add := func(subject string, body []byte) {
-		msgs = append(msgs, &nats.Msg{
-			Subject: subject,
-			Data:    body,
-			Header:  nats.Header{jetstream.MsgIDHeader: []string{stream.MsgID(subject, body)}},
-		})
+		b.msg(n, subject, body, stream.MsgID(subject, body))
+		n++
 	}
-	for i := range groups {
-		g := &groups[i]
-		subject := s.Subject(g.topic)
+	for i := range b.groups {
+		g := &b.groups[i]
+		g.state = s.topic(g.topic)
+		subject := g.state.subject
 		if len(g.body) <= limit {
 			add(subject, g.body)
 			continue
 		}
 		var topic []event.Event
-		for j := range events {
-			if events[j].Topic == g.topic {
-				topic = append(topic, events[j])
+		for j := range b.events {
+			if b.events[j].Topic == g.topic {
+				topic = append(topic, b.events[j])
 			}
 		}
 		parts, err := stream.SplitBatch(topic, limit)
@@ -379,7 +400,7 @@ func (s *Server) publish(ctx context.Context, groups []group, events []event.Eve
 		}
 		s.m.splits.Add(float64(len(parts)))
 	}
-	err = stream.PublishAll(ctx, s.ajs, s.cfg.PublishTimeout, msgs)
+	err = stream.PublishAll(ctx, s.ajs, s.cfg.PublishTimeout, b.msgs[:n])
 	var perr *stream.PublishError
 	if errors.As(err, &perr) {
 		return perr.Settled, err
