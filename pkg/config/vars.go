@@ -105,7 +105,7 @@ var Vars = []Var{
 
 	{Name: "DRAIN_CACHE_MODE", Default: "off", Services: []Service{Filter}, Help: "off (Mapping), bust (CacheBusting) or warm (Caching: also publish warm requests)"},
 	{Name: "DRAIN_FILTER_DIRTY", Default: "true", Services: []Service{Filter}, Help: "mark fresh non-noop events' URLs in the dirty map"},
-	{Name: "DRAIN_CONCURRENCY", Default: "32", Services: consumer, Help: "messages a filter or warmer process handles at once (fetches, for a warmer); both wait on network round trips, so 32 by default"},
+	{Name: "DRAIN_CONCURRENCY", Default: "32", Override: map[Service]string{Warmer: "64"}, Services: consumer, Help: "messages a filter process handles at once, fetches a warmer process runs at once; both wait on network round trips, so 32 and 64 by default"},
 	{Name: "DRAIN_MAX_ACK_PENDING", Default: strconv.Itoa(stream.DefaultMaxAckPending), Services: consumer, Help: "JetStream MaxAckPending of the durable consumer (shared by replicas)"},
 	{Name: "DRAIN_MAX_DELIVER", Default: strconv.Itoa(stream.DefaultMaxDeliver), Services: retriers, Help: "failures of a message's own before it is dead-lettered (outages, crashes and expired AckWaits are not counted; sweeper: webhook refusals of one URL)"},
 	{Name: "DRAIN_ACK_WAIT", Default: goDuration(stream.DefaultAckWait), Services: consumer, Help: "JetStream AckWait: an unacked message is redelivered after it"},
@@ -113,7 +113,7 @@ var Vars = []Var{
 	{Name: "DRAIN_RETRY_BACKOFF_MAX", Default: goDuration(stream.DefaultBackoffMax), Services: retriers, Help: "longest retry delay"},
 
 	{Name: "ROUTEMASTER_QUEUE_NAME", Default: "routemaster", Services: []Service{Warmer}, Help: "name of the warmers' shared durable consumer (prefixed by DRAIN_PREFIX)"},
-	{Name: "DRAIN_WARM_HOST_CONCURRENCY", Default: "32", Services: []Service{Warmer}, Help: "most fetches at once per origin host, per process"},
+	{Name: "DRAIN_WARM_HOST_CONCURRENCY", Default: "64", Services: []Service{Warmer}, Help: "most fetches at once per origin host, per process"},
 	{Name: "DRAIN_WARM_ALLOW_HOSTS", Services: fetchers, Help: "comma-separated host names (or *.domain) the warmer may fetch; empty allows every host (the warmer warns); link-local addresses are never fetched"},
 	{Name: "DRAIN_WARM_MAX_BODY", Default: strconv.FormatInt(apiclient.DefaultMaxBody, 10), Services: fetchers, Help: "largest resource body fetched, in bytes"},
 	{Name: "DRAIN_WARM_COALESCE", Default: "200ms", Services: []Service{Warmer}, Help: "least time between two fetches of one URL by one process"},
