@@ -64,12 +64,24 @@ func (e *PublishError) Unwrap() []error {
 	return errs
 }
 
+// NoMsgID marks m to be published by PublishAll without a Nats-Msg-Id, and returns m. It is
+// for a message whose content is never published twice, such as a warm request (each carries
+// the index its own invalidation returned): an id would make JetStream keep one entry per
+// message for the whole duplicate window, and catch nothing.
+func NoMsgID(m *nats.Msg) *nats.Msg {
+	if m.Header == nil {
+		m.Header = nats.Header{}
+	}
+	m.Header[jetstream.MsgIDHeader] = nil // present without a value: PublishAll adds none, nats.go sends none
+	return m
+}
+
 // PublishAll stores msgs on JetStream and returns nil only once JetStream acknowledged every
 // one of them. The messages go out together (PublishMsgAsync), so a batch costs about one
 // round trip; then PublishAll waits for every PubAck, at most timeout for all of them
-// together, or until ctx ends. A message without a Nats-Msg-Id gets MsgID(subject, body), so
-// publishing the same messages again after a failure stores each at most once inside the
-// duplicate window. A message without a traceparent header gets the W3C trace context of the
+// together, or until ctx ends. A message without a Nats-Msg-Id gets MsgID(subject, body)
+// (unless marked with NoMsgID), so publishing the same messages again after a failure stores
+// each at most once inside the duplicate window. A message without a traceparent header gets the W3C trace context of the
 // span in ctx (InjectTrace; nothing when ctx is untraced); the Nats-Msg-Id never depends on it.
 //
 // Otherwise the error is a *PublishError naming every message not acknowledged. A failed
@@ -92,7 +104,7 @@ func PublishAll(ctx context.Context, js jetstream.JetStream, timeout time.Durati
 		if m.Header == nil {
 			m.Header = nats.Header{}
 		}
-		if m.Header.Get(jetstream.MsgIDHeader) == "" {
+		if id, ok := m.Header[jetstream.MsgIDHeader]; !ok || (len(id) > 0 && id[0] == "") {
 			m.Header.Set(jetstream.MsgIDHeader, MsgID(m.Subject, m.Data))
 		}
 		if m.Header.Get(HeaderTraceparent) == "" {

@@ -66,6 +66,28 @@ func TestPublishAll(t *testing.T) {
 	if got := streamMsgs(t, js, n.Stream(stream.Events)); got != 4 {
 		t.Fatalf("events stream holds %d, want 4: the other two were stored", got)
 	}
+
+	// A message marked NoMsgID goes out without an id: publishing it twice stores it twice.
+	unkeyed := stream.NoMsgID(msgs(n.Subject(stream.Events, "f"))[0])
+	for range 2 {
+		if err := stream.PublishAll(ctx, js, 5*time.Second, []*nats.Msg{unkeyed}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := streamMsgs(t, js, n.Stream(stream.Events)); got != 6 {
+		t.Fatalf("events stream holds %d, want 6: a NoMsgID message is stored each time", got)
+	}
+	s, err := js.Stream(ctx, n.Stream(stream.Events))
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := s.GetLastMsgForSubject(ctx, n.Subject(stream.Events, "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id := last.Header.Get(jetstream.MsgIDHeader); id != "" {
+		t.Fatalf("NoMsgID message stored with Nats-Msg-Id %q", id)
+	}
 }
 
 // A message nobody acknowledges (a core subscriber swallows it, as a stalled stream would)
