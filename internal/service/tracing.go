@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/routemaster-drain/drain/pkg/config"
 )
@@ -21,8 +22,9 @@ import (
 // Tracing is the process's OpenTelemetry tracing, as StartTracing set it up from the standard
 // OTEL_* variables.
 type Tracing struct {
-	// Exporter is "otlp" (spans are exported) or "none" (the global tracer provider stays
-	// OpenTelemetry's no-op one: spans cost a context lookup and nothing is exported).
+	// Exporter is "otlp" (spans are exported) or "none" (the global tracer provider is
+	// OpenTelemetry's noop one: a span costs a context lookup, no allocation when it continues
+	// a received trace, and nothing is exported; the trace context still travels).
 	Exporter string
 	// Protocol is the OTLP protocol, "http/protobuf" or "grpc"; "" when nothing is exported.
 	Protocol string
@@ -46,8 +48,15 @@ type Tracing struct {
 func StartTracing(ctx context.Context, name config.Service, getenv func(string) string, log *slog.Logger) (*Tracing, error) {
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
 	t := &Tracing{Exporter: "none"}
-	if strings.EqualFold(strings.TrimSpace(getenv("OTEL_SDK_DISABLED")), "true") {
+	// Nothing exported: spans go to the noop provider rather than the global default, whose
+	// delegating spans allocate each time (a few per warmed URL). Set only then: the tracers
+	// taken from the global before it delegate to the first provider set, for good.
+	off := func() (*Tracing, error) {
+		otel.SetTracerProvider(noop.NewTracerProvider())
 		return t, nil
+	}
+	if strings.EqualFold(strings.TrimSpace(getenv("OTEL_SDK_DISABLED")), "true") {
+		return off()
 	}
 	exporter := strings.ToLower(strings.TrimSpace(getenv("OTEL_TRACES_EXPORTER")))
 	if exporter == "" && (getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "") {
@@ -55,7 +64,7 @@ func StartTracing(ctx context.Context, name config.Service, getenv func(string) 
 	}
 	switch exporter {
 	case "", "none":
-		return t, nil
+		return off()
 	case "otlp":
 	default:
 		return nil, &config.VarError{Name: "OTEL_TRACES_EXPORTER", Msg: fmt.Sprintf("%q: the drain exports traces with otlp (or none)", exporter)}

@@ -21,6 +21,7 @@ import (
 	"github.com/go-resty/resty/v2"
 	"github.com/sony/gobreaker/v2"
 	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Retries of idempotent requests.
@@ -41,6 +42,7 @@ type Client struct {
 	sem       chan struct{}
 	retryWait time.Duration
 	userAgent []string // the User-Agent header's value, shared by every request
+	tracer    trace.Tracer
 
 	breakers   *breakers     // nil when circuits are off
 	authWarned []atomic.Bool // per Options.Auth rule: its plain-http warning was logged
@@ -91,6 +93,7 @@ func New(o Options) (*Client, error) {
 		retryWait:  RetryWait,
 		authWarned: make([]atomic.Bool, len(o.Auth)),
 		userAgent:  []string{o.UserAgent},
+		tracer:     o.TracerProvider.Tracer(tracerName),
 		disc:       map[string]*discovery{},
 	}
 	m, err := newMetrics(o.Registerer, newHostLabels(o.MetricsMaxHosts, configuredHosts(o)))

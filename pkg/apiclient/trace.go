@@ -13,14 +13,17 @@ import (
 const tracerName = "github.com/routemaster-drain/drain/pkg/apiclient"
 
 // startAttempt starts the client span of one attempt; its context goes into the request, whose
-// headers then carry it (Options.Propagator).
+// headers then carry it (Options.Propagator). Its attributes are set only when it records.
 func (c *Client) startAttempt(ctx context.Context, a *attempt) (context.Context, trace.Span) {
-	return c.o.TracerProvider.Tracer(tracerName).Start(ctx, "HTTP "+a.method, trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(
+	ctx, span := c.tracer.Start(ctx, "HTTP "+a.method, trace.WithSpanKind(trace.SpanKindClient))
+	if span.IsRecording() {
+		span.SetAttributes(
 			attribute.String("http.request.method", a.method),
 			attribute.String("url.full", a.shown),
 			attribute.String("server.address", a.host),
-		))
+		)
+	}
+	return ctx, span
 }
 
 // endAttempt ends an attempt's span with the response status, or the error.

@@ -77,18 +77,23 @@ func tracer(tp trace.TracerProvider) trace.Tracer {
 }
 
 // startProcess starts the consumer span of one delivery of msg, child of the trace context
-// its headers carry.
+// its headers carry. Like every span of the drain, its attributes are set only when it records
+// (not at start: a no-op provider, the services' when nothing is exported, then costs no
+// attribute at all on the hot path; the samplers the SDK offers do not read them).
 func (c *ConsumerConfig) startProcess(ctx context.Context, msg Msg, deliveries, seq uint64) (context.Context, trace.Span) {
 	ctx = ExtractTrace(ctx, msg.Headers())
-	return c.tracer.Start(ctx, c.Stage+".process", trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(
+	ctx, span := c.tracer.Start(ctx, c.Stage+".process", trace.WithSpanKind(trace.SpanKindConsumer))
+	if span.IsRecording() {
+		span.SetAttributes(
 			attribute.String("messaging.system", "nats"),
 			attribute.String("messaging.operation.type", "process"),
 			attribute.String("messaging.destination.name", msg.Subject()),
 			attribute.String("messaging.consumer.group.name", c.Durable),
 			attribute.Int64("messaging.nats.stream_sequence", int64(seq)),
 			attribute.Int64("messaging.nats.deliveries", int64(deliveries)),
-		))
+		)
+	}
+	return ctx, span
 }
 
 // endProcess ends a delivery's span with its outcome; a retry or dead letter marks it failed.

@@ -17,13 +17,17 @@ var tracer = otel.Tracer("github.com/routemaster-drain/drain/services/filter")
 
 // startScript starts the span of one run of the reorder script over a batch, child of the
 // delivery's span (stream.Consume continues the publisher's trace).
+// Its attributes are set only when it records (see stream's startProcess).
 func startScript(ctx context.Context, seq uint64, events int) (context.Context, trace.Span) {
-	return tracer.Start(ctx, "filter.script", trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(
+	ctx, span := tracer.Start(ctx, "filter.script", trace.WithSpanKind(trace.SpanKindClient))
+	if span.IsRecording() {
+		span.SetAttributes(
 			attribute.String("db.system.name", "redis"),
 			attribute.Int64("messaging.nats.stream_sequence", int64(seq)),
 			attribute.Int("drain.events", events),
-		))
+		)
+	}
+	return ctx, span
 }
 
 // endScript ends a script span with what the script found, or its error.

@@ -20,13 +20,16 @@ var tracer = otel.Tracer("github.com/routemaster-drain/drain/services/ingest")
 // in their headers (stream.PublishAll).
 func startPublish(r *http.Request, events, messages int) (context.Context, trace.Span) {
 	ctx := otel.GetTextMapPropagator().Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-	return tracer.Start(ctx, "ingest.publish", trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithAttributes(
+	ctx, span := tracer.Start(ctx, "ingest.publish", trace.WithSpanKind(trace.SpanKindProducer))
+	if span.IsRecording() { // attributes only when it records (see stream's startProcess)
+		span.SetAttributes(
 			attribute.String("messaging.system", "nats"),
 			attribute.String("messaging.operation.type", "send"),
 			attribute.Int("drain.events", events),
 			attribute.Int("messaging.batch.message_count", messages),
-		))
+		)
+	}
+	return ctx, span
 }
 
 // endPublish ends a publish span, failed when err is set (the batch is answered 503).

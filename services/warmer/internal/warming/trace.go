@@ -31,15 +31,20 @@ func spansOf(pending []*waiter) []trace.SpanContext {
 // when it starts (coalescing), so it is the child of the oldest one's delivery span and links
 // the others; the origin GET (apiclient) and the cache store are its children, so the origin
 // sees the trace of the event that caused the fetch.
+// Its attributes are set only when it records (see stream's startProcess).
 func startFetch(ctx context.Context, u string, from []trace.SpanContext) (context.Context, trace.Span) {
-	opts := []trace.SpanStartOption{trace.WithAttributes(attribute.String("drain.url", u), attribute.Int("drain.warm.requests", len(from)))}
+	var opts []trace.SpanStartOption
 	if len(from) > 0 {
 		ctx = trace.ContextWithSpanContext(ctx, from[0])
 		for _, sc := range from[1:min(len(from), maxLinks+1)] {
 			opts = append(opts, trace.WithLinks(trace.Link{SpanContext: sc}))
 		}
 	}
-	return tracer.Start(ctx, "warmer.fetch", opts...)
+	ctx, span := tracer.Start(ctx, "warmer.fetch", opts...)
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("drain.url", u), attribute.Int("drain.warm.requests", len(from)))
+	}
+	return ctx, span
 }
 
 // endFetch ends a fetch span with its outcome.
