@@ -288,16 +288,20 @@ func run(ctx context.Context, o options) error {
 		reference, refRatio := "previous round: not measured (-ref-rev '')", "-"
 		if o.refRev != "" {
 			refBin := filepath.Join(work, "ref-bin")
+			// A clone without that commit (a shallow one) cannot build it: the row says so
+			// and the rest of the benchmark goes on.
 			if err := svc.BuildRevision(ctx, o.root, o.refRev, refBin, stack.Binaries...); err != nil {
-				return fmt.Errorf("-ref-rev %s: %w", o.refRev, err)
-			}
-			refPass, refFail, _, err := sweep(refBin, "previous round ("+o.refRev+"): ")
-			if err != nil {
-				return err
-			}
-			reference = "previous round (" + o.refRev + "), same sweep: " + highest(refPass, refFail)
-			if refPass > 0 && pass > 0 {
-				refRatio = fmt.Sprintf("%.2f", float64(pass)/float64(refPass))
+				logf("previous round's binaries not built: %v", err)
+				reference = "previous round (" + o.refRev + "): not built here (a shallow clone?)"
+			} else {
+				refPass, refFail, _, err := sweep(refBin, "previous round ("+o.refRev+"): ")
+				if err != nil {
+					return err
+				}
+				reference = "previous round (" + o.refRev + "), same sweep: " + highest(refPass, refFail)
+				if refPass > 0 && pass > 0 {
+					refRatio = fmt.Sprintf("%.2f", float64(pass)/float64(refPass))
+				}
 			}
 		}
 		fmt.Printf("| pipeline | highest rate with POST → warm cache p99 ≤ %s (swept %s events/s, then up to %d halvings), origin %s, %d warmer(s) | %s | %s | %s |\n",
