@@ -288,8 +288,8 @@ func hex4(b []byte) (uint16, bool) {
 // each delivery of a batch invalidates again and so carries a new Index, and an id would only
 // make JetStream keep an entry per warm request for the whole duplicate window (1.2 million
 // entries at 10,000 warm requests/s and the default 2 minutes). A request stored twice (a
-// publish retried by hand, a redelivered filter message) costs an extra refetch at most, which
-// is harmless: the newest index wins, and a covered request is acked without a fetch.
+// publish of the same message retried by hand) costs an extra refetch at most, which is
+// harmless: the newest index wins, and a covered request is acked without a fetch.
 func WarmMsg(subject string, r WarmRequest) (*nats.Msg, error) {
 	if err := r.Validate(); err != nil {
 		return nil, err

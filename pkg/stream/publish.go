@@ -81,8 +81,9 @@ func NoMsgID(m *nats.Msg) *nats.Msg {
 // round trip; then PublishAll waits for every PubAck, at most timeout for all of them
 // together, or until ctx ends. A message without a Nats-Msg-Id gets MsgID(subject, body)
 // (unless marked with NoMsgID), so publishing the same messages again after a failure stores
-// each at most once inside the duplicate window. A message without a traceparent header gets the W3C trace context of the
-// span in ctx (InjectTrace; nothing when ctx is untraced); the Nats-Msg-Id never depends on it.
+// each at most once inside the duplicate window. A message without a traceparent header gets
+// the W3C trace context of the span in ctx (InjectTrace; nothing when ctx is untraced); the
+// Nats-Msg-Id never depends on it.
 //
 // Otherwise the error is a *PublishError naming every message not acknowledged. A failed
 // publish stops the sending (the messages after it fail with its error, unsent), but the

@@ -77,9 +77,9 @@ func tracer(tp trace.TracerProvider) trace.Tracer {
 }
 
 // startProcess starts the consumer span of one delivery of msg, child of the trace context
-// its headers carry. Like every span of the drain, its attributes are set only when it records
-// (not at start: a no-op provider, the services' when nothing is exported, then costs no
-// attribute at all on the hot path; the samplers the SDK offers do not read them).
+// its headers carry. Like every span of the drain, it gets its attributes after it started, and
+// only when it records: with a noop provider (the services' when nothing is exported) no
+// attribute is built on the hot path, and the SDK's samplers do not read start attributes.
 func (c *ConsumerConfig) startProcess(ctx context.Context, msg Msg, deliveries, seq uint64) (context.Context, trace.Span) {
 	ctx = ExtractTrace(ctx, msg.Headers())
 	ctx, span := c.tracer.Start(ctx, c.Stage+".process", trace.WithSpanKind(trace.SpanKindConsumer))

@@ -11,8 +11,8 @@
 // whose p99 stayed within -target (50 ms) and the lowest whose p99 did not, which gives the
 // highest rate the pipeline serves within the target on this machine; then the same sweep with
 // the binaries of the git revision -ref-rev (the previous round's last commit by default,
-// exported with git archive and built), the reference of the highest-rate row. Then the main run at -rate
-// (10,000 events/s) for -duration, with the raw JetStream reference; at rates the machine cannot
+// exported with git archive and built), the reference of the highest-rate row. Then the main
+// run at -rate (10,000 events/s) for -duration, with the raw JetStream reference; at rates the machine cannot
 // sustain the backlog queues, and the run waits up to -drain for every event to be stored, so
 // the row says whether anything was lost and the rate at which the backlog was stored. Every
 // run starts its servers and services afresh from the binaries built once.

@@ -19,12 +19,15 @@ var tracer = otel.Tracer("github.com/routemaster-drain/drain/services/sweeper")
 // the traces that marked them, so each batch starts a trace of its own; the swept message and
 // the webhook request carry it (traceparent).
 func startHandoff(ctx context.Context, tok dirty.Token, urls int) (context.Context, trace.Span) {
-	return tracer.Start(ctx, "sweeper.handoff", trace.WithNewRoot(), trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithAttributes(
+	ctx, span := tracer.Start(ctx, "sweeper.handoff", trace.WithNewRoot(), trace.WithSpanKind(trace.SpanKindProducer))
+	if span.IsRecording() { // attributes only when it records (see stream's startProcess)
+		span.SetAttributes(
 			attribute.String("drain.sweep.batch", tok.Batch()),
 			attribute.Int("drain.sweep.generation", tok.Generation()),
 			attribute.Int("drain.urls", urls),
-		))
+		)
+	}
+	return ctx, span
 }
 
 // endHandoff ends a hand-off span, failed when err is set.
